@@ -1,0 +1,150 @@
+/*
+ * storage.h - vigil's RocksDB layout: timeline blocks, machines, processes, alerts,
+ * the alert outbox, incidents and Kafka offsets, with retention by event-time day.
+ *
+ * Column families and keys (all integers big-endian, so keys sort by them):
+ *   timeline   day(u32) | mkey(u64) | first_ts_us(i64 biased) | first_seq(u64)
+ *              -> block: zstd of a serialized vigil.TelemetryBatch holding one machine's
+ *                 events of that day, in arrival order
+ *   machines   mkey(u64) -> vigil.MachineRecord
+ *   processes  mkey(u64) | pid(u32) | creation_time_us(i64 biased) -> vigil.ProcessRecord
+ *   alerts     alert id (string) -> vigil.Alert
+ *   alert_idx  tenant_hash(u64) | last_event_us(i64 biased) | alert id -> empty
+ *   outbox     alert id -> empty: written, not yet acknowledged by Kafka
+ *   incidents  incident id -> vigil.Incident
+ *   offsets    topic '\0' partition(u32) -> next offset to consume (i64, 8 bytes)
+ *   meta       name -> value (schema version, ...)
+ * "biased" = value XOR 1<<63, so negative times sort first.
+ *
+ * THREAD SAFETY: one sto_db is shared by all threads. Writes go through sto_wbatch, which
+ * belongs to one thread; sto_write may be called from one writer thread at a time. Reads
+ * (sto_get_*, iterators) may run on any thread concurrently with writes. sto_block_encode
+ * and sto_block_decode may run on any thread (they keep per-thread zstd contexts).
+ */
+#ifndef VG_STORAGE_H
+#define VG_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "alert.pb-c.h"
+#include "storage.pb-c.h"
+#include "telemetry.pb-c.h"
+#include "vg.h"
+
+typedef struct sto_db sto_db;
+typedef struct sto_wbatch sto_wbatch;
+typedef struct sto_tl_iter sto_tl_iter;
+
+struct sto_opts {
+    const char *path;     /* data directory; created if missing */
+    bool read_only;       /* open as a secondary/read-only view (for investigation commands
+                             while `vigil run` owns the directory) */
+    bool sync;            /* fsync the WAL on every write (default false: the WAL is written
+                             but not fsynced; Kafka re-delivers what a power loss drops) */
+    size_t cache_bytes;   /* block cache; 0 = default (256 MiB) */
+    int64_t retention_us; /* 0 = default (183 days) */
+};
+
+/* Opens or creates the database. Returns 0 and *out, or a negative vg_err with detail in
+ * err. */
+int sto_open(const struct sto_opts *o, sto_db **out, char *err, size_t errlen);
+void sto_close(sto_db *db);
+
+/* ---- blocks: encoded on shard threads, written by the writer ----------------------- */
+
+/* Serializes and zstd-compresses a block (one machine's events of one day). *out is
+ * vg_malloc'd and owned by the caller. Returns 0 or -VG_ENOMEM/-VG_EIO. */
+int sto_block_encode(const Vigil__TelemetryBatch *block, uint8_t **out, size_t *outlen);
+/* Decompresses and decodes a block with allocator alloc (NULL: protobuf-c's default).
+ * Free with vigil__telemetry_batch__free_unpacked(b, alloc). */
+int sto_block_decode(const void *val, size_t len, ProtobufCAllocator *alloc,
+                     Vigil__TelemetryBatch **out);
+
+/* The day bucket of an event time. */
+static inline uint32_t sto_day(int64_t ts_us)
+{
+    int64_t d = ts_us / VG_US_PER_DAY;
+
+    if (ts_us < 0 && ts_us % VG_US_PER_DAY != 0)
+        d--;
+    return (uint32_t)(d < 0 ? 0 : d > UINT32_MAX ? UINT32_MAX : d);
+}
+
+/* ---- write batches ---------------------------------------------------------------- */
+
+sto_wbatch *sto_wbatch_new(void);
+void sto_wbatch_destroy(sto_wbatch *b);
+void sto_wbatch_clear(sto_wbatch *b);
+size_t sto_wbatch_bytes(const sto_wbatch *b);
+
+/* Each put copies its arguments into the batch. */
+void sto_put_block(sto_wbatch *b, uint64_t mkey, int64_t first_ts_us, uint64_t first_seq,
+                   const void *block, size_t len);
+void sto_put_machine(sto_wbatch *b, uint64_t mkey, const Vigil__MachineRecord *m);
+void sto_put_process(sto_wbatch *b, uint64_t mkey, const Vigil__ProcessRecord *p);
+/* Puts the alert, its tenant index entry and (when outbox) an outbox entry. */
+void sto_put_alert(sto_wbatch *b, const Vigil__Alert *a, bool outbox);
+void sto_put_incident(sto_wbatch *b, const Vigil__Incident *inc);
+void sto_put_offset(sto_wbatch *b, const char *topic, int32_t partition, int64_t next_offset);
+void sto_del_outbox(sto_wbatch *b, const char *alert_id);
+
+/* Writes the batch atomically (WAL on). Returns 0 or -VG_EIO with detail in err. */
+int sto_write(sto_db *db, sto_wbatch *b, char *err, size_t errlen);
+
+/* ---- point reads ------------------------------------------------------------------ */
+
+/* Each returns 0 and a message to free with its __free_unpacked(m, NULL), -VG_ENOENT, or
+ * -VG_EIO. */
+int sto_get_machine(sto_db *db, uint64_t mkey, Vigil__MachineRecord **out);
+int sto_get_process(sto_db *db, uint64_t mkey, uint32_t pid, int64_t ctime_us,
+                    Vigil__ProcessRecord **out);
+int sto_get_alert(sto_db *db, const char *id, Vigil__Alert **out);
+int sto_get_incident(sto_db *db, const char *id, Vigil__Incident **out);
+/* True when the alert id is stored. */
+bool sto_has_alert(sto_db *db, const char *id);
+/* Returns 0 and *next_offset, or -VG_ENOENT. */
+int sto_get_offset(sto_db *db, const char *topic, int32_t partition, int64_t *next_offset);
+
+/* ---- scans ------------------------------------------------------------------------ */
+
+/* Calls fn for every process of a machine (for rebuilding a process table); fn returns
+ * false to stop. Records are freed after fn returns. */
+int sto_scan_processes(sto_db *db, uint64_t mkey,
+                       bool (*fn)(void *ctx, const Vigil__ProcessRecord *p), void *ctx);
+/* Calls fn for each alert id in the outbox. */
+int sto_scan_outbox(sto_db *db, bool (*fn)(void *ctx, const char *id), void *ctx);
+/* Calls fn for every machine record. */
+int sto_scan_machines(sto_db *db,
+                      bool (*fn)(void *ctx, uint64_t mkey, const Vigil__MachineRecord *m),
+                      void *ctx);
+/* Calls fn for the tenant's alerts whose last event time is in [from, to], newest first. */
+int sto_scan_alerts(sto_db *db, const char *tenant, int64_t from_us, int64_t to_us,
+                    bool (*fn)(void *ctx, const Vigil__Alert *a), void *ctx);
+
+/*
+ * Timeline: a machine's events with from_us <= ts_us <= to_us, in time order (ts, seq),
+ * ascending or descending. Blocks are decoded a day at a time; each event returned is
+ * valid until the next call to sto_tl_next or sto_tl_close.
+ */
+int sto_tl_open(sto_db *db, uint64_t mkey, int64_t from_us, int64_t to_us, bool descending,
+                sto_tl_iter **out);
+/* Returns 1 with *ev set, 0 at the end, or a negative vg_err. */
+int sto_tl_next(sto_tl_iter *it, const Vigil__Event **ev);
+void sto_tl_close(sto_tl_iter *it);
+
+/* ---- retention and size ----------------------------------------------------------- */
+
+/* Drops every timeline day older than now_us - retention with one range deletion and
+ * compacts the range so the space is given back. Returns the number of days dropped
+ * (>= 0) or a negative vg_err. */
+int sto_retention_run(sto_db *db, int64_t now_us);
+/* Bytes of the database's live SST and WAL files (RocksDB's own accounting). */
+uint64_t sto_disk_bytes(sto_db *db);
+/* Flushes memtables and compacts everything (benchmarks measure bytes after this). */
+int sto_compact_all(sto_db *db);
+/* RocksDB property text for a column family, vg_malloc'd, or NULL. */
+char *sto_property(sto_db *db, const char *cf, const char *prop);
+
+#endif /* VG_STORAGE_H */
