@@ -1,0 +1,1 @@
+/* placeholder */ typedef int vg_ingest_placeholder_;

@@ -1,0 +1,5 @@
+/* placeholder until the command lands */
+int main(void)
+{
+    return 0;
+}
