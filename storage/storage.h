@@ -61,6 +61,9 @@ int sto_block_encode(const Vigil__TelemetryBatch *block, uint8_t **out, size_t *
  * Free with vigil__telemetry_batch__free_unpacked(b, alloc). */
 int sto_block_decode(const void *val, size_t len, ProtobufCAllocator *alloc,
                      Vigil__TelemetryBatch **out);
+/* Frees the calling thread's zstd contexts now rather than at thread exit (they are also
+ * freed by a thread-exit destructor; the main thread may call this before exiting). */
+void sto_thread_cleanup(void);
 
 /* The day bucket of an event time. */
 static inline uint32_t sto_day(int64_t ts_us)
@@ -89,6 +92,11 @@ void sto_put_alert(sto_wbatch *b, const Vigil__Alert *a, bool outbox);
 void sto_put_incident(sto_wbatch *b, const Vigil__Incident *inc);
 void sto_put_offset(sto_wbatch *b, const char *topic, int32_t partition, int64_t next_offset);
 void sto_del_outbox(sto_wbatch *b, const char *alert_id);
+/* Like sto_put_alert for an alert that replaces old (the stored version of the same id, or
+ * NULL): also deletes old's tenant index entry when its tenant or last event time changed,
+ * so that sto_scan_alerts finds the alert once, under its new time. */
+void sto_put_alert_replacing(sto_wbatch *b, const Vigil__Alert *a, const Vigil__Alert *old,
+                             bool outbox);
 
 /* Writes the batch atomically (WAL on). Returns 0 or -VG_EIO with detail in err. */
 int sto_write(sto_db *db, sto_wbatch *b, char *err, size_t errlen);
@@ -146,5 +154,10 @@ uint64_t sto_disk_bytes(sto_db *db);
 int sto_compact_all(sto_db *db);
 /* RocksDB property text for a column family, vg_malloc'd, or NULL. */
 char *sto_property(sto_db *db, const char *cf, const char *prop);
+/* Corrupt timeline blocks and records skipped by reads since open. */
+uint64_t sto_corrupt_count(sto_db *db);
+/* Read-only (secondary) view: replays what the primary wrote since the last catch-up.
+ * Returns 0, -VG_EINVAL on a read-write database, or -VG_EIO. */
+int sto_catch_up(sto_db *db);
 
 #endif /* VG_STORAGE_H */

@@ -1,0 +1,112 @@
+/*
+ * storage_int.h - the inside of storage/: the sto_db struct, column family indexes and
+ * the key codecs shared by storage.c, sto_block.c and sto_timeline.c. Tests may include it.
+ *
+ * THREAD SAFETY: the struct is set up by sto_open and torn down by sto_close on one thread;
+ * in between its fields are read-only except the counters, which are relaxed atomics
+ * (statistics only, nothing is ordered by them).
+ */
+#ifndef VG_STORAGE_INT_H
+#define VG_STORAGE_INT_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include <rocksdb/c.h>
+
+#include "storage.h"
+
+#define STO_MOD "storage"
+
+/* Column family indexes; sto_cf_names[] lists them in the same order. */
+enum sto_cf {
+    STO_CF_DEFAULT = 0,
+    STO_CF_TIMELINE,
+    STO_CF_MACHINES,
+    STO_CF_PROCESSES,
+    STO_CF_ALERTS,
+    STO_CF_ALERT_IDX,
+    STO_CF_OUTBOX,
+    STO_CF_INCIDENTS,
+    STO_CF_OFFSETS,
+    STO_CF_META,
+    STO_CF_COUNT
+};
+
+extern const char *const sto_cf_names[STO_CF_COUNT];
+
+/* Timeline key: day(4) | mkey(8) | first_ts biased(8) | first_seq(8). */
+#define STO_TL_KEY_LEN    28
+#define STO_TL_PREFIX_LEN 12 /* day | mkey */
+/* Process key: mkey(8) | pid(4) | creation time biased(8). */
+#define STO_PROC_KEY_LEN 20
+
+struct sto_db {
+    rocksdb_t *rdb;
+    rocksdb_column_family_handle_t *cf[STO_CF_COUNT]; /* NULL: absent (read-only, old DB) */
+    rocksdb_options_t *dbopt;                         /* db-wide options */
+    rocksdb_options_t *cfopt[STO_CF_COUNT];           /* per-CF options, kept until close */
+    rocksdb_cache_t *cache;                           /* block cache shared by all CFs */
+    rocksdb_readoptions_t *ropt;                      /* point reads; shared, read-only */
+    rocksdb_writeoptions_t *wopt;                     /* WAL on, sync per sto_opts.sync */
+    char *path;                                       /* data directory */
+    char *secondary;      /* secondary instance directory, removed on close, or NULL */
+    bool ro;              /* opened read-only (as a secondary) */
+    int64_t retention_us; /* timeline retention */
+    uint64_t corrupt;     /* corrupt blocks/records met by reads (relaxed atomic) */
+};
+
+static inline void sto_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline void sto_be64(uint8_t *p, uint64_t v)
+{
+    sto_be32(p, (uint32_t)(v >> 32));
+    sto_be32(p + 4, (uint32_t)v);
+}
+
+static inline uint32_t sto_rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline uint64_t sto_rd64(const uint8_t *p)
+{
+    return (uint64_t)sto_rd32(p) << 32 | sto_rd32(p + 4);
+}
+
+/* Signed times are stored XOR 1<<63 so that negative values sort first. */
+static inline uint64_t sto_bias(int64_t v)
+{
+    return (uint64_t)v ^ (UINT64_C(1) << 63);
+}
+
+static inline int64_t sto_unbias(uint64_t v)
+{
+    return (int64_t)(v ^ (UINT64_C(1) << 63));
+}
+
+static inline void sto_tl_key(uint8_t *k, uint32_t day, uint64_t mkey, int64_t first_ts,
+                              uint64_t first_seq)
+{
+    sto_be32(k, day);
+    sto_be64(k + 4, mkey);
+    sto_be64(k + 12, sto_bias(first_ts));
+    sto_be64(k + 20, first_seq);
+}
+
+/* Counts a corrupt block or record met by a read (statistics). */
+static inline void sto_count_corrupt(sto_db *db)
+{
+    __atomic_fetch_add(&db->corrupt, 1, __ATOMIC_RELAXED);
+}
+
+/* Copies a RocksDB error string into err (when given) and frees it. */
+void sto_take_err(char *rerr, char *err, size_t errlen);
+
+#endif /* VG_STORAGE_INT_H */
