@@ -1,1 +1,0 @@
-/* placeholder */ typedef int vg_correlate_placeholder_;
