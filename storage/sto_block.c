@@ -1,6 +1,6 @@
 /*
  * sto_block.c - timeline blocks: a protobuf-c packed vigil.TelemetryBatch, compressed as
- * one zstd frame (level 3) that records its content size.
+ * one zstd frame (level 3) that records its content size and a content checksum.
  *
  * THREAD SAFETY: any thread. Each thread keeps its own ZSTD_CCtx/ZSTD_DCtx in C11
  * thread-local pointers, created on first use; a pthread key destructor frees them when
@@ -25,6 +25,7 @@ struct sto_zctx {
 };
 
 static struct sto_zctx *sto_zctx_get(void);
+static ZSTD_CCtx *sto_cctx_new(void);
 static void sto_zctx_free(void *p);
 
 static _Thread_local struct sto_zctx *tl_zctx;
@@ -43,7 +44,7 @@ int sto_block_encode(const Vigil__TelemetryBatch *block, uint8_t **out, size_t *
     *outlen = 0;
     if (z == NULL)
         return -VG_ENOMEM;
-    if (z->cctx == NULL && (z->cctx = ZSTD_createCCtx()) == NULL)
+    if (z->cctx == NULL && (z->cctx = sto_cctx_new()) == NULL)
         return -VG_ENOMEM;
     plen = vigil__telemetry_batch__get_packed_size(block);
     packed = vg_malloc(plen ? plen : 1);
@@ -54,7 +55,7 @@ int sto_block_encode(const Vigil__TelemetryBatch *block, uint8_t **out, size_t *
     cbuf = vg_malloc(bound);
     if (cbuf == NULL)
         goto out_free_packed;
-    clen = ZSTD_compressCCtx(z->cctx, cbuf, bound, packed, plen, STO_ZSTD_LEVEL);
+    clen = ZSTD_compress2(z->cctx, cbuf, bound, packed, plen);
     if (ZSTD_isError(clen)) {
         vg_log(VG_LOG_ERROR, STO_MOD, "zstd compress: %s", ZSTD_getErrorName(clen));
         vg_free(cbuf);
@@ -139,6 +140,22 @@ static struct sto_zctx *sto_zctx_get(void)
         pthread_setspecific(zctx_key, z);
     tl_zctx = z;
     return z;
+}
+
+/* Level 3 with a content checksum: RocksDB checksums its own blocks, but the 4 bytes
+ * also catch a block damaged before it was written or by a bug of ours. */
+static ZSTD_CCtx *sto_cctx_new(void)
+{
+    ZSTD_CCtx *c = ZSTD_createCCtx();
+
+    if (c == NULL)
+        return NULL;
+    if (ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, STO_ZSTD_LEVEL)) ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1))) {
+        ZSTD_freeCCtx(c);
+        return NULL;
+    }
+    return c;
 }
 
 static void sto_zctx_free(void *p)

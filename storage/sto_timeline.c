@@ -185,9 +185,8 @@ static int sto_tl_load_day(sto_tl_iter *it, uint32_t day)
 
         if (klen < STO_TL_PREFIX_LEN || memcmp(k, prefix, sizeof(prefix)) != 0)
             break;
-        /* Blocks are ordered by their first event: later ones start after `to`. */
-        if (klen == STO_TL_KEY_LEN && sto_unbias(sto_rd64(k + 12)) > it->to)
-            break;
+        /* No early stop on the key's first_ts: events of a block are in arrival order,
+         * so a block that starts after `to` may still hold earlier events. */
         v = rocksdb_iter_value(it->ri, &vlen);
         rc = sto_block_decode(v, vlen, &alloc, &b);
         if (rc == -VG_ENOMEM)
