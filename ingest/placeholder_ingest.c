@@ -1,1 +1,0 @@
-/* placeholder */ typedef int vg_ingest_placeholder_;
