@@ -745,6 +745,8 @@ static int sto_open_secondary(sto_db *db, char *err, size_t errlen)
     names = rocksdb_list_column_families(db->dbopt, db->path, &n, &rerr);
     if (rerr != NULL) {
         sto_take_err(rerr, err, errlen);
+        /* RocksDB returns an empty array even on error. */
+        rocksdb_list_column_families_destroy(names, n);
         return -VG_EIO;
     }
     if (n > VG_ARRAY_SIZE(h)) {
