@@ -83,6 +83,9 @@ void sto_wbatch_clear(sto_wbatch *b);
 size_t sto_wbatch_bytes(const sto_wbatch *b);
 
 /* Each put copies its arguments into the batch. */
+/* A block's key day is sto_day(first_ts_us), and the timeline looks for an event only under
+ * the day of its own time: every event of a block must fall on that day (split blocks at
+ * midnight, by event time, and put late events in a block of their own day). */
 void sto_put_block(sto_wbatch *b, uint64_t mkey, int64_t first_ts_us, uint64_t first_seq,
                    const void *block, size_t len);
 void sto_put_machine(sto_wbatch *b, uint64_t mkey, const Vigil__MachineRecord *m);
