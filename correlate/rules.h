@@ -50,6 +50,9 @@ struct cor_load_summary {
     unsigned skipped;    /* rules not loaded (unsupported or broken), each logged */
     unsigned unsupported_fields; /* rules skipped for naming a field vigil cannot supply */
     unsigned correlations; /* correlation rules (loaded by the correlation engine) */
+    unsigned extra_fields; /* loaded rules reading a field vigil's own telemetry never
+                            * carries for their logsource: they can only match imported
+                            * events (whose untyped fields arrive in vg_evview.extra) */
 };
 
 /*

@@ -1,1 +1,0 @@
-/* placeholder */ typedef int vg_bench_placeholder_;

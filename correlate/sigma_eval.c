@@ -1,0 +1,448 @@
+/*
+ * sigma_eval.c - evaluates one event against a ruleset: scans each field of the event's
+ * route once with that field's Hyperscan database, marks the matchers that hit and their
+ * rules as candidates, then evaluates only the candidates and the route's always-evaluated
+ * rules (those that can match with no string hit, e.g. `not filter`).
+ *
+ * THREAD SAFETY: any number of threads may evaluate against one ruleset at once, each with
+ * its own cor_scratch.
+ */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "sigma_int.h"
+
+/* Kleene logic for the static "can it match with no hit" question. */
+enum { SIG_F = 0, SIG_U = 1, SIG_T = 2 };
+
+struct sig_scan_ctx {
+    cor_scratch *s;
+    const struct sig_group *g;
+};
+
+/* ---- scratch ------------------------------------------------------------------------ */
+
+static int sig_scratch_bucket(cor_scratch *s, const struct sig_bucket *b)
+{
+    size_t i;
+
+    for (i = 0; i < b->ngroups; i++)
+        if (b->groups[i].db && hs_alloc_scratch(b->groups[i].db, &s->hs) != HS_SUCCESS)
+            return -VG_ENOMEM;
+    return 0;
+}
+
+cor_scratch *cor_scratch_new(const cor_ruleset *rs)
+{
+    cor_scratch *s = vg_calloc(1, sizeof(*s));
+    size_t i;
+    int os, c;
+
+    if (!s)
+        return NULL;
+    s->rs = rs;
+    s->mstamp = vg_calloc(rs->nm + 1, sizeof(*s->mstamp));
+    s->rstamp = vg_calloc(rs->nrules + 1, sizeof(*s->rstamp));
+    s->cand = vg_calloc(rs->nrules + 1, sizeof(*s->cand));
+    s->md = pcre2_match_data_create(16, NULL);
+    if (!s->mstamp || !s->rstamp || !s->cand || !s->md)
+        goto out_free;
+    for (os = 0; os < SIG_NOS; os++)
+        for (c = 0; c < VG_CAT__COUNT; c++)
+            if (sig_scratch_bucket(s, &rs->cat[os][c]) < 0)
+                goto out_free;
+    for (i = 0; i < rs->nsvc; i++)
+        if (sig_scratch_bucket(s, &rs->svc[i]) < 0)
+            goto out_free;
+    return s;
+
+out_free:
+    cor_scratch_destroy(s);
+    return NULL;
+}
+
+void cor_scratch_destroy(cor_scratch *s)
+{
+    if (!s)
+        return;
+    if (s->hs)
+        hs_free_scratch(s->hs);
+    if (s->md)
+        pcre2_match_data_free(s->md);
+    vg_free(s->mstamp);
+    vg_free(s->rstamp);
+    vg_free(s->cand);
+    vg_free(s);
+}
+
+/* ---- field access ------------------------------------------------------------------- */
+
+/* A typed slot first; names without one (or a typed field the event left empty, as an
+ * importer may) are looked up in extra. */
+static bool sig_get(const struct vg_evview *v, const struct sig_fref *f, struct vg_str *out)
+{
+    if (f->typed >= 0 && v->f[f->typed].p) {
+        *out = v->f[f->typed];
+        return true;
+    }
+    if (v->n_extra == 0)
+        return false;
+    return vg_evview_get(v, f->name, out);
+}
+
+/* ---- matchers ----------------------------------------------------------------------- */
+
+static bool sig_num_of(const struct vg_str *s, double *d)
+{
+    char buf[64], *end;
+
+    if (s->n == 0 || s->n >= sizeof(buf))
+        return false;
+    memcpy(buf, s->p, s->n);
+    buf[s->n] = 0;
+    if (buf[0] == '0' && (buf[1] == 'x' || buf[1] == 'X'))
+        *d = (double)strtoull(buf, &end, 16);
+    else
+        *d = strtod(buf, &end);
+    return *end == 0 && end != buf;
+}
+
+static bool sig_cidr_match(const struct sig_matcher *m, const struct vg_str *s)
+{
+    char buf[64];
+    uint8_t a[16];
+    unsigned full, rest;
+
+    if (s->n == 0 || s->n >= sizeof(buf))
+        return false;
+    memcpy(buf, s->p, s->n);
+    buf[s->n] = 0;
+    if (inet_pton(m->family, buf, a) != 1)
+        return false;
+    full = m->prefix / 8;
+    rest = m->prefix % 8;
+    if (memcmp(a, m->net, full) != 0)
+        return false;
+    return rest == 0 || ((a[full] ^ m->net[full]) & (uint8_t)(0xff << (8 - rest))) == 0;
+}
+
+static bool sig_mem_eq(const char *a, const char *b, size_t n, bool cased)
+{
+    return cased ? memcmp(a, b, n) == 0 : strncasecmp(a, b, n) == 0;
+}
+
+static bool sig_fieldref_match(const struct sig_matcher *m, const struct vg_evview *v,
+                               const struct vg_str *s)
+{
+    struct vg_str o;
+    size_t i;
+
+    if (!sig_get(v, &m->ref, &o) || o.n > s->n)
+        return false;
+    switch (m->pos) {
+    case SIG_EXACT:
+        return o.n == s->n && sig_mem_eq(s->p, o.p, o.n, m->cased);
+    case SIG_STARTS:
+        return sig_mem_eq(s->p, o.p, o.n, m->cased);
+    case SIG_ENDS:
+        return sig_mem_eq(s->p + s->n - o.n, o.p, o.n, m->cased);
+    case SIG_CONTAINS:
+        for (i = 0; i + o.n <= s->n; i++)
+            if (sig_mem_eq(s->p + i, o.p, o.n, m->cased))
+                return true;
+        return false;
+    }
+    return false;
+}
+
+static bool sig_re_match(const cor_scratch *s, const pcre2_code *re, const struct vg_str *str)
+{
+    return pcre2_match(re, (PCRE2_SPTR)(str->p ? str->p : ""), str->n, 0, 0, s->md, NULL) >= 0;
+}
+
+static bool sig_matcher(const cor_scratch *s, uint32_t mid, const struct vg_evview *v, bool present,
+                        const struct vg_str *str)
+{
+    const struct sig_matcher *m = &s->rs->m[mid];
+    double d;
+
+    switch (m->kind) {
+    case SIG_M_HS:
+        if (!present)
+            return false;
+        return m->re ? sig_re_match(s, m->re, str) : s->mstamp[mid] == s->gen;
+    case SIG_M_ANY:
+        return present;
+    case SIG_M_EMPTY:
+        return present && str->n == 0;
+    case SIG_M_NULL:
+        return !present || str->n == 0;
+    case SIG_M_EXISTS:
+        return present == m->exists;
+    case SIG_M_NUM:
+        if (!present || !sig_num_of(str, &d))
+            return false;
+        switch (m->op) {
+        case SIG_LT:
+            return d < m->num;
+        case SIG_LTE:
+            return d <= m->num;
+        case SIG_GT:
+            return d > m->num;
+        case SIG_GTE:
+            return d >= m->num;
+        }
+        return false;
+    case SIG_M_CIDR:
+        return present && sig_cidr_match(m, str);
+    case SIG_M_FIELDREF:
+        return present && sig_fieldref_match(m, v, str);
+    }
+    return false;
+}
+
+/* A keyword matches when any value of the event matches it. */
+static bool sig_keyword(const cor_scratch *s, uint32_t mid, const struct vg_evview *v)
+{
+    const struct sig_matcher *m = &s->rs->m[mid];
+    size_t i;
+
+    if (m->kind != SIG_M_HS || !m->re)
+        return sig_matcher(s, mid, v, false, NULL);
+    for (i = 0; i < VG_F__COUNT; i++)
+        if (v->f[i].p && sig_re_match(s, m->re, &v->f[i]))
+            return true;
+    for (i = 0; i < v->n_extra; i++) {
+        const char *val = v->extra[i]->value;
+        struct vg_str str = {val, val ? strlen(val) : 0};
+        if (val && sig_re_match(s, m->re, &str))
+            return true;
+    }
+    return false;
+}
+
+static bool sig_fmatch_eval(const cor_scratch *s, const struct sig_fmatch *fm,
+                            const struct vg_evview *v)
+{
+    struct vg_str str = {NULL, 0};
+    bool present = false, r;
+    size_t k;
+
+    if (fm->field.typed != SIG_FIELD_KEYWORDS)
+        present = sig_get(v, &fm->field, &str);
+    for (k = 0; k < fm->n; k++) {
+        r = fm->field.typed == SIG_FIELD_KEYWORDS ? sig_keyword(s, fm->m[k], v)
+                                                  : sig_matcher(s, fm->m[k], v, present, &str);
+        if (fm->all && !r)
+            return false;
+        if (!fm->all && r)
+            return true;
+    }
+    return fm->all && fm->n > 0;
+}
+
+static bool sig_sel_eval(const cor_scratch *s, const struct sig_sel *sel, const struct vg_evview *v)
+{
+    size_t i, f;
+
+    for (i = 0; i < sel->n; i++) {
+        for (f = 0; f < sel->items[i].n; f++)
+            if (!sig_fmatch_eval(s, &sel->items[i].fm[f], v))
+                break;
+        if (f == sel->items[i].n)
+            return true;
+    }
+    return false;
+}
+
+static bool sig_cond_eval(const cor_scratch *s, const struct sig_rule *r, const struct sig_cnode *c,
+                          const struct vg_evview *v)
+{
+    size_t i;
+
+    switch (c->kind) {
+    case SIG_C_AND:
+        for (i = 0; i < c->n; i++)
+            if (!sig_cond_eval(s, r, c->kids[i], v))
+                return false;
+        return true;
+    case SIG_C_OR:
+        for (i = 0; i < c->n; i++)
+            if (sig_cond_eval(s, r, c->kids[i], v))
+                return true;
+        return false;
+    case SIG_C_NOT:
+        return !sig_cond_eval(s, r, c->kids[0], v);
+    case SIG_C_SEL:
+        return sig_sel_eval(s, &r->sels[c->sel], v);
+    case SIG_C_TRUE:
+        return true;
+    case SIG_C_FALSE:
+        return false;
+    }
+    return false;
+}
+
+/* ---- static analysis ---------------------------------------------------------------- */
+
+static int sig_and3(int a, int b)
+{
+    return a < b ? a : b;
+}
+
+static int sig_or3(int a, int b)
+{
+    return a > b ? a : b;
+}
+
+static int sig_fmatch3(const struct cor_ruleset *rs, const struct sig_fmatch *fm)
+{
+    int acc = fm->all ? SIG_T : SIG_F;
+    size_t k;
+
+    for (k = 0; k < fm->n; k++) {
+        const struct sig_matcher *m = &rs->m[fm->m[k]];
+        int x = (m->kind == SIG_M_HS && !m->re && fm->field.typed != SIG_FIELD_KEYWORDS) ? SIG_F
+                                                                                         : SIG_U;
+        acc = fm->all ? sig_and3(acc, x) : sig_or3(acc, x);
+    }
+    return fm->n ? acc : SIG_F;
+}
+
+static int sig_sel3(const struct cor_ruleset *rs, const struct sig_sel *sel)
+{
+    int acc = SIG_F;
+    size_t i, f;
+
+    for (i = 0; i < sel->n; i++) {
+        int item = SIG_T;
+        for (f = 0; f < sel->items[i].n; f++)
+            item = sig_and3(item, sig_fmatch3(rs, &sel->items[i].fm[f]));
+        acc = sig_or3(acc, item);
+    }
+    return acc;
+}
+
+static int sig_cond3(const struct cor_ruleset *rs, const struct sig_rule *r,
+                     const struct sig_cnode *c)
+{
+    int acc;
+    size_t i;
+
+    switch (c->kind) {
+    case SIG_C_AND:
+        for (acc = SIG_T, i = 0; i < c->n; i++)
+            acc = sig_and3(acc, sig_cond3(rs, r, c->kids[i]));
+        return acc;
+    case SIG_C_OR:
+        for (acc = SIG_F, i = 0; i < c->n; i++)
+            acc = sig_or3(acc, sig_cond3(rs, r, c->kids[i]));
+        return acc;
+    case SIG_C_NOT:
+        return SIG_T - sig_cond3(rs, r, c->kids[0]);
+    case SIG_C_SEL:
+        return sig_sel3(rs, &r->sels[c->sel]);
+    case SIG_C_TRUE:
+        return SIG_T;
+    case SIG_C_FALSE:
+        return SIG_F;
+    }
+    return SIG_U;
+}
+
+bool sig_rule_may_match_without_hits(const struct cor_ruleset *rs, const struct sig_rule *r)
+{
+    return sig_cond3(rs, r, r->cond) != SIG_F;
+}
+
+/* ---- evaluation --------------------------------------------------------------------- */
+
+static void sig_candidate(cor_scratch *s, uint32_t rule)
+{
+    if (s->rstamp[rule] != s->gen) {
+        s->rstamp[rule] = s->gen;
+        s->cand[s->ncand++] = rule;
+    }
+}
+
+static int sig_on_hit(unsigned int id, unsigned long long from, unsigned long long to,
+                      unsigned int flags, void *ctx)
+{
+    struct sig_scan_ctx *sc = ctx;
+    uint32_t mid = sc->g->ids[id];
+
+    sc->s->mstamp[mid] = sc->s->gen;
+    sig_candidate(sc->s, sc->s->rs->m[mid].rule);
+    return 0;
+}
+
+static void sig_scan_bucket(cor_scratch *s, const struct sig_bucket *b, const struct vg_evview *v)
+{
+    struct sig_scan_ctx sc = {s, NULL};
+    size_t i;
+
+    for (i = 0; i < b->ngroups; i++) {
+        struct vg_str str;
+        sc.g = &b->groups[i];
+        if (!sc.g->db || !sig_get(v, &sc.g->field, &str))
+            continue;
+        /* An error here (only a bad scratch) leaves the bits unset: no false alerts. */
+        (void)hs_scan(sc.g->db, str.p ? str.p : "", (unsigned)str.n, 0, s->hs, sig_on_hit, &sc);
+    }
+    for (i = 0; i < b->nalways; i++)
+        sig_candidate(s, b->always[i]);
+}
+
+static const struct sig_bucket *sig_svc_find(const cor_ruleset *rs, Vigil__Os os, const char *svc)
+{
+    size_t i;
+
+    for (i = 0; i < rs->nsvc; i++)
+        if (rs->svc[i].os == os && strcasecmp(rs->svc[i].service, svc) == 0)
+            return &rs->svc[i];
+    return NULL;
+}
+
+static int sig_cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int cor_rules_eval(const cor_ruleset *rs, cor_scratch *s, const struct vg_evview *v,
+                   cor_match_fn fn, void *ctx)
+{
+    Vigil__Os os = (unsigned)v->os < SIG_NOS ? v->os : VIGIL__OS__OS_UNKNOWN;
+    int matched = 0;
+    size_t i;
+
+    if (VG_NEVER(s->rs != rs))
+        return 0;
+    if (++s->gen == 0) { /* wrapped: old stamps could look current */
+        memset(s->mstamp, 0, (rs->nm + 1) * sizeof(*s->mstamp));
+        memset(s->rstamp, 0, (rs->nrules + 1) * sizeof(*s->rstamp));
+        s->gen = 1;
+    }
+    s->ncand = 0;
+    if (v->cat > VG_CAT_NONE && v->cat < VG_CAT__COUNT)
+        sig_scan_bucket(s, &rs->cat[os][v->cat], v);
+    if (v->service) {
+        const struct sig_bucket *b = sig_svc_find(rs, os, v->service);
+        if (b)
+            sig_scan_bucket(s, b, v);
+    }
+    /* Rule order, so that callers see the same order on every run. */
+    qsort(s->cand, s->ncand, sizeof(*s->cand), sig_cmp_u32);
+    for (i = 0; i < s->ncand; i++) {
+        const struct sig_rule *r = rs->rules[s->cand[i]];
+        if (sig_cond_eval(s, r, r->cond, v)) {
+            matched++;
+            if (fn)
+                fn(ctx, &r->info);
+        }
+    }
+    return matched;
+}

@@ -1,0 +1,185 @@
+/*
+ * sigma_int.h - the Sigma rule engine's private structures, shared by sigma_load.c (YAML to
+ * rules), sigma_compile.c (detection and condition to matchers, Hyperscan databases) and
+ * sigma_eval.c (per-event evaluation). Tests may include it.
+ *
+ * Shape: a ruleset owns an arena holding every rule, selection and matcher; Hyperscan
+ * databases and PCRE2 codes are owned by the ruleset and freed with it. Every string value
+ * test of every rule is one "matcher" with a dense id. Matchers Hyperscan can decide are
+ * compiled, per (os, category, field), into one multi-pattern database: scanning a field
+ * once decides all of them. The others (numbers, cidr, exists, fieldref, regexes Hyperscan
+ * rejects) are "direct" and run only when their rule is evaluated.
+ *
+ * THREAD SAFETY: everything here is immutable once cor_ruleset_load returns; a cor_scratch
+ * is one thread's.
+ */
+#ifndef VG_SIGMA_INT_H
+#define VG_SIGMA_INT_H
+
+#include <stdatomic.h>
+
+#include <hs/hs.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "rules.h"
+#include "vg.h"
+
+#define SIG_FIELD_KEYWORDS (-2) /* pseudo field: any value of the event */
+
+/* Which field a matcher reads: a typed slot, or a name looked up in extra. */
+struct sig_fref {
+    int typed;        /* enum vg_field, -1 for extra-only, SIG_FIELD_KEYWORDS */
+    const char *name; /* Sigma name as written (arena) */
+};
+
+enum sig_mkind {
+    SIG_M_HS,       /* decided by a Hyperscan pattern (or its PCRE2 fallback) */
+    SIG_M_ANY,      /* field present, any value ('*') */
+    SIG_M_EMPTY,    /* field present and empty ('') */
+    SIG_M_NULL,     /* field absent or empty (null) */
+    SIG_M_EXISTS,   /* exists: true / false */
+    SIG_M_NUM,      /* lt / lte / gt / gte */
+    SIG_M_CIDR,     /* address in a network */
+    SIG_M_FIELDREF, /* equal to (or contains...) another field */
+};
+
+enum sig_numop { SIG_LT, SIG_LTE, SIG_GT, SIG_GTE };
+enum sig_pos { SIG_EXACT, SIG_CONTAINS, SIG_STARTS, SIG_ENDS };
+
+struct sig_matcher {
+    enum sig_mkind kind;
+    uint32_t rule;       /* owning rule's index */
+    const char *pattern; /* SIG_M_HS: the regex (arena) */
+    unsigned hs_flags;   /* SIG_M_HS: Hyperscan flags */
+    pcre2_code *re;      /* SIG_M_HS demoted to PCRE2 (Hyperscan rejected it), or NULL */
+    bool exists;         /* SIG_M_EXISTS */
+    enum sig_numop op;   /* SIG_M_NUM */
+    double num;
+    int family; /* SIG_M_CIDR: AF_INET / AF_INET6 */
+    uint8_t net[16];
+    unsigned prefix;
+    struct sig_fref ref; /* SIG_M_FIELDREF */
+    enum sig_pos pos;
+    bool cased;
+};
+
+/* One `field|mods: values` entry: OR (or AND with `all`) of its matchers. */
+struct sig_fmatch {
+    struct sig_fref field;
+    uint32_t *m; /* matcher ids */
+    size_t n;
+    bool all;
+};
+
+/* A map: AND of its entries. */
+struct sig_item {
+    struct sig_fmatch *fm;
+    size_t n;
+};
+
+/* A named search identifier: OR of its maps (a list of maps, or a single map). */
+struct sig_sel {
+    const char *name;
+    struct sig_item *items;
+    size_t n;
+};
+
+enum sig_ckind { SIG_C_AND, SIG_C_OR, SIG_C_NOT, SIG_C_SEL, SIG_C_TRUE, SIG_C_FALSE };
+
+struct sig_cnode {
+    enum sig_ckind kind;
+    struct sig_cnode **kids;
+    size_t n;
+    uint32_t sel; /* SIG_C_SEL */
+};
+
+struct sig_rule {
+    struct cor_rule_info info;
+    struct sig_sel *sels;
+    size_t nsels;
+    struct sig_cnode *cond;
+    Vigil__Os os;        /* OS_UNKNOWN: any */
+    enum vg_cat cats[5]; /* routed categories (registry_event covers four) */
+    size_t ncats;
+    const char *service; /* service-routed rule (no category), or NULL */
+    bool extra_only;     /* reads a field vigil's own telemetry never supplies */
+    bool always;         /* can match with no Hyperscan hit: always evaluated */
+};
+
+/* All matchers of one (route, field): one Hyperscan database. */
+struct sig_group {
+    struct sig_fref field;
+    hs_database_t *db;
+    uint32_t *ids; /* Hyperscan id -> matcher id */
+    size_t n;
+    size_t cap;
+};
+
+/* Rules of one route: (os, category) or (os, service). */
+struct sig_bucket {
+    const char *service; /* NULL for category buckets */
+    Vigil__Os os;
+    struct sig_group *groups;
+    size_t ngroups;
+    uint32_t *always; /* rules evaluated on every event of the route */
+    size_t nalways;
+    size_t cap_always;
+};
+
+#define SIG_NOS 4 /* Vigil__Os values */
+
+struct cor_ruleset {
+    atomic_int refs; /* cor_ruleset_ref/unref: relaxed increment, acq_rel decrement */
+    vg_arena *arena; /* rules, selections, strings */
+    struct sig_rule **rules;
+    size_t nrules;
+    size_t cap_rules;
+    struct sig_matcher *m;
+    size_t nm;
+    size_t cap_m;
+    struct sig_bucket cat[SIG_NOS][VG_CAT__COUNT];
+    struct sig_bucket *svc; /* service buckets */
+    size_t nsvc;
+    size_t cap_svc;
+};
+
+struct cor_scratch {
+    hs_scratch_t *hs;
+    uint32_t gen;     /* current event's generation; stamps equal to it are "hit" */
+    uint32_t *mstamp; /* per matcher */
+    uint32_t *rstamp; /* per rule: already a candidate */
+    uint32_t *cand;   /* candidate rules of this event */
+    size_t ncand;
+    pcre2_match_data *md;
+    const struct cor_ruleset *rs;
+};
+
+/* sigma_compile.c */
+/* Builds rule r's selections and condition from a parsed detection (a yaml node of doc).
+ * Returns 0, or -VG_EUNSUP / -VG_EINVAL with a reason in why. */
+struct yaml_document_s;
+struct yaml_node_s;
+int sig_compile_detection(struct cor_ruleset *rs, struct sig_rule *r, struct yaml_document_s *doc,
+                          struct yaml_node_s *det, char *why, size_t whylen);
+/* PCRE2 code equivalent to a Hyperscan pattern with its flags; NULL when invalid. */
+pcre2_code *sig_pcre_compile(const char *pat, unsigned hs_flags);
+
+/* sigma_cond.c */
+/* Parses a condition string over r's selections. Returns 0, or -VG_EUNSUP / -VG_EINVAL
+ * with a reason in why. Nodes live in rs's arena. */
+int sig_cond_parse(struct cor_ruleset *rs, struct sig_rule *r, const char *s,
+                   struct sig_cnode **out, char *why, size_t whylen);
+
+/* sigma_index.c */
+/* Decides which rules are always evaluated and builds the Hyperscan databases. */
+int sig_build_index(struct cor_ruleset *rs, char *err, size_t errlen);
+void sig_free_index(struct cor_ruleset *rs);
+/* True when vigil's own telemetry can carry field f for category c. */
+bool sig_field_native(enum vg_cat c, int typed);
+
+/* sigma_eval.c */
+/* Three-valued static evaluation: can the rule match with no Hyperscan hit at all? */
+bool sig_rule_may_match_without_hits(const struct cor_ruleset *rs, const struct sig_rule *r);
+
+#endif /* VG_SIGMA_INT_H */

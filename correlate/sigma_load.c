@@ -1,0 +1,516 @@
+/*
+ * sigma_load.c - reads Sigma rule files (libyaml) into a cor_ruleset: metadata, logsource
+ * routing, severity and MITRE mapping; hands each detection to sigma_compile.c.
+ *
+ * THREAD SAFETY: cor_ruleset_load runs on one thread and touches nothing global except the
+ * log. The finished ruleset is immutable; ref/unref may be called from any thread.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include <yaml.h>
+
+#include "sigma_int.h"
+
+#define MOD "sigma"
+
+struct sig_loader {
+    cor_ruleset *rs;
+    struct cor_load_summary *sum;
+};
+
+static const char *const sig_tactic_names[] = {
+    "reconnaissance",  "resource-development",
+    "initial-access",  "execution",
+    "persistence",     "privilege-escalation",
+    "defense-evasion", "credential-access",
+    "discovery",       "lateral-movement",
+    "collection",      "command-and-control",
+    "exfiltration",    "impact",
+};
+
+static const Vigil__Category sig_tactic_cat[] = {
+    VIGIL__CATEGORY__CATEGORY_SUSPICIOUS_ACTIVITY,
+    VIGIL__CATEGORY__CATEGORY_SUSPICIOUS_ACTIVITY,
+    VIGIL__CATEGORY__CATEGORY_INITIAL_ACCESS,
+    VIGIL__CATEGORY__CATEGORY_EXECUTION,
+    VIGIL__CATEGORY__CATEGORY_PERSISTENCE,
+    VIGIL__CATEGORY__CATEGORY_PRIVILEGE_ESCALATION,
+    VIGIL__CATEGORY__CATEGORY_DEFENSE_EVASION,
+    VIGIL__CATEGORY__CATEGORY_CREDENTIAL_ACCESS,
+    VIGIL__CATEGORY__CATEGORY_DISCOVERY,
+    VIGIL__CATEGORY__CATEGORY_LATERAL_MOVEMENT,
+    VIGIL__CATEGORY__CATEGORY_COLLECTION,
+    VIGIL__CATEGORY__CATEGORY_COMMAND_AND_CONTROL,
+    VIGIL__CATEGORY__CATEGORY_EXFILTRATION,
+    VIGIL__CATEGORY__CATEGORY_SUSPICIOUS_ACTIVITY, /* impact: no closer category */
+};
+
+/* ---- small YAML helpers ----------------------------------------------------------- */
+
+static yaml_node_t *sig_map_get(yaml_document_t *doc, yaml_node_t *map, const char *key)
+{
+    yaml_node_pair_t *p;
+
+    if (!map || map->type != YAML_MAPPING_NODE)
+        return NULL;
+    for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        if (k && k->type == YAML_SCALAR_NODE && strcmp((char *)k->data.scalar.value, key) == 0)
+            return yaml_document_get_node(doc, p->value);
+    }
+    return NULL;
+}
+
+static const char *sig_scalar(yaml_node_t *n)
+{
+    if (!n || n->type != YAML_SCALAR_NODE)
+        return NULL;
+    return (const char *)n->data.scalar.value;
+}
+
+static const char *sig_map_str(yaml_document_t *doc, yaml_node_t *map, const char *key)
+{
+    return sig_scalar(sig_map_get(doc, map, key));
+}
+
+static const char *sig_adup(cor_ruleset *rs, const char *s)
+{
+    return s ? vg_arena_strndup(rs->arena, s, strlen(s)) : NULL;
+}
+
+/* ---- metadata ----------------------------------------------------------------------- */
+
+static Vigil__Severity sig_severity(const char *level)
+{
+    if (!level)
+        return VIGIL__SEVERITY__SEVERITY_MEDIUM;
+    if (strcasecmp(level, "informational") == 0)
+        return VIGIL__SEVERITY__SEVERITY_INFORMATIONAL;
+    if (strcasecmp(level, "low") == 0)
+        return VIGIL__SEVERITY__SEVERITY_LOW;
+    if (strcasecmp(level, "high") == 0 || strcasecmp(level, "critical") == 0)
+        return VIGIL__SEVERITY__SEVERITY_HIGH;
+    return VIGIL__SEVERITY__SEVERITY_MEDIUM;
+}
+
+/* Returns the tactic index of an attack.* tag (underscores accepted), or -1. */
+static int sig_tactic(const char *t)
+{
+    char buf[64];
+    size_t i;
+
+    for (i = 0; t[i] && i + 1 < sizeof(buf); i++)
+        buf[i] = t[i] == '_' ? '-' : (char)((t[i] >= 'A' && t[i] <= 'Z') ? t[i] + 32 : t[i]);
+    buf[i] = 0;
+    for (i = 0; i < VG_ARRAY_SIZE(sig_tactic_names); i++)
+        if (strcmp(buf, sig_tactic_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+static bool sig_is_technique(const char *t)
+{
+    size_t i;
+
+    if ((t[0] != 't' && t[0] != 'T') || !t[1])
+        return false;
+    for (i = 1; t[i]; i++)
+        if (!(t[i] >= '0' && t[i] <= '9') && t[i] != '.')
+            return false;
+    return true;
+}
+
+static int sig_tags(cor_ruleset *rs, struct sig_rule *r, yaml_document_t *doc, yaml_node_t *tags)
+{
+    const char **tech, **tac;
+    size_t ntech = 0, ntac = 0, n;
+    bool have_cat = false;
+    yaml_node_item_t *it;
+
+    r->info.category = VIGIL__CATEGORY__CATEGORY_SUSPICIOUS_ACTIVITY;
+    if (!tags || tags->type != YAML_SEQUENCE_NODE)
+        return 0;
+    n = (size_t)(tags->data.sequence.items.top - tags->data.sequence.items.start);
+    tech = vg_arena_alloc(rs->arena, (n + 1) * sizeof(*tech));
+    tac = vg_arena_alloc(rs->arena, (n + 1) * sizeof(*tac));
+    if (!tech || !tac)
+        return -VG_ENOMEM;
+    for (it = tags->data.sequence.items.start; it < tags->data.sequence.items.top; it++) {
+        const char *t = sig_scalar(yaml_document_get_node(doc, *it));
+        int ti;
+        if (!t || strncasecmp(t, "attack.", 7) != 0)
+            continue;
+        t += 7;
+        if (sig_is_technique(t)) {
+            char *d = vg_arena_strndup(rs->arena, t, strlen(t));
+            if (!d)
+                return -VG_ENOMEM;
+            d[0] = 'T';
+            tech[ntech++] = d;
+        } else if ((ti = sig_tactic(t)) >= 0) {
+            tac[ntac++] = sig_tactic_names[ti];
+            if (!have_cat) {
+                r->info.category = sig_tactic_cat[ti];
+                have_cat = true;
+            }
+        }
+    }
+    r->info.techniques = tech;
+    r->info.n_techniques = ntech;
+    r->info.tactics = tac;
+    r->info.n_tactics = ntac;
+    return 0;
+}
+
+/* Routes a rule by its logsource. Returns 0 or -VG_EUNSUP with why. */
+static int sig_logsource(cor_ruleset *rs, struct sig_rule *r, yaml_document_t *doc, yaml_node_t *ls,
+                         char *why, size_t whylen)
+{
+    const char *product = sig_map_str(doc, ls, "product");
+    const char *category = sig_map_str(doc, ls, "category");
+    const char *service = sig_map_str(doc, ls, "service");
+
+    if (!ls || ls->type != YAML_MAPPING_NODE) {
+        snprintf(why, whylen, "no logsource");
+        return -VG_EUNSUP;
+    }
+    r->os = VIGIL__OS__OS_UNKNOWN;
+    if (product) {
+        if (strcasecmp(product, "windows") == 0)
+            r->os = VIGIL__OS__OS_WINDOWS;
+        else if (strcasecmp(product, "linux") == 0)
+            r->os = VIGIL__OS__OS_LINUX;
+        else if (strcasecmp(product, "macos") == 0)
+            r->os = VIGIL__OS__OS_MACOS;
+        else {
+            snprintf(why, whylen, "logsource product '%s' not supported", product);
+            return -VG_EUNSUP;
+        }
+    }
+    if (category) {
+        enum vg_cat c;
+        if (strcasecmp(category, "registry_event") == 0) {
+            r->cats[r->ncats++] = VG_CAT_REGISTRY_ADD;
+            r->cats[r->ncats++] = VG_CAT_REGISTRY_DELETE;
+            r->cats[r->ncats++] = VG_CAT_REGISTRY_SET;
+            r->cats[r->ncats++] = VG_CAT_REGISTRY_RENAME;
+            r->cats[r->ncats++] = VG_CAT_REGISTRY_EVENT;
+            return 0;
+        }
+        c = vg_cat_by_name(category);
+        if (c == VG_CAT_NONE || c == VG_CAT_OTHER) {
+            snprintf(why, whylen, "logsource category '%s' not supported", category);
+            return -VG_EUNSUP;
+        }
+        r->cats[r->ncats++] = c;
+        return 0;
+    }
+    if (service) {
+        r->service = sig_adup(rs, service);
+        return r->service ? 0 : -VG_ENOMEM;
+    }
+    snprintf(why, whylen, "logsource has neither category nor service");
+    return -VG_EUNSUP;
+}
+
+static bool sig_id_taken(const cor_ruleset *rs, const char *id)
+{
+    size_t i;
+
+    for (i = 0; i < rs->nrules; i++)
+        if (strcasecmp(rs->rules[i]->info.id, id) == 0)
+            return true;
+    return false;
+}
+
+static int sig_push_rule(cor_ruleset *rs, struct sig_rule *r)
+{
+    if (rs->nrules == rs->cap_rules) {
+        size_t cap = rs->cap_rules ? rs->cap_rules * 2 : 256;
+        struct sig_rule **n = vg_realloc(rs->rules, cap * sizeof(*n));
+        if (!n)
+            return -VG_ENOMEM;
+        rs->rules = n;
+        rs->cap_rules = cap;
+    }
+    r->info.index = (uint32_t)rs->nrules;
+    rs->rules[rs->nrules++] = r;
+    return 0;
+}
+
+/* Drops the matchers a rejected rule had already added (they are always the newest). */
+static void sig_drop_matchers(cor_ruleset *rs, uint32_t rule)
+{
+    while (rs->nm > 0 && rs->m[rs->nm - 1].rule == rule) {
+        if (rs->m[rs->nm - 1].re)
+            pcre2_code_free(rs->m[rs->nm - 1].re);
+        rs->nm--;
+    }
+}
+
+static void sig_group_opt(cor_ruleset *rs, struct sig_rule *r, yaml_document_t *doc,
+                          yaml_node_t *root)
+{
+    const char *g = sig_map_str(doc, sig_map_get(doc, root, "vigil"), "group");
+
+    r->info.group = COR_GROUP_PROCESS;
+    if (!g)
+        return;
+    if (strcasecmp(g, "parent") == 0)
+        r->info.group = COR_GROUP_PARENT;
+    else if (strcasecmp(g, "machine") == 0)
+        r->info.group = COR_GROUP_MACHINE;
+}
+
+/* One YAML document that is a rule. Returns 0 when loaded, -VG_EUNSUP/-VG_EINVAL when
+ * skipped (why says why), -VG_ENOMEM. */
+static int sig_load_doc(struct sig_loader *ld, const char *path, yaml_document_t *doc,
+                        yaml_node_t *root, char *why, size_t whylen)
+{
+    cor_ruleset *rs = ld->rs;
+    struct sig_rule *r;
+    const char *id = sig_map_str(doc, root, "id");
+    const char *title = sig_map_str(doc, root, "title");
+    int rc;
+
+    if (!id || !title) {
+        snprintf(why, whylen, "missing %s", !id ? "id" : "title");
+        return -VG_EINVAL;
+    }
+    if (sig_id_taken(rs, id)) {
+        snprintf(why, whylen, "duplicate rule id");
+        return -VG_EINVAL;
+    }
+    r = vg_arena_alloc(rs->arena, sizeof(*r));
+    if (!r)
+        return -VG_ENOMEM;
+    memset(r, 0, sizeof(*r));
+    r->info.id = sig_adup(rs, id);
+    r->info.title = sig_adup(rs, title);
+    r->info.description = sig_adup(rs, sig_map_str(doc, root, "description"));
+    r->info.path = sig_adup(rs, path);
+    r->info.severity = sig_severity(sig_map_str(doc, root, "level"));
+    r->info.index = (uint32_t)rs->nrules;
+    if (!r->info.id || !r->info.title || !r->info.path)
+        return -VG_ENOMEM;
+    if ((rc = sig_tags(rs, r, doc, sig_map_get(doc, root, "tags"))) < 0)
+        return rc;
+    sig_group_opt(rs, r, doc, root);
+    rc = sig_logsource(rs, r, doc, sig_map_get(doc, root, "logsource"), why, whylen);
+    if (rc < 0)
+        return rc;
+    rc = sig_compile_detection(rs, r, doc, sig_map_get(doc, root, "detection"), why, whylen);
+    if (rc < 0) {
+        sig_drop_matchers(rs, r->info.index);
+        return rc;
+    }
+    return sig_push_rule(rs, r);
+}
+
+static void sig_skip(struct sig_loader *ld, const char *path, const char *id, const char *why)
+{
+    ld->sum->skipped++;
+    vg_log(VG_LOG_WARN, MOD, "skipped rule %s (%s): %s", id ? id : "?", path, why);
+}
+
+/* Every document of one file. Errors of one document never stop the next one. */
+static int sig_load_file(struct sig_loader *ld, const char *path)
+{
+    yaml_parser_t parser;
+    FILE *f = fopen(path, "rb");
+    int rc = 0;
+
+    if (!f) {
+        vg_log_errno(VG_LOG_WARN, MOD, errno, "cannot open rule file %s", path);
+        ld->sum->skipped++;
+        return 0;
+    }
+    ld->sum->files++;
+    if (!yaml_parser_initialize(&parser)) {
+        fclose(f);
+        return -VG_ENOMEM;
+    }
+    yaml_parser_set_input_file(&parser, f);
+    for (;;) {
+        yaml_document_t doc;
+        yaml_node_t *root;
+        char why[256] = "";
+
+        if (!yaml_parser_load(&parser, &doc)) {
+            snprintf(why, sizeof(why), "YAML error: %s at line %zu",
+                     parser.problem ? parser.problem : "?", parser.problem_mark.line + 1);
+            sig_skip(ld, path, NULL, why);
+            break; /* the parser cannot resume after an error */
+        }
+        root = yaml_document_get_root_node(&doc);
+        if (!root) {
+            yaml_document_delete(&doc);
+            break; /* end of stream */
+        }
+        if (root->type != YAML_MAPPING_NODE) {
+            sig_skip(ld, path, NULL, "document is not a mapping");
+        } else if (sig_map_get(&doc, root, "correlation")) {
+            ld->sum->correlations++;
+        } else if (sig_map_get(&doc, root, "action")) {
+            vg_log(VG_LOG_WARN, MOD, "%s: rule collection document (action: %s) skipped", path,
+                   sig_map_str(&doc, root, "action") ? sig_map_str(&doc, root, "action") : "?");
+            ld->sum->skipped++;
+        } else {
+            rc = sig_load_doc(ld, path, &doc, root, why, sizeof(why));
+            if (rc == 0)
+                ld->sum->loaded++;
+            else if (rc != -VG_ENOMEM) {
+                if (strstr(why, "field"))
+                    ld->sum->unsupported_fields++;
+                sig_skip(ld, path, sig_map_str(&doc, root, "id"), why);
+                rc = 0;
+            }
+        }
+        yaml_document_delete(&doc);
+        if (rc < 0)
+            break;
+    }
+    yaml_parser_delete(&parser);
+    fclose(f);
+    return rc;
+}
+
+static bool sig_is_yaml(const char *name)
+{
+    size_t n = strlen(name);
+    return (n > 4 && strcmp(name + n - 4, ".yml") == 0) ||
+           (n > 5 && strcmp(name + n - 5, ".yaml") == 0);
+}
+
+/* Recursive, in sorted order so that rule indexes are the same on every load. */
+static int sig_load_dir(struct sig_loader *ld, const char *dir, int depth)
+{
+    struct dirent **ents = NULL;
+    int n, i, rc = 0;
+
+    if (depth > 32)
+        return 0;
+    n = scandir(dir, &ents, NULL, alphasort);
+    if (n < 0) {
+        vg_log_errno(VG_LOG_WARN, MOD, errno, "cannot read rule directory %s", dir);
+        return -VG_EIO;
+    }
+    for (i = 0; i < n; i++) {
+        char path[4096];
+        struct stat st;
+        const char *name = ents[i]->d_name;
+        if (rc == 0 && name[0] != '.' &&
+            (size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) < sizeof(path) &&
+            stat(path, &st) == 0) {
+            if (S_ISDIR(st.st_mode))
+                rc = sig_load_dir(ld, path, depth + 1) == -VG_ENOMEM ? -VG_ENOMEM : 0;
+            else if (S_ISREG(st.st_mode) && sig_is_yaml(name))
+                rc = sig_load_file(ld, path);
+        }
+        free(ents[i]); /* scandir allocates with malloc */
+    }
+    free(ents);
+    return rc;
+}
+
+/* ---- public ------------------------------------------------------------------------- */
+
+static void sig_ruleset_free(cor_ruleset *rs)
+{
+    size_t i;
+
+    if (!rs)
+        return;
+    sig_free_index(rs);
+    for (i = 0; i < rs->nm; i++)
+        if (rs->m[i].re)
+            pcre2_code_free(rs->m[i].re);
+    vg_free(rs->m);
+    vg_free(rs->rules);
+    if (rs->arena)
+        vg_arena_destroy(rs->arena);
+    vg_free(rs);
+}
+
+int cor_ruleset_load(const char *const *dirs, size_t ndirs, cor_ruleset **out,
+                     struct cor_load_summary *sum, char *err, size_t errlen)
+{
+    struct cor_load_summary local;
+    struct sig_loader ld;
+    cor_ruleset *rs;
+    size_t i;
+    int rc = 0;
+
+    if (!sum)
+        sum = &local;
+    memset(sum, 0, sizeof(*sum));
+    *out = NULL;
+    rs = vg_calloc(1, sizeof(*rs));
+    if (!rs || !(rs->arena = vg_arena_new(1 << 16))) {
+        rc = -VG_ENOMEM;
+        goto out_free;
+    }
+    atomic_init(&rs->refs, 1);
+    ld.rs = rs;
+    ld.sum = sum;
+    for (i = 0; i < ndirs; i++) {
+        struct stat st;
+        if (stat(dirs[i], &st) == 0 && S_ISREG(st.st_mode))
+            rc = sig_load_file(&ld, dirs[i]);
+        else
+            rc = sig_load_dir(&ld, dirs[i], 0);
+        if (rc == -VG_ENOMEM)
+            goto out_free;
+        if (rc < 0) {
+            snprintf(err, errlen, "cannot read rule directory %s", dirs[i]);
+            goto out_free;
+        }
+    }
+    for (i = 0; i < rs->nrules; i++)
+        sum->extra_fields += rs->rules[i]->extra_only;
+    rc = sig_build_index(rs, err, errlen);
+    if (rc < 0)
+        goto out_free;
+    vg_log(VG_LOG_INFO, MOD,
+           "rules: %u files, %u loaded, %u skipped (%u for fields), %u correlation, "
+           "%u reading fields only imported events carry",
+           sum->files, sum->loaded, sum->skipped, sum->unsupported_fields, sum->correlations,
+           sum->extra_fields);
+    *out = rs;
+    return 0;
+
+out_free:
+    if (rc == -VG_ENOMEM)
+        snprintf(err, errlen, "out of memory loading rules");
+    sig_ruleset_free(rs);
+    return rc;
+}
+
+void cor_ruleset_ref(cor_ruleset *rs)
+{
+    atomic_fetch_add_explicit(&rs->refs, 1, memory_order_relaxed);
+}
+
+void cor_ruleset_unref(cor_ruleset *rs)
+{
+    /* acq_rel: the last owner sees every other owner's reads finished before freeing. */
+    if (rs && atomic_fetch_sub_explicit(&rs->refs, 1, memory_order_acq_rel) == 1)
+        sig_ruleset_free(rs);
+}
+
+size_t cor_ruleset_count(const cor_ruleset *rs)
+{
+    return rs ? rs->nrules : 0;
+}
+
+const struct cor_rule_info *cor_ruleset_rule(const cor_ruleset *rs, uint32_t index)
+{
+    if (!rs || index >= rs->nrules)
+        return NULL;
+    return &rs->rules[index]->info;
+}

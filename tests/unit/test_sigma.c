@@ -1,0 +1,673 @@
+/*
+ * test_sigma.c - the Sigma rule engine: every modifier, wildcards and escaping, conditions,
+ * logsource routing, case sensitivity, loader robustness and metadata mapping. Each check
+ * has a matching and a non-matching event.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vgtest.h"
+
+#include "rules.h"
+#include "vg.h"
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+static struct vg_evview ev(enum vg_cat cat, Vigil__Os os)
+{
+    struct vg_evview v;
+
+    memset(&v, 0, sizeof(v));
+    v.cat = cat;
+    v.os = os;
+    return v;
+}
+
+static struct vg_evview wproc(void)
+{
+    return ev(VG_CAT_PROCESS_CREATION, VIGIL__OS__OS_WINDOWS);
+}
+
+static void set(struct vg_evview *v, enum vg_field f, const char *s)
+{
+    v->f[f].p = s;
+    v->f[f].n = s ? strlen(s) : 0;
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char path[1024];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Loads the rule files in dir; asserts that it loads. */
+static cor_ruleset *load_dir(const char *dir, struct cor_load_summary *sum)
+{
+    const char *dirs[] = {dir};
+    cor_ruleset *rs = NULL;
+    char err[256] = "";
+
+    assert_int_equal(cor_ruleset_load(dirs, 1, &rs, sum, err, sizeof(err)), 0);
+    assert_non_null(rs);
+    return rs;
+}
+
+/* A whole rule around a detection block (indented by 4) and a logsource block. */
+static void rule_text(char *buf, size_t cap, const char *id, const char *logsource,
+                      const char *detection)
+{
+    snprintf(buf, cap,
+             "title: test rule %s\n"
+             "id: %s\n"
+             "level: high\n"
+             "logsource:\n%s"
+             "detection:\n%s",
+             id, id, logsource, detection);
+}
+
+#define WIN_PROC "    product: windows\n    category: process_creation\n"
+
+/* Loads one rule (expects it to load), evaluates each event, frees everything. */
+static int fire_ls(const char *logsource, const char *detection, const struct vg_evview *v)
+{
+    char text[8192], *dir = vgt_tmpdir("sigma");
+    struct cor_load_summary sum;
+    cor_ruleset *rs;
+    cor_scratch *s;
+    int n;
+
+    rule_text(text, sizeof(text), "11111111-1111-1111-1111-111111111111", logsource, detection);
+    write_file(dir, "r.yml", text);
+    rs = load_dir(dir, &sum);
+    if (sum.loaded != 1)
+        fail_msg("rule did not load:\n%s", text);
+    s = cor_scratch_new(rs);
+    assert_non_null(s);
+    n = cor_rules_eval(rs, s, v, NULL, NULL);
+    cor_scratch_destroy(s);
+    cor_ruleset_unref(rs);
+    vgt_rmtree(dir);
+    free(dir);
+    return n;
+}
+
+static int fire(const char *detection, const struct vg_evview *v)
+{
+    return fire_ls(WIN_PROC, detection, v);
+}
+
+/* Image=img, CommandLine=cmd on a Windows process_creation event. */
+static int fire_cmd(const char *detection, const char *cmd)
+{
+    struct vg_evview v = wproc();
+
+    set(&v, VG_F_IMAGE, "C:\\Windows\\System32\\cmd.exe");
+    set(&v, VG_F_COMMAND_LINE, cmd);
+    return fire(detection, &v);
+}
+
+/* ---- string matching ---------------------------------------------------------------- */
+
+static void test_endswith_case_insensitive(void **state)
+{
+    const char *d = "    sel:\n        Image|endswith: '\\cmd.exe'\n    condition: sel\n";
+    struct vg_evview v = wproc();
+
+    set(&v, VG_F_IMAGE, "C:\\WINDOWS\\System32\\CMD.EXE");
+    assert_int_equal(fire(d, &v), 1);
+    set(&v, VG_F_IMAGE, "C:\\Windows\\System32\\cmd.exe.bak");
+    assert_int_equal(fire(d, &v), 0);
+    set(&v, VG_F_IMAGE, NULL);
+    assert_int_equal(fire(d, &v), 0);
+}
+
+static void test_contains_startswith_exact(void **state)
+{
+    assert_int_equal(fire_cmd("    sel:\n        CommandLine|contains: 'whoami'\n"
+                              "    condition: sel\n",
+                              "cmd /c WHOAMI /all"),
+                     1);
+    assert_int_equal(fire_cmd("    sel:\n        CommandLine|contains: 'whoami'\n"
+                              "    condition: sel\n",
+                              "cmd /c who ami"),
+                     0);
+    assert_int_equal(fire_cmd("    sel:\n        CommandLine|startswith: 'cmd /c'\n"
+                              "    condition: sel\n",
+                              "CMD /C dir"),
+                     1);
+    assert_int_equal(fire_cmd("    sel:\n        CommandLine|startswith: 'cmd /c'\n"
+                              "    condition: sel\n",
+                              "x cmd /c dir"),
+                     0);
+    assert_int_equal(
+        fire_cmd("    sel:\n        CommandLine: 'net user'\n    condition: sel\n", "NET USER"), 1);
+    assert_int_equal(fire_cmd("    sel:\n        CommandLine: 'net user'\n    condition: sel\n",
+                              "net user admin"),
+                     0);
+}
+
+static void test_wildcards_and_escaping(void **state)
+{
+    const char *wild = "    sel:\n        CommandLine: 'a*b?d'\n    condition: sel\n";
+    const char *esc = "    sel:\n        CommandLine: 'foo\\*bar\\?'\n    condition: sel\n";
+    const char *bs = "    sel:\n        CommandLine: 'C:\\\\x\\Temp'\n    condition: sel\n";
+
+    assert_int_equal(fire_cmd(wild, "a12345bcd"), 1);
+    assert_int_equal(fire_cmd(wild, "a12345bd"), 0); /* ? needs exactly one */
+    assert_int_equal(fire_cmd(wild, "a1bcdx"), 0);   /* anchored at the end */
+    assert_int_equal(fire_cmd(esc, "foo*bar?"), 1);
+    assert_int_equal(fire_cmd(esc, "fooXbarY"), 0);
+    /* '\\' is one backslash; '\T' stays a backslash and a T. */
+    assert_int_equal(fire_cmd(bs, "C:\\x\\Temp"), 1);
+    assert_int_equal(fire_cmd(bs, "C:\\\\x\\Temp"), 0);
+    /* A lone '*' means any value, but the field must be there. */
+    {
+        const char *any = "    sel:\n        OriginalFileName: '*'\n    condition: sel\n";
+        struct vg_evview v = wproc();
+        assert_int_equal(fire(any, &v), 0);
+        set(&v, VG_F_ORIGINAL_FILE_NAME, "x.exe");
+        assert_int_equal(fire(any, &v), 1);
+    }
+}
+
+static void test_all_and_lists(void **state)
+{
+    const char *all = "    sel:\n        CommandLine|contains|all:\n            - 'alpha'\n"
+                      "            - 'beta'\n    condition: sel\n";
+    const char *any = "    sel:\n        CommandLine|contains:\n            - 'alpha'\n"
+                      "            - 'beta'\n    condition: sel\n";
+
+    assert_int_equal(fire_cmd(all, "x beta y alpha"), 1);
+    assert_int_equal(fire_cmd(all, "x alpha y"), 0);
+    assert_int_equal(fire_cmd(any, "x beta y"), 1);
+    assert_int_equal(fire_cmd(any, "x gamma y"), 0);
+}
+
+static void test_map_is_and(void **state)
+{
+    const char *d = "    sel:\n        Image|endswith: '\\cmd.exe'\n"
+                    "        CommandLine|contains: 'x'\n    condition: sel\n";
+
+    assert_int_equal(fire_cmd(d, "echo x"), 1);
+    assert_int_equal(fire_cmd(d, "echo y"), 0);
+}
+
+static void test_list_of_maps_is_or(void **state)
+{
+    const char *d = "    sel:\n        - CommandLine|contains: 'one'\n"
+                    "        - CommandLine|contains: 'two'\n    condition: sel\n";
+
+    assert_int_equal(fire_cmd(d, "two"), 1);
+    assert_int_equal(fire_cmd(d, "three"), 0);
+}
+
+static void test_cased(void **state)
+{
+    const char *d = "    sel:\n        CommandLine|contains|cased: 'AbC'\n    condition: sel\n";
+
+    assert_int_equal(fire_cmd(d, "xAbCx"), 1);
+    assert_int_equal(fire_cmd(d, "xabcx"), 0);
+}
+
+static void test_re_and_flags(void **state)
+{
+    const char *plain = "    sel:\n        CommandLine|re: '^abc[0-9]+'\n    condition: sel\n";
+    const char *ci = "    sel:\n        CommandLine|re|i: '^abc[0-9]+'\n    condition: sel\n";
+    const char *ml = "    sel:\n        CommandLine|re|m: '^x$'\n    condition: sel\n";
+    const char *dot = "    sel:\n        CommandLine|re|s: 'a.b'\n    condition: sel\n";
+    /* A lookahead: Hyperscan refuses it, PCRE2 takes over. */
+    const char *look = "    sel:\n        CommandLine|re: 'foo(?!bar)'\n    condition: sel\n";
+
+    assert_int_equal(fire_cmd(plain, "abc12 rest"), 1);
+    assert_int_equal(fire_cmd(plain, "ABC12 rest"), 0); /* re is case-sensitive */
+    assert_int_equal(fire_cmd(ci, "ABC12 rest"), 1);
+    assert_int_equal(fire_cmd(ci, "ABCx"), 0);
+    assert_int_equal(fire_cmd(ml, "a\nx\nb"), 1);
+    assert_int_equal(fire_cmd(plain, "zz\nabc1"), 0);
+    assert_int_equal(
+        fire_cmd("    sel:\n        CommandLine|re: '^x$'\n    condition: sel\n", "a\nx\nb"), 0);
+    assert_int_equal(fire_cmd(dot, "a\nb"), 1);
+    assert_int_equal(
+        fire_cmd("    sel:\n        CommandLine|re: 'a.b'\n    condition: sel\n", "a\nb"), 0);
+    assert_int_equal(fire_cmd(look, "foobaz"), 1);
+    assert_int_equal(fire_cmd(look, "foobar"), 0);
+}
+
+static void test_base64_and_base64offset(void **state)
+{
+    /* Sigma's own example: base64offset of '/bin/bash' is L2Jpbi9iYXNo, 9iaW4vYmFza and
+     * vYmluL2Jhc2 (the three alignments). */
+    const char *d = "    sel:\n        CommandLine|base64offset|contains: '/bin/bash'\n"
+                    "    condition: sel\n";
+    const char *b = "    sel:\n        CommandLine|base64|contains: 'abc'\n"
+                    "    condition: sel\n";
+
+    assert_int_equal(fire_cmd(d, "echo L2Jpbi9iYXNo | base64 -d"), 1);
+    assert_int_equal(fire_cmd(d, "echo xx9iaW4vYmFzaxx"), 1);
+    assert_int_equal(fire_cmd(d, "echo QUJDvYmluL2Jhc2g="), 1);
+    assert_int_equal(fire_cmd(d, "echo L2Jpbi9zaA=="), 0); /* /bin/sh */
+    assert_int_equal(fire_cmd(b, "x YWJj y"), 1);
+    assert_int_equal(fire_cmd(b, "x YWJk y"), 0);
+}
+
+static void test_utf16_wide(void **state)
+{
+    /* 'ab' as UTF-16LE is 61 00 62 00, base64 YQBiAA== */
+    const char *d = "    sel:\n        CommandLine|wide|base64|contains: 'ab'\n"
+                    "    condition: sel\n";
+    const char *be = "    sel:\n        CommandLine|utf16be|base64|contains: 'ab'\n"
+                     "    condition: sel\n";
+
+    assert_int_equal(fire_cmd(d, "-enc YQBiAA=="), 1);
+    assert_int_equal(fire_cmd(d, "-enc YWI="), 0);
+    /* 00 61 00 62 -> AGEAYg== */
+    assert_int_equal(fire_cmd(be, "-enc AGEAYg=="), 1);
+    assert_int_equal(fire_cmd(be, "-enc YQBiAA=="), 0);
+}
+
+static void test_windash(void **state)
+{
+    const char *d = "    sel:\n        CommandLine|contains|windash: ' -enc '\n"
+                    "    condition: sel\n";
+
+    assert_int_equal(fire_cmd(d, "powershell -enc AAA"), 1);
+    assert_int_equal(fire_cmd(d, "powershell /enc AAA"), 1);
+    assert_int_equal(fire_cmd(d, "powershell \xe2\x80\x93"
+                                 "enc AAA"),
+                     1);
+    assert_int_equal(fire_cmd(d, "powershell +enc AAA"), 0);
+}
+
+static void test_cidr(void **state)
+{
+    const char *ls = "    product: windows\n    category: network_connection\n";
+    const char *d = "    sel:\n        DestinationIp|cidr:\n            - '10.0.0.0/8'\n"
+                    "            - 'fe80::/10'\n    condition: sel\n";
+    struct vg_evview v = ev(VG_CAT_NETWORK_CONNECTION, VIGIL__OS__OS_WINDOWS);
+
+    set(&v, VG_F_DESTINATION_IP, "10.200.3.4");
+    assert_int_equal(fire_ls(ls, d, &v), 1);
+    set(&v, VG_F_DESTINATION_IP, "11.0.0.1");
+    assert_int_equal(fire_ls(ls, d, &v), 0);
+    set(&v, VG_F_DESTINATION_IP, "fe80::1");
+    assert_int_equal(fire_ls(ls, d, &v), 1);
+    set(&v, VG_F_DESTINATION_IP, "2001:db8::1");
+    assert_int_equal(fire_ls(ls, d, &v), 0);
+    set(&v, VG_F_DESTINATION_IP, "not an address");
+    assert_int_equal(fire_ls(ls, d, &v), 0);
+}
+
+static void test_exists(void **state)
+{
+    const char *yes = "    sel:\n        OriginalFileName|exists: true\n    condition: sel\n";
+    const char *no = "    sel:\n        OriginalFileName|exists: false\n    condition: sel\n";
+    struct vg_evview v = wproc();
+
+    assert_int_equal(fire(yes, &v), 0);
+    assert_int_equal(fire(no, &v), 1);
+    set(&v, VG_F_ORIGINAL_FILE_NAME, "cmd.exe");
+    assert_int_equal(fire(yes, &v), 1);
+    assert_int_equal(fire(no, &v), 0);
+}
+
+static void test_numeric_compare(void **state)
+{
+    const char *d = "    sel:\n        ProcessId|gt: 100\n        ProcessId|lte: 200\n"
+                    "    condition: sel\n";
+    const char *lt = "    sel:\n        ProcessId|lt: abc\n    condition: sel\n";
+    struct vg_evview v = wproc();
+
+    set(&v, VG_F_PROCESS_ID, "200");
+    assert_int_equal(fire(d, &v), 1);
+    set(&v, VG_F_PROCESS_ID, "100");
+    assert_int_equal(fire(d, &v), 0);
+    set(&v, VG_F_PROCESS_ID, "abc");
+    assert_int_equal(fire(d, &v), 0);
+    /* A value that is not a number: the rule is refused, not misread. */
+    {
+        char *dir = vgt_tmpdir("sigma");
+        char text[2048];
+        struct cor_load_summary sum;
+        cor_ruleset *rs;
+        rule_text(text, sizeof(text), "22222222-2222-2222-2222-222222222222", WIN_PROC, lt);
+        write_file(dir, "r.yml", text);
+        rs = load_dir(dir, &sum);
+        assert_int_equal(sum.loaded, 0);
+        assert_int_equal(sum.skipped, 1);
+        cor_ruleset_unref(rs);
+        vgt_rmtree(dir);
+        free(dir);
+    }
+    /* Event values in hex, as Windows renders some numbers, compare by value. */
+    set(&v, VG_F_PROCESS_ID, "0x96");
+    assert_int_equal(fire(d, &v), 1);
+}
+
+static void test_fieldref(void **state)
+{
+    const char *d = "    sel:\n        ParentImage|fieldref: Image\n    condition: sel\n";
+    const char *ends = "    sel:\n        CommandLine|fieldref|endswith: Image\n"
+                       "    condition: sel\n";
+    struct vg_evview v = wproc();
+
+    set(&v, VG_F_IMAGE, "C:\\a\\b.exe");
+    set(&v, VG_F_PARENT_IMAGE, "c:\\A\\B.EXE");
+    assert_int_equal(fire(d, &v), 1);
+    set(&v, VG_F_PARENT_IMAGE, "C:\\a\\c.exe");
+    assert_int_equal(fire(d, &v), 0);
+    set(&v, VG_F_COMMAND_LINE, "run C:\\a\\b.exe");
+    assert_int_equal(fire(ends, &v), 1);
+    set(&v, VG_F_COMMAND_LINE, "C:\\a\\b.exe run");
+    assert_int_equal(fire(ends, &v), 0);
+}
+
+static void test_null_and_numbers(void **state)
+{
+    const char *nul = "    sel:\n        Image|endswith: '.exe'\n        ParentUser: null\n"
+                      "    condition: sel\n";
+    const char *num = "    sel:\n        EventID:\n            - 4688\n            - 1\n"
+                      "    condition: sel\n";
+    struct vg_evview v = wproc();
+
+    set(&v, VG_F_IMAGE, "a.exe");
+    assert_int_equal(fire(nul, &v), 1);
+    set(&v, VG_F_PARENT_USER, "SYSTEM");
+    assert_int_equal(fire(nul, &v), 0);
+    set(&v, VG_F_EVENT_ID, "1");
+    assert_int_equal(fire(num, &v), 1);
+    set(&v, VG_F_EVENT_ID, "11");
+    assert_int_equal(fire(num, &v), 0);
+}
+
+static void test_keywords(void **state)
+{
+    const char *d = "    keywords:\n        - 'mimikatz'\n        - 'sekurlsa::'\n"
+                    "    condition: keywords\n";
+
+    assert_int_equal(fire_cmd(d, "x SEKURLSA::logonpasswords"), 1);
+    assert_int_equal(fire_cmd(d, "x kerberos::list"), 0);
+}
+
+static void test_extra_fields(void **state)
+{
+    const char *d = "    sel:\n        Product|contains: 'Sysinternals'\n    condition: sel\n";
+    struct vg_evview v = wproc();
+    Vigil__KeyValue kv = VIGIL__KEY_VALUE__INIT, *kvs[] = {&kv};
+
+    kv.key = "Product";
+    kv.value = "Sysinternals PsExec";
+    assert_int_equal(fire(d, &v), 0); /* no extra: the field is absent */
+    v.extra = kvs;
+    v.n_extra = 1;
+    assert_int_equal(fire(d, &v), 1);
+    kv.value = "Microsoft Windows";
+    assert_int_equal(fire(d, &v), 0);
+}
+
+/* ---- conditions --------------------------------------------------------------------- */
+
+static const char *cond_rule(const char *cond, char *buf, size_t cap)
+{
+    snprintf(buf, cap,
+             "    sel_a:\n        CommandLine|contains: 'aaa'\n"
+             "    sel_b:\n        CommandLine|contains: 'bbb'\n"
+             "    filter:\n        CommandLine|contains: 'fff'\n"
+             "    condition: %s\n",
+             cond);
+    return buf;
+}
+
+static void test_conditions(void **state)
+{
+    char b[1024];
+
+    assert_int_equal(fire_cmd(cond_rule("sel_a and not filter", b, sizeof(b)), "aaa"), 1);
+    assert_int_equal(fire_cmd(cond_rule("sel_a and not filter", b, sizeof(b)), "aaa fff"), 0);
+    assert_int_equal(fire_cmd(cond_rule("1 of sel_*", b, sizeof(b)), "bbb"), 1);
+    assert_int_equal(fire_cmd(cond_rule("1 of sel_*", b, sizeof(b)), "fff"), 0);
+    assert_int_equal(fire_cmd(cond_rule("all of sel_*", b, sizeof(b)), "aaa bbb"), 1);
+    assert_int_equal(fire_cmd(cond_rule("all of sel_*", b, sizeof(b)), "aaa"), 0);
+    assert_int_equal(fire_cmd(cond_rule("1 of them", b, sizeof(b)), "fff"), 1);
+    assert_int_equal(fire_cmd(cond_rule("1 of them", b, sizeof(b)), "zzz"), 0);
+    assert_int_equal(fire_cmd(cond_rule("all of them", b, sizeof(b)), "aaa bbb fff"), 1);
+    assert_int_equal(fire_cmd(cond_rule("all of them", b, sizeof(b)), "aaa bbb"), 0);
+    assert_int_equal(fire_cmd(cond_rule("(sel_a or sel_b) and not filter", b, sizeof(b)), "bbb"),
+                     1);
+    assert_int_equal(
+        fire_cmd(cond_rule("(sel_a or sel_b) and not filter", b, sizeof(b)), "bbb fff"), 0);
+    /* and binds tighter than or */
+    assert_int_equal(fire_cmd(cond_rule("sel_a or sel_b and filter", b, sizeof(b)), "aaa"), 1);
+    assert_int_equal(fire_cmd(cond_rule("sel_a or sel_b and filter", b, sizeof(b)), "bbb"), 0);
+    /* Only a negation: must be evaluated even when no pattern hits. */
+    assert_int_equal(fire_cmd(cond_rule("not filter", b, sizeof(b)), "zzz"), 1);
+    assert_int_equal(fire_cmd(cond_rule("not filter", b, sizeof(b)), "fff"), 0);
+    assert_int_equal(fire_cmd(cond_rule("not (sel_a or filter)", b, sizeof(b)), "zzz"), 1);
+    assert_int_equal(fire_cmd(cond_rule("not (sel_a or filter)", b, sizeof(b)), "aaa"), 0);
+}
+
+/* ---- routing ------------------------------------------------------------------------ */
+
+static void test_logsource_routing(void **state)
+{
+    const char *d = "    sel:\n        Image|endswith: '\\evil.exe'\n    condition: sel\n";
+    const char *reg = "    product: windows\n    category: registry_event\n";
+    const char *dreg = "    sel:\n        TargetObject|contains: '\\Run\\'\n    condition: sel\n";
+    struct vg_evview v = wproc();
+
+    set(&v, VG_F_IMAGE, "C:\\evil.exe");
+    assert_int_equal(fire(d, &v), 1);
+    v.cat = VG_CAT_FILE_EVENT; /* same fields, other category */
+    assert_int_equal(fire(d, &v), 0);
+    v.cat = VG_CAT_PROCESS_CREATION;
+    v.os = VIGIL__OS__OS_LINUX; /* windows rule, linux event */
+    assert_int_equal(fire(d, &v), 0);
+
+    /* registry_event covers add, delete, set and rename */
+    v = ev(VG_CAT_REGISTRY_SET, VIGIL__OS__OS_WINDOWS);
+    set(&v, VG_F_TARGET_OBJECT, "HKLM\\Software\\Microsoft\\Windows\\CurrentVersion\\Run\\x");
+    assert_int_equal(fire_ls(reg, dreg, &v), 1);
+    v.cat = VG_CAT_REGISTRY_DELETE;
+    assert_int_equal(fire_ls(reg, dreg, &v), 1);
+    v.cat = VG_CAT_FILE_EVENT;
+    assert_int_equal(fire_ls(reg, dreg, &v), 0);
+}
+
+static void test_service_routing(void **state)
+{
+    const char *ls = "    product: windows\n    service: security\n";
+    const char *d = "    sel:\n        EventID: 4624\n        LogonType: 10\n"
+                    "    condition: sel\n";
+    struct vg_evview v = ev(VG_CAT_LOGON, VIGIL__OS__OS_WINDOWS);
+
+    set(&v, VG_F_EVENT_ID, "4624");
+    set(&v, VG_F_LOGON_TYPE, "10");
+    v.service = "security";
+    assert_int_equal(fire_ls(ls, d, &v), 1);
+    v.service = "system";
+    assert_int_equal(fire_ls(ls, d, &v), 0);
+    v.service = NULL;
+    assert_int_equal(fire_ls(ls, d, &v), 0);
+}
+
+/* ---- loader ------------------------------------------------------------------------- */
+
+static void test_broken_files_skipped(void **state)
+{
+    char *dir = vgt_tmpdir("sigma");
+    char good[2048];
+    struct cor_load_summary sum;
+    struct vg_evview v = wproc();
+    cor_ruleset *rs;
+    cor_scratch *s;
+
+    rule_text(good, sizeof(good), "33333333-3333-3333-3333-333333333333", WIN_PROC,
+              "    sel:\n        CommandLine|contains: 'good'\n    condition: sel\n");
+    write_file(dir, "a_good.yml", good);
+    write_file(dir, "b_broken.yml", "title: [unclosed\n  id: : :\n\t- nope");
+    write_file(dir, "c_badmod.yml",
+               "title: t\nid: 44444444-4444-4444-4444-444444444444\nlogsource:\n"
+               "    category: process_creation\ndetection:\n    sel:\n"
+               "        CommandLine|expand: '%x%'\n    condition: sel\n");
+    write_file(dir, "d_badcond.yml",
+               "title: t\nid: 55555555-5555-5555-5555-555555555555\nlogsource:\n"
+               "    category: process_creation\ndetection:\n    sel:\n"
+               "        CommandLine: x\n    condition: sel and nosuch\n");
+    write_file(dir, "e_corr.yml",
+               "title: c\nid: 66666666-6666-6666-6666-666666666666\ncorrelation:\n"
+               "    type: event_count\n    rules: [a]\n");
+    write_file(dir, "f_multi.yaml",
+               "action: global\ntitle: g\n---\ntitle: m\nid: 77777777-7777-7777-7777-777777777777\n"
+               "logsource:\n    category: process_creation\ndetection:\n    sel:\n"
+               "        CommandLine|contains: multi\n    condition: sel\n");
+    write_file(dir, "g_agg.yml",
+               "title: t\nid: 88888888-8888-8888-8888-888888888888\nlogsource:\n"
+               "    category: process_creation\ndetection:\n    sel:\n"
+               "        CommandLine: x\n    condition: sel | count() > 5\n");
+    write_file(dir, "h_dup.yml", good); /* same id again */
+    write_file(dir, "notes.txt", "not a rule");
+    rs = load_dir(dir, &sum);
+    assert_int_equal(sum.files, 8);
+    assert_int_equal(sum.loaded, 2);
+    assert_int_equal(sum.correlations, 1);
+    assert_int_equal(sum.skipped, 6); /* broken, badmod, badcond, global, agg, dup */
+    assert_int_equal(cor_ruleset_count(rs), 2);
+    s = cor_scratch_new(rs);
+    set(&v, VG_F_COMMAND_LINE, "good multi");
+    assert_int_equal(cor_rules_eval(rs, s, &v, NULL, NULL), 2);
+    set(&v, VG_F_COMMAND_LINE, "bad");
+    assert_int_equal(cor_rules_eval(rs, s, &v, NULL, NULL), 0);
+    cor_scratch_destroy(s);
+    cor_ruleset_unref(rs);
+    vgt_rmtree(dir);
+    free(dir);
+}
+
+static void test_metadata(void **state)
+{
+    char *dir = vgt_tmpdir("sigma");
+    struct cor_load_summary sum;
+    const struct cor_rule_info *ri;
+    cor_ruleset *rs;
+
+    write_file(dir, "m.yml",
+               "title: meta\nid: 99999999-9999-9999-9999-999999999999\nlevel: critical\n"
+               "tags:\n    - attack.t1003.001\n    - attack.credential_access\n"
+               "    - attack.lateral-movement\n    - cve.2021.1234\n"
+               "logsource:\n    product: windows\n    category: process_access\n"
+               "detection:\n    sel:\n        TargetImage|endswith: '\\lsass.exe'\n"
+               "    condition: sel\nvigil:\n    group: machine\n");
+    rs = load_dir(dir, &sum);
+    assert_int_equal(sum.loaded, 1);
+    assert_int_equal(sum.extra_fields, 1); /* TargetImage has no typed home */
+    ri = cor_ruleset_rule(rs, 0);
+    assert_non_null(ri);
+    assert_string_equal(ri->title, "meta");
+    assert_int_equal(ri->severity, VIGIL__SEVERITY__SEVERITY_HIGH);
+    assert_int_equal(ri->category, VIGIL__CATEGORY__CATEGORY_CREDENTIAL_ACCESS);
+    assert_int_equal(ri->n_techniques, 1);
+    assert_string_equal(ri->techniques[0], "T1003.001");
+    assert_int_equal(ri->n_tactics, 2);
+    assert_string_equal(ri->tactics[1], "lateral-movement");
+    assert_int_equal(ri->group, COR_GROUP_MACHINE);
+    assert_null(cor_ruleset_rule(rs, 1));
+    cor_ruleset_unref(rs);
+    vgt_rmtree(dir);
+    free(dir);
+}
+
+/* ---- the built-in rules --------------------------------------------------------------- */
+
+struct hits {
+    const char *ids[8];
+    int n;
+};
+
+static void on_match(void *ctx, const struct cor_rule_info *ri)
+{
+    struct hits *h = ctx;
+    if (h->n < 8)
+        h->ids[h->n++] = ri->id;
+}
+
+static void test_builtin_rules(void **state)
+{
+    struct cor_load_summary sum;
+    cor_ruleset *rs = load_dir(VG_SOURCE_DIR "/rules", &sum);
+    cor_scratch *s = cor_scratch_new(rs);
+    struct vg_evview v = wproc();
+    struct hits h = {{0}, 0};
+    const struct cor_rule_info *ri;
+
+    assert_int_equal(sum.skipped, 0);
+    assert_true(sum.loaded >= 2);
+    set(&v, VG_F_IMAGE, "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe");
+    set(&v, VG_F_PARENT_IMAGE, "C:\\Windows\\System32\\cmd.exe");
+    set(&v, VG_F_COMMAND_LINE,
+        "powershell.exe -NoExit -ExecutionPolicy Bypass -WindowStyle Hidden (New-Object "
+        "System.Net.WebClient).DownloadFile('http://127.0.0.1/1.exe', "
+        "'C:\\\\test-MDATP-test\\\\invoice.exe'); Start-Process "
+        "'C:\\\\test-MDATP-test\\\\invoice.exe'");
+    assert_int_equal(cor_rules_eval(rs, s, &v, on_match, &h), 1);
+    assert_string_equal(h.ids[0], "5b0c8e1a-7d3f-4c2e-9a61-3f2d8b7e4c10");
+    set(&v, VG_F_PARENT_IMAGE, "C:\\Windows\\explorer.exe");
+    assert_int_equal(cor_rules_eval(rs, s, &v, NULL, NULL), 0);
+
+    v = ev(VG_CAT_PROCESS_CREATION, VIGIL__OS__OS_LINUX);
+    set(&v, VG_F_IMAGE, "/usr/bin/find");
+    set(&v, VG_F_COMMAND_LINE, "find / -name id_rsa");
+    h.n = 0;
+    assert_int_equal(cor_rules_eval(rs, s, &v, on_match, &h), 1);
+    ri = NULL;
+    for (uint32_t i = 0; i < cor_ruleset_count(rs); i++)
+        if (strcmp(cor_ruleset_rule(rs, i)->id, h.ids[0]) == 0)
+            ri = cor_ruleset_rule(rs, i);
+    assert_non_null(ri);
+    assert_string_equal(ri->title, "Enumeration of files with sensitive data");
+    assert_int_equal(ri->group, COR_GROUP_PARENT);
+    assert_int_equal(ri->severity, VIGIL__SEVERITY__SEVERITY_LOW);
+    assert_int_equal(ri->category, VIGIL__CATEGORY__CATEGORY_DISCOVERY);
+    set(&v, VG_F_COMMAND_LINE, "find / -name '*.txt'");
+    assert_int_equal(cor_rules_eval(rs, s, &v, NULL, NULL), 0);
+    cor_scratch_destroy(s);
+    cor_ruleset_unref(rs);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_endswith_case_insensitive),
+        cmocka_unit_test(test_contains_startswith_exact),
+        cmocka_unit_test(test_wildcards_and_escaping),
+        cmocka_unit_test(test_all_and_lists),
+        cmocka_unit_test(test_map_is_and),
+        cmocka_unit_test(test_list_of_maps_is_or),
+        cmocka_unit_test(test_cased),
+        cmocka_unit_test(test_re_and_flags),
+        cmocka_unit_test(test_base64_and_base64offset),
+        cmocka_unit_test(test_utf16_wide),
+        cmocka_unit_test(test_windash),
+        cmocka_unit_test(test_cidr),
+        cmocka_unit_test(test_exists),
+        cmocka_unit_test(test_numeric_compare),
+        cmocka_unit_test(test_fieldref),
+        cmocka_unit_test(test_null_and_numbers),
+        cmocka_unit_test(test_keywords),
+        cmocka_unit_test(test_extra_fields),
+        cmocka_unit_test(test_conditions),
+        cmocka_unit_test(test_logsource_routing),
+        cmocka_unit_test(test_service_routing),
+        cmocka_unit_test(test_broken_files_skipped),
+        cmocka_unit_test(test_metadata),
+        cmocka_unit_test(test_builtin_rules),
+    };
+
+    vg_log_set_level(VG_LOG_ERROR);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
