@@ -4,7 +4,7 @@
  * THREAD SAFETY: all functions may be called from any thread, except vg_log_set_stream,
  * vg_set_clock and vg_alloc_fail_after, which are set-up calls made before threads start.
  */
-#define _GNU_SOURCE
+
 #include "vg.h"
 
 #include <errno.h>
@@ -76,7 +76,10 @@ void vg_log_write(int level, const char *module, int errnum, const char *fmt, ..
     va_list ap;
 
     off = (size_t)snprintf(line, sizeof(line), "%s %-5s %s: ", vg_fmt_time(vg_now_us(), ts),
-                           vg_level_names[level < 0 ? 0 : level > 3 ? 3 : level], module);
+                           vg_level_names[level < 0   ? 0
+                                          : level > 3 ? 3
+                                                      : level],
+                           module);
     va_start(ap, fmt);
     if (off < sizeof(line))
         off += (size_t)vsnprintf(line + off, sizeof(line) - off, fmt, ap);
@@ -320,6 +323,7 @@ uint64_t vg_mono_ns(void)
 
 char *vg_fmt_time(int64_t ts_us, char *buf)
 {
+    /* buf holds 32 bytes: the year is bounded to 4 digits below. */
     time_t secs = (time_t)(ts_us / VG_US_PER_SEC);
     long frac = (long)(ts_us % VG_US_PER_SEC);
     struct tm tm;
@@ -332,8 +336,10 @@ char *vg_fmt_time(int64_t ts_us, char *buf)
         snprintf(buf, 32, "%lld", (long long)ts_us);
         return buf;
     }
-    snprintf(buf, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    snprintf(buf, 32, "%04u-%02u-%02uT%02u:%02u:%02u.%06uZ", (unsigned)(tm.tm_year + 1900) % 10000,
+             (unsigned)(tm.tm_mon + 1) % 100, (unsigned)tm.tm_mday % 100,
+             (unsigned)tm.tm_hour % 100, (unsigned)tm.tm_min % 100, (unsigned)tm.tm_sec % 100,
+             (unsigned)(frac % 1000000));
     return buf;
 }
 
@@ -411,11 +417,11 @@ size_t vg_json_escape(char *buf, size_t cap, const char *s, size_t n)
     const unsigned char *p = (const unsigned char *)s;
     size_t out = 0, i = 0;
 
-#define VG_PUT(c)                                                                                 \
-    do {                                                                                          \
-        if (out < cap)                                                                            \
-            buf[out] = (char)(c);                                                                 \
-        out++;                                                                                    \
+#define VG_PUT(c)                                                                                  \
+    do {                                                                                           \
+        if (out < cap)                                                                             \
+            buf[out] = (char)(c);                                                                  \
+        out++;                                                                                     \
     } while (0)
     while (i < n) {
         unsigned char c = p[i];

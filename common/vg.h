@@ -57,16 +57,16 @@ void vg_log_write(int level, const char *module, int errnum, const char *fmt, ..
     __attribute__((format(printf, 4, 5)));
 
 /* The level is tested before any argument is formatted (Redis serverLog). */
-#define vg_log(level, module, ...)                                                                \
-    do {                                                                                          \
-        if (vg_log_enabled(level))                                                                \
-            vg_log_write(level, module, 0, __VA_ARGS__);                                          \
+#define vg_log(level, module, ...)                                                                 \
+    do {                                                                                           \
+        if (vg_log_enabled(level))                                                                 \
+            vg_log_write(level, module, 0, __VA_ARGS__);                                           \
     } while (0)
 /* errno is passed explicitly, as nginx's ngx_log_error does. */
-#define vg_log_errno(level, module, errnum, ...)                                                  \
-    do {                                                                                          \
-        if (vg_log_enabled(level))                                                                \
-            vg_log_write(level, module, errnum, __VA_ARGS__);                                     \
+#define vg_log_errno(level, module, errnum, ...)                                                   \
+    do {                                                                                           \
+        if (vg_log_enabled(level))                                                                 \
+            vg_log_write(level, module, errnum, __VA_ARGS__);                                      \
     } while (0)
 #ifdef NDEBUG
 #define vg_debug(module, ...) ((void)0)
@@ -95,11 +95,11 @@ void vg_alloc_fail_after(long nth, bool sticky);
  * evaluates to the condition in release builds so the caller can recover. */
 #ifdef NDEBUG
 #define VG_ALWAYS(x) (x)
-#define VG_NEVER(x) (x)
+#define VG_NEVER(x)  (x)
 #else
 #include <assert.h>
 #define VG_ALWAYS(x) ((x) ? 1 : (assert(0 && #x), 0))
-#define VG_NEVER(x) ((x) ? (assert(!#x), 1) : 0)
+#define VG_NEVER(x)  ((x) ? (assert(!#x), 1) : 0)
 #endif
 
 /* ---- the batch arena -------------------------------------------------------------- */
@@ -149,12 +149,34 @@ int vg_parse_time(const char *s, int64_t *ts_us);
 /* ---- misc ------------------------------------------------------------------------- */
 
 #define VG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define VG_CACHELINE 64
-#define VG_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define VG_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define VG_CACHELINE     64
+#define VG_MIN(a, b)     ((a) < (b) ? (a) : (b))
+#define VG_MAX(a, b)     ((a) > (b) ? (a) : (b))
 
 /* Appends s JSON-escaped (without quotes) to buf. Invalid UTF-8 bytes become \u00XX.
  * Returns the bytes needed (like snprintf); output is truncated to cap. */
 size_t vg_json_escape(char *buf, size_t cap, const char *s, size_t n);
+
+/* ---- u64 -> pointer map ----------------------------------------------------------- */
+
+/*
+ * An open-addressing hash map from non-zero 64-bit keys (already well mixed, such as
+ * machine keys) to pointers; linear probing, backward-shift deletion, grows at 70 %. Not
+ * thread safe: owned by one thread (a shard).
+ */
+struct vg_u64map {
+    uint64_t *keys; /* 0 = empty slot */
+    void **vals;
+    size_t cap; /* power of two */
+    size_t count;
+};
+
+int vg_u64map_init(struct vg_u64map *m, size_t expected);
+void vg_u64map_free(struct vg_u64map *m); /* does not free the values */
+void *vg_u64map_get(const struct vg_u64map *m, uint64_t key);
+int vg_u64map_put(struct vg_u64map *m, uint64_t key, void *val); /* replaces */
+void *vg_u64map_del(struct vg_u64map *m, uint64_t key);          /* returns the value */
+/* Iteration: *pos starts at 0; returns false at the end. Not valid across put/del. */
+bool vg_u64map_next(const struct vg_u64map *m, size_t *pos, uint64_t *key, void **val);
 
 #endif /* VG_H */

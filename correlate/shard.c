@@ -1,0 +1,1114 @@
+/*
+ * shard.c - one correlator shard: a thread that owns its machines outright.
+ *
+ * THREAD SAFETY: cor_shard_push is called by the one producer thread (vg-consume);
+ * cor_shard_pop_unit by the one consumer thread (vg-writer); everything else here runs on
+ * the shard's own thread (vg-shard-N), or on the caller's thread for cor_shard_process when
+ * the shard is not started. Statistics are written by the shard thread with relaxed atomic
+ * stores and read by anyone.
+ *
+ * Per event: drop re-deliveries by sequence number, update the process table, build the
+ * event view, run the rules, fold matches into alerts, append the raw event to the
+ * machine's open timeline block. Blocks seal when full, when the day changes, when they are
+ * older than block_max_age, or at a seal-all barrier; sealed blocks and alerts travel to
+ * the writer in one unit per barrier.
+ */
+#include "correlate.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <ck_ring.h>
+
+#include "proctab.h"
+
+#define COR_EVIDENCE_MAX 16
+#define COR_TREE_MAX     64
+
+/* A pending-offset ticket: one per open block, queued per partition in opening order. */
+struct cor_ticket {
+    struct cor_ticket *next;
+    int64_t offset;
+    int64_t opened_us;     /* wall clock */
+    struct cor_machine *m; /* owner while open; NULL once sealed */
+};
+
+struct cor_part {
+    int32_t partition;
+    struct cor_ticket *head, *tail;
+};
+
+struct cor_block_buf {
+    uint8_t *buf; /* a serialized TelemetryBatch being built */
+    size_t len, cap;
+    uint32_t nevents;
+    uint32_t day;
+    int64_t first_ts_us;
+    uint64_t first_seq, last_seq;
+    int64_t last_ts_us;
+    struct cor_ticket *ticket; /* NULL when no block is open */
+};
+
+struct cor_machine {
+    uint64_t mkey;
+    char *tenant;
+    char *machine_id;
+    char *name;
+    Vigil__Os os;
+    char *os_version;
+    char *sensor_version;
+    uint64_t last_seq;   /* highest sequence number accepted */
+    uint64_t sealed_seq; /* highest sequence number in a sealed block */
+    int64_t first_seen_us;
+    int64_t last_event_us;
+    uint64_t events; /* accepted, all time */
+    struct cor_block_buf blk;
+};
+
+/* An alert this shard created or updated, kept so later matches fold into it. */
+struct cor_alert_state {
+    uint8_t *packed; /* the stored Vigil__Alert */
+    size_t len;
+};
+
+struct cor_shard {
+    struct cor_shard_cfg cfg;
+    pthread_t thread;
+    bool started;
+    int stop; /* atomic: set by cor_shard_stop, read by the shard */
+
+    struct ck_ring in_ring; /* producer: vg-consume; consumer: this shard */
+    struct ck_ring_buffer *in_buf;
+    struct ck_ring out_ring; /* producer: this shard; consumer: vg-writer */
+    struct ck_ring_buffer *out_buf;
+
+    struct vg_u64map machines; /* mkey -> struct cor_machine */
+    struct vg_u64map alerts;   /* alert key -> struct cor_alert_state */
+    cor_proctab *procs;
+    cor_scratch *scratch;
+    struct cor_part *parts; /* pending tickets by partition */
+    size_t nparts, capparts;
+    struct cor_unit *unit;   /* being filled until the next barrier */
+    vg_arena *scratch_arena; /* per-event scratch */
+
+    /* The event being evaluated, for the match callback. */
+    struct cor_machine *cur_m;
+    const Vigil__Event *cur_ev;
+    const struct vg_evview *cur_view;
+    cor_proc *cur_proc; /* subject: created process, else actor */
+    cor_proc *cur_actor;
+    uint64_t cur_recv_ns;
+    int64_t last_event_us; /* newest event time seen: the clock of process expiry */
+
+    struct cor_shard_stats st __attribute__((aligned(VG_CACHELINE)));
+};
+
+static void *cor_shard_main(void *arg);
+static void cor_handle_batch(cor_shard *s, struct cor_in *in);
+static void cor_handle_barrier(cor_shard *s, struct cor_barrier *b);
+static struct cor_machine *cor_machine_get(cor_shard *s, const Vigil__TelemetryBatch *tb,
+                                           uint64_t mkey, const char **why);
+static void cor_machine_free(struct cor_machine *m);
+static void cor_event(cor_shard *s, struct cor_machine *m, const Vigil__TelemetryBatch *tb,
+                      const Vigil__Event *ev);
+static void cor_on_match(void *ctx, const struct cor_rule_info *rule);
+static int cor_block_append(cor_shard *s, struct cor_machine *m, int32_t partition, int64_t offset,
+                            const Vigil__Event *ev, const uint8_t *raw, size_t rawlen);
+static void cor_block_seal(cor_shard *s, struct cor_machine *m);
+static struct cor_unit *cor_unit_new(uint32_t shard);
+static struct cor_part *cor_part_get(cor_shard *s, int32_t partition);
+static void cor_stat_add(uint64_t *field, uint64_t n);
+
+static const char *const cor_sev_names[] = {"Informational", "Low", "Medium", "High"};
+static const char *const cor_cat_names[] = {
+    "SuspiciousActivity", "Collection",          "CommandAndControl",
+    "CredentialAccess",   "DefenseEvasion",      "Discovery",
+    "Execution",          "Exfiltration",        "Exploit",
+    "InitialAccess",      "LateralMovement",     "Malware",
+    "Persistence",        "PrivilegeEscalation", "Ransomware",
+    "UnwantedSoftware",
+};
+
+/* ---- public ----------------------------------------------------------------------- */
+
+const char *cor_severity_name(Vigil__Severity sev)
+{
+    return (unsigned)sev < VG_ARRAY_SIZE(cor_sev_names) ? cor_sev_names[sev] : "Unknown";
+}
+
+const char *cor_category_name(Vigil__Category c)
+{
+    return (unsigned)c < VG_ARRAY_SIZE(cor_cat_names) ? cor_cat_names[c] : "Unknown";
+}
+
+struct cor_barrier *cor_barrier_new(uint64_t id, bool seal_all, const struct cor_offset *parts,
+                                    size_t nparts, int refs)
+{
+    struct cor_barrier *b = vg_calloc(1, sizeof(*b));
+
+    if (b == NULL)
+        return NULL;
+    b->dispatched = vg_malloc((nparts ? nparts : 1) * sizeof(*parts));
+    if (b->dispatched == NULL) {
+        vg_free(b);
+        return NULL;
+    }
+    if (nparts)
+        memcpy(b->dispatched, parts, nparts * sizeof(*parts));
+    b->id = id;
+    b->seal_all = seal_all;
+    b->nparts = nparts;
+    b->refs = refs;
+    return b;
+}
+
+void cor_barrier_unref(struct cor_barrier *b)
+{
+    /* acq_rel: the last owner must see every other owner's use before freeing. */
+    if (b != NULL && __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        vg_free(b->dispatched);
+        vg_free(b);
+    }
+}
+
+void cor_unit_free(struct cor_unit *u)
+{
+    if (u == NULL)
+        return;
+    for (size_t i = 0; i < u->nblocks; i++)
+        vg_free(u->blocks[i].data);
+    vg_free(u->blocks);
+    vg_free(u->machines);
+    vg_free(u->alerts);
+    vg_free(u->pending);
+    if (u->barrier)
+        cor_barrier_unref(u->barrier);
+    vg_arena_destroy(u->arena);
+    vg_free(u);
+}
+
+int cor_shard_new(const struct cor_shard_cfg *cfg, cor_shard **out)
+{
+    cor_shard *s = vg_calloc(1, sizeof(*s));
+
+    if (s == NULL)
+        return -VG_ENOMEM;
+    s->cfg = *cfg;
+    if (s->cfg.in_ring_size == 0)
+        s->cfg.in_ring_size = 4096;
+    if (s->cfg.out_ring_size == 0)
+        s->cfg.out_ring_size = 64;
+    if (s->cfg.block_max_events == 0)
+        s->cfg.block_max_events = 256;
+    if (s->cfg.block_max_bytes == 0)
+        s->cfg.block_max_bytes = 64u << 10;
+    if (s->cfg.block_max_age_us == 0)
+        s->cfg.block_max_age_us = 5 * VG_US_PER_SEC;
+    if (s->cfg.proc_window_us == 0)
+        s->cfg.proc_window_us = 3600 * VG_US_PER_SEC;
+    s->in_buf = vg_calloc(s->cfg.in_ring_size, sizeof(*s->in_buf));
+    s->out_buf = vg_calloc(s->cfg.out_ring_size, sizeof(*s->out_buf));
+    s->procs = cor_proctab_new(1024);
+    s->unit = cor_unit_new(cfg->index);
+    s->scratch_arena = vg_arena_new(16384);
+    if (s->in_buf == NULL || s->out_buf == NULL || s->procs == NULL || s->unit == NULL ||
+        s->scratch_arena == NULL || vg_u64map_init(&s->machines, 1024) < 0 ||
+        vg_u64map_init(&s->alerts, 64) < 0)
+        goto out_free;
+    if (cfg->rules != NULL) {
+        s->scratch = cor_scratch_new(cfg->rules);
+        if (s->scratch == NULL)
+            goto out_free;
+        cor_ruleset_ref(cfg->rules);
+    }
+    ck_ring_init(&s->in_ring, s->cfg.in_ring_size);
+    ck_ring_init(&s->out_ring, s->cfg.out_ring_size);
+    *out = s;
+    return 0;
+
+out_free:
+    s->cfg.rules = NULL;
+    cor_shard_destroy(s);
+    return -VG_ENOMEM;
+}
+
+void cor_shard_destroy(cor_shard *s)
+{
+    size_t pos = 0;
+    uint64_t k;
+    void *v;
+    struct cor_unit *u;
+
+    if (s == NULL)
+        return;
+    if (s->started)
+        cor_shard_stop(s);
+    while (s->machines.keys != NULL && vg_u64map_next(&s->machines, &pos, &k, &v))
+        cor_machine_free(v);
+    vg_u64map_free(&s->machines);
+    pos = 0;
+    while (s->alerts.keys != NULL && vg_u64map_next(&s->alerts, &pos, &k, &v)) {
+        vg_free(((struct cor_alert_state *)v)->packed);
+        vg_free(v);
+    }
+    vg_u64map_free(&s->alerts);
+    for (size_t i = 0; i < s->nparts; i++) {
+        struct cor_ticket *t, *next;
+
+        for (t = s->parts[i].head; t != NULL; t = next) {
+            next = t->next;
+            vg_free(t);
+        }
+    }
+    vg_free(s->parts);
+    while (s->out_buf != NULL && (u = cor_shard_pop_unit(s)) != NULL)
+        cor_unit_free(u);
+    cor_unit_free(s->unit);
+    if (s->procs)
+        cor_proctab_destroy(s->procs);
+    if (s->scratch)
+        cor_scratch_destroy(s->scratch);
+    if (s->cfg.rules)
+        cor_ruleset_unref(s->cfg.rules);
+    vg_arena_destroy(s->scratch_arena);
+    vg_free(s->in_buf);
+    vg_free(s->out_buf);
+    vg_free(s);
+}
+
+int cor_shard_start(cor_shard *s)
+{
+    char name[16];
+
+    if (pthread_create(&s->thread, NULL, cor_shard_main, s) != 0)
+        return -VG_ENOMEM;
+    snprintf(name, sizeof(name), "vg-shard-%u", s->cfg.index);
+    pthread_setname_np(s->thread, name);
+    s->started = true;
+    return 0;
+}
+
+void cor_shard_stop(cor_shard *s)
+{
+    if (!s->started)
+        return;
+    /* release: pairs with the acquire load in cor_shard_main. */
+    __atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
+    pthread_join(s->thread, NULL);
+    s->started = false;
+}
+
+int cor_shard_push(cor_shard *s, struct cor_in *in)
+{
+    /* ck_ring's SPSC enqueue publishes the entry with a release fence. */
+    if (!ck_ring_enqueue_spsc(&s->in_ring, s->in_buf, in))
+        return -VG_EFULL;
+    return 0;
+}
+
+struct cor_unit *cor_shard_pop_unit(cor_shard *s)
+{
+    struct cor_unit *u;
+
+    if (!ck_ring_dequeue_spsc(&s->out_ring, s->out_buf, &u))
+        return NULL;
+    return u;
+}
+
+void cor_shard_get_stats(cor_shard *s, struct cor_shard_stats *st)
+{
+    uint64_t *dst = (uint64_t *)st;
+    const uint64_t *src = (const uint64_t *)&s->st;
+
+    for (size_t i = 0; i < sizeof(*st) / sizeof(uint64_t); i++)
+        dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+    st->in_depth = ck_ring_size(&s->in_ring);
+}
+
+void cor_shard_process(cor_shard *s, struct cor_in *in)
+{
+    if (in->is_barrier)
+        cor_handle_barrier(s, in->barrier);
+    else
+        cor_handle_batch(s, in);
+    if (s->cfg.release)
+        s->cfg.release(s->cfg.ctx, in);
+}
+
+/* ---- the shard thread ------------------------------------------------------------- */
+
+static void *cor_shard_main(void *arg)
+{
+    cor_shard *s = arg;
+    unsigned idle = 0;
+
+    for (;;) {
+        struct cor_in *in;
+
+        if (ck_ring_dequeue_spsc(&s->in_ring, s->in_buf, &in)) {
+            cor_shard_process(s, in);
+            idle = 0;
+            continue;
+        }
+        /* acquire: pairs with the release store in cor_shard_stop; the ring is empty and
+         * the producer has stopped, so nothing more will come. */
+        if (__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE))
+            break;
+        /* Back off: spin briefly, then sleep up to 1 ms, to spare the two cores. */
+        if (++idle < 64) {
+            __builtin_ia32_pause();
+        } else {
+            struct timespec ts = {0, idle < 256 ? 50000 : 1000000};
+
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+/* ---- batches ---------------------------------------------------------------------- */
+
+static void cor_handle_batch(cor_shard *s, struct cor_in *in)
+{
+    const Vigil__TelemetryBatch *tb = in->batch;
+    const char *why = NULL;
+    struct cor_machine *m = cor_machine_get(s, tb, in->mkey, &why);
+    uint64_t accepted = 0, dups = 0;
+
+    cor_stat_add(&s->st.batches, 1);
+    if (s->unit == NULL && (s->unit = cor_unit_new(s->cfg.index)) == NULL)
+        m = NULL; /* out of memory: dead-letter the batch rather than lose it */
+    if (m == NULL) {
+        cor_stat_add(&s->st.rejected, 1);
+        if (s->cfg.reject)
+            s->cfg.reject(s->cfg.ctx, in, why ? why : "out of memory");
+        return;
+    }
+    s->cur_recv_ns = in->recv_ns;
+    for (size_t i = 0; i < tb->n_events; i++) {
+        const Vigil__Event *ev = tb->events[i];
+
+        /* Sensors number events strictly upwards per machine, and one machine's batches
+         * arrive in order on one partition, so anything at or below the high-water mark is
+         * a re-delivery. */
+        if (ev->seq <= m->last_seq) {
+            dups++;
+            continue;
+        }
+        m->last_seq = ev->seq;
+        if (ev->ts_us > m->last_event_us)
+            m->last_event_us = ev->ts_us;
+        m->events++;
+        cor_event(s, m, tb, ev);
+        if (in->raw != NULL)
+            cor_block_append(s, m, in->partition, in->offset, ev, in->raw[i], in->raw_len[i]);
+        accepted++;
+    }
+    cor_stat_add(&s->st.events, accepted);
+    cor_stat_add(&s->st.duplicates, dups);
+    s->unit->events += accepted;
+}
+
+static struct cor_machine *cor_machine_get(cor_shard *s, const Vigil__TelemetryBatch *tb,
+                                           uint64_t mkey, const char **why)
+{
+    struct cor_machine *m = vg_u64map_get(&s->machines, mkey);
+    Vigil__MachineRecord *rec = NULL;
+
+    if (m != NULL) {
+        if (strcmp(m->tenant, tb->tenant_id) != 0 || strcmp(m->machine_id, tb->machine_id) != 0) {
+            /* Two (tenant, machine) pairs with one 64-bit key: refuse rather than mix. */
+            *why = "machine key collision";
+            return NULL;
+        }
+        return m;
+    }
+    m = vg_calloc(1, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    m->mkey = mkey;
+    m->tenant = vg_strdup(tb->tenant_id);
+    m->machine_id = vg_strdup(tb->machine_id);
+    m->name = vg_strdup(tb->machine_name);
+    m->os = tb->os;
+    m->os_version = vg_strdup(tb->os_version);
+    m->sensor_version = vg_strdup(tb->sensor_version);
+    m->first_seen_us = vg_now_us();
+    if (m->tenant == NULL || m->machine_id == NULL || m->name == NULL || m->os_version == NULL ||
+        m->sensor_version == NULL)
+        goto out_free;
+    /* A machine seen before this process started: resume its dedup state. */
+    if (s->cfg.db != NULL && sto_get_machine(s->cfg.db, mkey, &rec) == 0) {
+        if (strcmp(rec->tenant_id, tb->tenant_id) != 0 ||
+            strcmp(rec->machine_id, tb->machine_id) != 0) {
+            vigil__machine_record__free_unpacked(rec, NULL);
+            *why = "machine key collision";
+            goto out_free;
+        }
+        m->last_seq = m->sealed_seq = rec->last_seq;
+        m->first_seen_us = rec->first_seen_us;
+        m->last_event_us = rec->last_event_us;
+        m->events = rec->events;
+        vigil__machine_record__free_unpacked(rec, NULL);
+    }
+    if (vg_u64map_put(&s->machines, mkey, m) < 0)
+        goto out_free;
+    cor_stat_add(&s->st.machines, 1);
+    return m;
+
+out_free:
+    cor_machine_free(m);
+    return NULL;
+}
+
+static void cor_machine_free(struct cor_machine *m)
+{
+    if (m == NULL)
+        return;
+    vg_free(m->tenant);
+    vg_free(m->machine_id);
+    vg_free(m->name);
+    vg_free(m->os_version);
+    vg_free(m->sensor_version);
+    vg_free(m->blk.buf);
+    if (m->blk.ticket)
+        m->blk.ticket->m = NULL;
+    vg_free(m);
+}
+
+/* ---- one event -------------------------------------------------------------------- */
+
+static void cor_event(cor_shard *s, struct cor_machine *m, const Vigil__TelemetryBatch *tb,
+                      const Vigil__Event *ev)
+{
+    struct vg_evview v;
+    cor_proc *actor = NULL, *subject = NULL;
+    const Vigil__ProcessRef *a = ev->actor;
+
+    if (a != NULL && a->pid != 0)
+        actor = cor_proctab_upsert(s->procs, m->mkey, a, 0, 0, ev->ts_us);
+    subject = actor;
+    switch (ev->kind_case) {
+    case VIGIL__EVENT__KIND_PROCESS_CREATED:
+        if (ev->process_created->process != NULL)
+            subject = cor_proctab_upsert(s->procs, m->mkey, ev->process_created->process,
+                                         a ? a->pid : 0, a ? a->creation_time_us : 0, ev->ts_us);
+        break;
+    case VIGIL__EVENT__KIND_PROCESS_EXITED:
+        if (actor != NULL)
+            cor_proctab_exit(s->procs, actor, ev->ts_us, ev->process_exited->exit_code);
+        break;
+    default:
+        break;
+    }
+    if (s->scratch == NULL)
+        return;
+    if (ev->ts_us > s->last_event_us)
+        s->last_event_us = ev->ts_us;
+    vg_evview_build(&v, tb, ev);
+    v.os = m->os;
+    s->cur_m = m;
+    s->cur_ev = ev;
+    s->cur_view = &v;
+    s->cur_proc = subject;
+    s->cur_actor = actor;
+    cor_rules_eval(s->cfg.rules, s->scratch, &v, cor_on_match, s);
+    s->cur_view = NULL;
+    s->cur_ev = NULL;
+}
+
+/* ---- alerts ----------------------------------------------------------------------- */
+
+static const char *cor_event_kind(const Vigil__Event *ev)
+{
+    switch (ev->kind_case) {
+    case VIGIL__EVENT__KIND_PROCESS_CREATED:
+        return "process_creation";
+    case VIGIL__EVENT__KIND_PROCESS_EXITED:
+        return "process_termination";
+    case VIGIL__EVENT__KIND_FILE:
+        return "file_event";
+    case VIGIL__EVENT__KIND_NETWORK:
+        return "network_connection";
+    case VIGIL__EVENT__KIND_DNS:
+        return "dns_query";
+    case VIGIL__EVENT__KIND_REGISTRY:
+        return "registry_event";
+    case VIGIL__EVENT__KIND_LOGON:
+        return "logon";
+    case VIGIL__EVENT__KIND_IMAGE_LOAD:
+        return "image_load";
+    case VIGIL__EVENT__KIND_SOFTWARE:
+        return "software_inventory";
+    case VIGIL__EVENT__KIND_GENERIC:
+        return ev->generic->category[0] ? ev->generic->category : "generic";
+    default:
+        return "unknown";
+    }
+}
+
+/* One line an analyst can read, into the arena. */
+static char *cor_event_summary(vg_arena *a, const Vigil__Event *ev)
+{
+    char buf[1024];
+    const Vigil__ProcessRef *p = ev->actor;
+    const char *img = p && p->image[0] ? p->image : "?";
+
+    switch (ev->kind_case) {
+    case VIGIL__EVENT__KIND_PROCESS_CREATED:
+        snprintf(buf, sizeof(buf), "%s started %s", img,
+                 ev->process_created->process ? ev->process_created->process->command_line : "?");
+        break;
+    case VIGIL__EVENT__KIND_FILE:
+        snprintf(buf, sizeof(buf), "%s file op %d on %s", img, ev->file->op, ev->file->path);
+        break;
+    case VIGIL__EVENT__KIND_NETWORK:
+        snprintf(buf, sizeof(buf), "%s connected to %s:%u", img, ev->network->remote_ip,
+                 ev->network->remote_port);
+        break;
+    case VIGIL__EVENT__KIND_DNS:
+        snprintf(buf, sizeof(buf), "%s resolved %s", img, ev->dns->query_name);
+        break;
+    case VIGIL__EVENT__KIND_REGISTRY:
+        snprintf(buf, sizeof(buf), "%s registry op %d on %s %s", img, ev->registry->op,
+                 ev->registry->key, ev->registry->value_name);
+        break;
+    case VIGIL__EVENT__KIND_LOGON:
+        snprintf(buf, sizeof(buf), "logon %s of %s from %s (type %u)",
+                 ev->logon->success ? "success" : "failure", ev->logon->account,
+                 ev->logon->source_ip, ev->logon->logon_type);
+        break;
+    default:
+        snprintf(buf, sizeof(buf), "%s %s", img, cor_event_kind(ev));
+        break;
+    }
+    return vg_arena_strndup(a, buf, strlen(buf));
+}
+
+static char *cor_dup(vg_arena *a, const char *str)
+{
+    char *d;
+
+    if (str == NULL)
+        return "";
+    d = vg_arena_strndup(a, str, strlen(str));
+    return d ? d : "";
+}
+
+static char **cor_dup_list(vg_arena *a, const char *const *list, size_t n)
+{
+    char **d = n ? vg_arena_alloc(a, n * sizeof(*d)) : NULL;
+
+    for (size_t i = 0; d != NULL && i < n; i++)
+        d[i] = cor_dup(a, list[i]);
+    return d;
+}
+
+/* The process an alert folds on, by the rule's grouping. */
+static const cor_proc *cor_anchor(cor_shard *s, enum cor_group g)
+{
+    if (g == COR_GROUP_MACHINE)
+        return NULL;
+    if (g == COR_GROUP_PARENT) {
+        if (s->cur_ev->kind_case == VIGIL__EVENT__KIND_PROCESS_CREATED)
+            return s->cur_actor;
+        return s->cur_actor ? cor_proc_parent(s->cur_actor) : NULL;
+    }
+    return s->cur_proc;
+}
+
+static void cor_alert_id(cor_shard *s, const struct cor_rule_info *r, const cor_proc *anchor,
+                         char out[33], uint64_t *key)
+{
+    char buf[512];
+    int n;
+    uint64_t h1, h2;
+
+    if (anchor != NULL)
+        n = snprintf(buf, sizeof(buf), "%s|%s|%s|p%u|%lld", s->cur_m->tenant, s->cur_m->machine_id,
+                     r->id, cor_proc_pid(anchor), (long long)cor_proc_ctime(anchor));
+    else /* machine-wide rules fold per day of event time */
+        n = snprintf(buf, sizeof(buf), "%s|%s|%s|d%u", s->cur_m->tenant, s->cur_m->machine_id,
+                     r->id, sto_day(s->cur_ev->ts_us));
+    if (n < 0 || (size_t)n >= sizeof(buf))
+        n = sizeof(buf) - 1;
+    h1 = vg_hash64(buf, (size_t)n, 0x616c657274);
+    h2 = vg_hash64(buf, (size_t)n, h1);
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)h1, (unsigned long long)h2);
+    *key = h1 ? h1 : 1;
+}
+
+static void cor_add_evidence(vg_arena *a, Vigil__Alert *al, const Vigil__Event *ev)
+{
+    Vigil__EvidenceEvent *e, **arr;
+
+    if (al->n_evidence >= COR_EVIDENCE_MAX)
+        return;
+    e = vg_arena_alloc(a, sizeof(*e));
+    arr = vg_arena_alloc(a, (al->n_evidence + 1) * sizeof(*arr));
+    if (e == NULL || arr == NULL)
+        return;
+    vigil__evidence_event__init(e);
+    e->seq = ev->seq;
+    e->ts_us = ev->ts_us;
+    e->kind = (char *)cor_event_kind(ev);
+    e->summary = cor_event_summary(a, ev);
+    if (al->n_evidence)
+        memcpy(arr, al->evidence, al->n_evidence * sizeof(*arr));
+    arr[al->n_evidence++] = e;
+    al->evidence = arr;
+}
+
+static void cor_add_entity(vg_arena *a, Vigil__Alert *al, Vigil__EntityKind kind, const char *value,
+                           const char *sha256)
+{
+    Vigil__Entity *e, **arr;
+
+    if (value == NULL || value[0] == '\0')
+        return;
+    for (size_t i = 0; i < al->n_entities; i++)
+        if (al->entities[i]->kind == kind && strcmp(al->entities[i]->value, value) == 0)
+            return;
+    e = vg_arena_alloc(a, sizeof(*e));
+    arr = vg_arena_alloc(a, (al->n_entities + 1) * sizeof(*arr));
+    if (e == NULL || arr == NULL)
+        return;
+    vigil__entity__init(e);
+    e->kind = kind;
+    e->value = vg_arena_strndup(a, value, strlen(value));
+    e->sha256 = sha256 ? vg_arena_strndup(a, sha256, strlen(sha256)) : "";
+    if (al->n_entities)
+        memcpy(arr, al->entities, al->n_entities * sizeof(*arr));
+    arr[al->n_entities++] = e;
+    al->entities = arr;
+}
+
+/* Entities of one event, for incident linking: machine, user, files, addresses. */
+static void cor_add_entities(vg_arena *a, Vigil__Alert *al, const struct cor_machine *m,
+                             const Vigil__Event *ev)
+{
+    const Vigil__ProcessRef *p = ev->actor;
+
+    cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_MACHINE, m->machine_id, NULL);
+    if (ev->kind_case == VIGIL__EVENT__KIND_PROCESS_CREATED && ev->process_created->process)
+        p = ev->process_created->process;
+    if (p != NULL) {
+        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_PROCESS, p->image, p->sha256);
+        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_USER, p->account, NULL);
+    }
+    switch (ev->kind_case) {
+    case VIGIL__EVENT__KIND_FILE:
+        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_FILE, ev->file->path, ev->file->sha256);
+        break;
+    case VIGIL__EVENT__KIND_NETWORK:
+        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_IP, ev->network->remote_ip, NULL);
+        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_DOMAIN, ev->network->remote_hostname,
+                       NULL);
+        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_URL, ev->network->url, NULL);
+        break;
+    case VIGIL__EVENT__KIND_DNS:
+        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_DOMAIN, ev->dns->query_name, NULL);
+        break;
+    case VIGIL__EVENT__KIND_REGISTRY:
+        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_REGISTRY, ev->registry->key, NULL);
+        break;
+    case VIGIL__EVENT__KIND_LOGON:
+        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_USER, ev->logon->account, NULL);
+        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_IP, ev->logon->source_ip, NULL);
+        break;
+    default:
+        break;
+    }
+}
+
+static void cor_unit_add_alert(cor_shard *s, Vigil__Alert *al, bool is_new)
+{
+    struct cor_unit *u = s->unit;
+
+    if (u->nalerts == u->capalerts) {
+        size_t cap = u->capalerts ? u->capalerts * 2 : 8;
+        struct cor_alert_out *n = vg_realloc(u->alerts, cap * sizeof(*n));
+
+        if (n == NULL)
+            return;
+        u->alerts = n;
+        u->capalerts = cap;
+    }
+    /* An alert updated twice before a barrier travels once, as its newest state. */
+    for (size_t i = 0; i < u->nalerts; i++) {
+        if (strcmp(u->alerts[i].alert->id, al->id) == 0) {
+            u->alerts[i].alert = al;
+            return;
+        }
+    }
+    u->alerts[u->nalerts].alert = al;
+    u->alerts[u->nalerts].is_new = is_new;
+    u->alerts[u->nalerts].recv_ns = s->cur_recv_ns;
+    u->nalerts++;
+}
+
+/* Remembers the alert's newest state, packed, for the next match that folds into it. */
+static void cor_alert_remember(cor_shard *s, uint64_t key, struct cor_alert_state *st,
+                               const Vigil__Alert *al)
+{
+    size_t len = vigil__alert__get_packed_size(al);
+    uint8_t *p = vg_malloc(len);
+
+    if (p == NULL)
+        return;
+    vigil__alert__pack(al, p);
+    if (st == NULL) {
+        st = vg_calloc(1, sizeof(*st));
+        if (st == NULL || vg_u64map_put(&s->alerts, key, st) < 0) {
+            vg_free(st);
+            vg_free(p);
+            return;
+        }
+    }
+    vg_free(st->packed);
+    st->packed = p;
+    st->len = len;
+}
+
+static void cor_on_match(void *ctx, const struct cor_rule_info *r)
+{
+    cor_shard *s = ctx;
+    struct cor_machine *m = s->cur_m;
+    const Vigil__Event *ev = s->cur_ev;
+    vg_arena *a = s->unit->arena;
+    const cor_proc *anchor = cor_anchor(s, r->group);
+    struct cor_alert_state *st;
+    ProtobufCAllocator alloc;
+    Vigil__Alert *al = NULL, *stored = NULL;
+    char id[33];
+    uint64_t key;
+    bool is_new = false;
+
+    cor_stat_add(&s->st.rule_hits, 1);
+    cor_alert_id(s, r, anchor, id, &key);
+    vg_arena_pb_allocator(a, &alloc);
+    st = vg_u64map_get(&s->alerts, key);
+    if (st != NULL) {
+        al = vigil__alert__unpack(&alloc, st->len, st->packed);
+    } else if (s->cfg.db != NULL && sto_get_alert(s->cfg.db, id, &stored) == 0) {
+        /* Stored by an earlier run: a re-delivered event must not make it new again. */
+        size_t len = vigil__alert__get_packed_size(stored);
+        uint8_t *tmp = vg_arena_alloc(a, len);
+
+        if (tmp != NULL) {
+            vigil__alert__pack(stored, tmp);
+            al = vigil__alert__unpack(&alloc, len, tmp);
+        }
+        vigil__alert__free_unpacked(stored, NULL);
+        if (al != NULL && ev->ts_us <= al->last_event_us)
+            return; /* this event was folded in before the restart */
+    }
+    if (al != NULL) {
+        if (ev->ts_us < al->first_event_us)
+            al->first_event_us = ev->ts_us;
+        if (ev->ts_us > al->last_event_us)
+            al->last_event_us = ev->ts_us;
+        al->event_count++;
+        cor_add_evidence(a, al, ev);
+        cor_add_entities(a, al, m, ev);
+        cor_stat_add(&s->st.alerts_updated, 1);
+    } else {
+        al = vg_arena_alloc(a, sizeof(*al));
+        if (al == NULL)
+            return;
+        vigil__alert__init(al);
+        is_new = true;
+        al->id = vg_arena_strndup(a, id, 32);
+        /* Copies: the writer reads the alert after this machine or ruleset may be gone. */
+        al->tenant_id = cor_dup(a, m->tenant);
+        al->machine_id = cor_dup(a, m->machine_id);
+        al->machine_name = cor_dup(a, m->name);
+        al->title = cor_dup(a, r->title);
+        al->description = cor_dup(a, r->description);
+        al->severity = r->severity;
+        al->category = r->category;
+        al->mitre_techniques = cor_dup_list(a, r->techniques, r->n_techniques);
+        al->n_mitre_techniques = al->mitre_techniques ? r->n_techniques : 0;
+        al->mitre_tactics = cor_dup_list(a, r->tactics, r->n_tactics);
+        al->n_mitre_tactics = al->mitre_tactics ? r->n_tactics : 0;
+        al->detection_source = "sigma";
+        al->rule_id = cor_dup(a, r->id);
+        al->first_event_us = al->last_event_us = ev->ts_us;
+        al->event_count = 1;
+        al->status = VIGIL__ALERT_STATUS__ALERT_STATUS_NEW;
+        cor_add_evidence(a, al, ev);
+        cor_add_entities(a, al, m, ev);
+        cor_stat_add(&s->st.alerts_new, 1);
+    }
+    /* The process tree as the shard knows it now: ancestors, trigger, descendants. */
+    if (s->cur_proc != NULL || anchor != NULL) {
+        al->n_process_tree = 0;
+        al->process_tree = NULL;
+        cor_proctab_alert_tree(s->procs, anchor ? anchor : s->cur_proc, a, al, COR_TREE_MAX);
+    }
+    cor_alert_remember(s, key, st, al);
+    cor_unit_add_alert(s, al, is_new);
+}
+
+/* ---- timeline blocks -------------------------------------------------------------- */
+
+static int cor_buf_reserve(struct cor_block_buf *b, size_t more)
+{
+    size_t cap;
+    uint8_t *n;
+
+    if (b->len + more <= b->cap)
+        return 0;
+    cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + more)
+        cap *= 2;
+    n = vg_realloc(b->buf, cap);
+    if (n == NULL)
+        return -VG_ENOMEM;
+    b->buf = n;
+    b->cap = cap;
+    return 0;
+}
+
+static size_t cor_put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* Starts a block: the batch header (tenant, machine, name, os...) serialized once. */
+static int cor_block_open(cor_shard *s, struct cor_machine *m, int32_t partition, int64_t offset,
+                          const Vigil__Event *ev)
+{
+    Vigil__TelemetryBatch hdr = VIGIL__TELEMETRY_BATCH__INIT;
+    struct cor_block_buf *b = &m->blk;
+    struct cor_ticket *t;
+    struct cor_part *p;
+    size_t len;
+
+    hdr.tenant_id = m->tenant;
+    hdr.machine_id = m->machine_id;
+    hdr.machine_name = m->name;
+    hdr.os = m->os;
+    hdr.os_version = m->os_version;
+    hdr.sensor_version = m->sensor_version;
+    hdr.first_seq = ev->seq;
+    len = vigil__telemetry_batch__get_packed_size(&hdr);
+    if (cor_buf_reserve(b, len) < 0)
+        return -VG_ENOMEM;
+    b->len = vigil__telemetry_batch__pack(&hdr, b->buf);
+    b->nevents = 0;
+    b->day = sto_day(ev->ts_us);
+    b->first_ts_us = ev->ts_us;
+    b->first_seq = ev->seq;
+    t = vg_calloc(1, sizeof(*t));
+    p = cor_part_get(s, partition);
+    if (t == NULL || p == NULL) {
+        vg_free(t);
+        return -VG_ENOMEM;
+    }
+    t->offset = offset;
+    t->opened_us = vg_now_us();
+    t->m = m;
+    if (p->tail)
+        p->tail->next = t;
+    else
+        p->head = t;
+    p->tail = t;
+    b->ticket = t;
+    return 0;
+}
+
+static int cor_block_append(cor_shard *s, struct cor_machine *m, int32_t partition, int64_t offset,
+                            const Vigil__Event *ev, const uint8_t *raw, size_t rawlen)
+{
+    struct cor_block_buf *b = &m->blk;
+
+    if (b->ticket != NULL &&
+        (b->day != sto_day(ev->ts_us) || b->nevents >= s->cfg.block_max_events ||
+         b->len + rawlen > s->cfg.block_max_bytes))
+        cor_block_seal(s, m);
+    if (b->ticket == NULL && cor_block_open(s, m, partition, offset, ev) < 0)
+        return -VG_ENOMEM;
+    if (cor_buf_reserve(b, rawlen + 11) < 0)
+        return -VG_ENOMEM;
+    /* A repeated field 8 entry: tag, length, the event's own bytes. Concatenated protobuf
+     * fields parse as one message, so the buffer stays a valid TelemetryBatch. */
+    b->buf[b->len++] = (8 << 3) | 2;
+    b->len += cor_put_varint(b->buf + b->len, rawlen);
+    memcpy(b->buf + b->len, raw, rawlen);
+    b->len += rawlen;
+    b->nevents++;
+    b->last_seq = ev->seq;
+    b->last_ts_us = ev->ts_us;
+    return 0;
+}
+
+static void cor_unit_add_machine(cor_shard *s, struct cor_machine *m)
+{
+    struct cor_unit *u = s->unit;
+    Vigil__MachineRecord *r;
+
+    if (u->nmachines == u->capmachines) {
+        size_t cap = u->capmachines ? u->capmachines * 2 : 16;
+        Vigil__MachineRecord **n = vg_realloc(u->machines, cap * sizeof(*n));
+
+        if (n == NULL)
+            return;
+        u->machines = n;
+        u->capmachines = cap;
+    }
+    r = vg_arena_alloc(u->arena, sizeof(*r));
+    if (r == NULL)
+        return;
+    vigil__machine_record__init(r);
+    r->tenant_id = vg_arena_strndup(u->arena, m->tenant, strlen(m->tenant));
+    r->machine_id = vg_arena_strndup(u->arena, m->machine_id, strlen(m->machine_id));
+    r->machine_name = vg_arena_strndup(u->arena, m->name, strlen(m->name));
+    r->os = m->os;
+    r->os_version = vg_arena_strndup(u->arena, m->os_version, strlen(m->os_version));
+    r->sensor_version = vg_arena_strndup(u->arena, m->sensor_version, strlen(m->sensor_version));
+    r->first_seen_us = m->first_seen_us;
+    r->last_event_us = m->last_event_us;
+    r->last_seq = m->sealed_seq;
+    r->events = m->events;
+    u->machines[u->nmachines++] = r;
+}
+
+static void cor_block_seal(cor_shard *s, struct cor_machine *m)
+{
+    struct cor_block_buf *b = &m->blk;
+    struct cor_unit *u = s->unit;
+    struct cor_block *blk;
+
+    if (b->ticket == NULL)
+        return;
+    b->ticket->m = NULL; /* the ticket is popped at the next barrier */
+    b->ticket = NULL;
+    if (b->nevents == 0)
+        return;
+    if (u->nblocks == u->capblocks) {
+        size_t cap = u->capblocks ? u->capblocks * 2 : 64;
+        struct cor_block *n = vg_realloc(u->blocks, cap * sizeof(*n));
+
+        if (n == NULL)
+            return;
+        u->blocks = n;
+        u->capblocks = cap;
+    }
+    blk = &u->blocks[u->nblocks++];
+    blk->mkey = m->mkey;
+    blk->first_ts_us = b->first_ts_us;
+    blk->first_seq = b->first_seq;
+    blk->nevents = b->nevents;
+    /* The buffer moves to the unit; the machine starts its next block afresh. */
+    blk->data = b->buf;
+    blk->len = b->len;
+    b->buf = NULL;
+    b->len = b->cap = 0;
+    b->nevents = 0;
+    m->sealed_seq = b->last_seq;
+    cor_unit_add_machine(s, m);
+    cor_stat_add(&s->st.blocks_sealed, 1);
+}
+
+/* ---- barriers --------------------------------------------------------------------- */
+
+static struct cor_part *cor_part_get(cor_shard *s, int32_t partition)
+{
+    for (size_t i = 0; i < s->nparts; i++)
+        if (s->parts[i].partition == partition)
+            return &s->parts[i];
+    if (s->nparts == s->capparts) {
+        size_t cap = s->capparts ? s->capparts * 2 : 16;
+        struct cor_part *n = vg_realloc(s->parts, cap * sizeof(*n));
+
+        if (n == NULL)
+            return NULL;
+        s->parts = n;
+        s->capparts = cap;
+    }
+    s->parts[s->nparts] = (struct cor_part){.partition = partition};
+    return &s->parts[s->nparts++];
+}
+
+static void cor_handle_barrier(cor_shard *s, struct cor_barrier *b)
+{
+    int64_t now = vg_now_us();
+    struct cor_unit *u;
+    size_t np = 0;
+    unsigned spins = 0;
+
+    for (size_t i = 0; i < s->nparts; i++) {
+        struct cor_part *p = &s->parts[i];
+
+        /* Tickets queue in opening order: seal the blocks that are too old (or all of
+         * them at a seal-all barrier), then drop sealed tickets from the head. */
+        for (struct cor_ticket *t = p->head; t != NULL; t = t->next) {
+            if (!b->seal_all && now - t->opened_us < s->cfg.block_max_age_us)
+                break;
+            if (t->m != NULL)
+                cor_block_seal(s, t->m);
+        }
+        while (p->head != NULL && p->head->m == NULL) {
+            struct cor_ticket *t = p->head;
+
+            p->head = t->next;
+            if (p->head == NULL)
+                p->tail = NULL;
+            vg_free(t);
+        }
+    }
+    while (s->unit == NULL && (s->unit = cor_unit_new(s->cfg.index)) == NULL) {
+        struct timespec ts = {0, 1000000}; /* a barrier must go through: wait for memory */
+
+        nanosleep(&ts, NULL);
+    }
+    u = s->unit;
+    u->pending = vg_malloc((s->nparts ? s->nparts : 1) * sizeof(*u->pending));
+    for (size_t i = 0; u->pending != NULL && i < s->nparts; i++)
+        if (s->parts[i].head != NULL)
+            u->pending[np++] = (struct cor_offset){s->parts[i].partition, s->parts[i].head->offset};
+    u->npending = np;
+    u->barrier = b; /* the shard's reference moves to the unit */
+    if (s->last_event_us != 0)
+        cor_proctab_expire(s->procs, s->last_event_us, s->cfg.proc_window_us, 4096);
+    __atomic_store_n(&s->st.processes, cor_proctab_count(s->procs), __ATOMIC_RELAXED);
+    __atomic_store_n(&s->st.machines, s->machines.count, __ATOMIC_RELAXED);
+    s->unit = cor_unit_new(s->cfg.index); /* NULL: retried at the next batch */
+    /* The writer must get every barrier: wait while its ring is full. */
+    while (!ck_ring_enqueue_spsc(&s->out_ring, s->out_buf, u)) {
+        struct timespec ts = {0, spins++ < 10 ? 100000 : 1000000};
+
+        nanosleep(&ts, NULL);
+    }
+}
+
+static struct cor_unit *cor_unit_new(uint32_t shard)
+{
+    struct cor_unit *u = vg_calloc(1, sizeof(*u));
+
+    if (u == NULL)
+        return NULL;
+    u->shard = shard;
+    u->arena = vg_arena_new(16384);
+    if (u->arena == NULL) {
+        vg_free(u);
+        return NULL;
+    }
+    return u;
+}
+
+static void cor_stat_add(uint64_t *field, uint64_t n)
+{
+    /* Only the shard thread writes; readers tolerate a stale value. */
+    __atomic_store_n(field, __atomic_load_n(field, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,157 @@
+/*
+ * ingest.h - vigil's Kafka side and its pipeline: decoding and validating telemetry,
+ * the dead-letter topic, routing to shards, the storage writer, alert emission, and the
+ * embedded broker.
+ *
+ * THREAD MODEL of a running pipeline (ing_pipeline):
+ *   vg-consume   one thread: polls the consumer group, decodes, validates, dead-letters,
+ *                routes each batch to its shard's inbound ring, pauses partitions when a
+ *                ring is full, and every barrier interval sends a barrier through all
+ *                shards.
+ *   vg-shard-N   S threads (correlate.h): own their machines outright.
+ *   vg-writer    one thread: drains the shards' outbound rings into RocksDB write batches;
+ *                when a barrier has passed every shard, writes the batch with the offsets it
+ *                covers, then emits the new alerts and commits the offsets to Kafka.
+ *   librdkafka's own threads run the delivery and log callbacks.
+ */
+#ifndef VG_INGEST_H
+#define VG_INGEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "telemetry.pb-c.h"
+#include "vg.h"
+
+/* ---- decoding and validation ------------------------------------------------------ */
+
+struct ing_limits {
+    size_t max_message_bytes; /* default 16 MiB */
+    size_t max_field_bytes;   /* any one string; default 64 KiB */
+    size_t max_events;        /* per batch; default 100,000 */
+    size_t max_id_bytes;      /* tenant and machine ids; default 128 */
+    int64_t min_ts_us;        /* default 2000-01-01 */
+    int64_t max_future_us;    /* how far past now an event may be; default 1 day */
+};
+
+void ing_limits_default(struct ing_limits *l);
+
+/* A decoded batch. The raw bytes of each event (a serialized vigil.Event) are kept so
+ * that storage can append them to a timeline block without encoding them again. */
+struct ing_batch {
+    Vigil__TelemetryBatch *batch; /* header fields and events, in the arena */
+    const uint8_t **raw;          /* raw[i]: serialized events[i], borrowed from the input */
+    size_t *raw_len;
+};
+
+/*
+ * Decodes a serialized TelemetryBatch by walking its envelope: header fields are unpacked
+ * once and each event alone, into arena a. The input must outlive out (raw slices point
+ * into it). Then validates it against l and now_us. Returns 0, or -VG_EDECODE / -VG_EINVAL
+ * with the reason (one line, for the dead-letter header) in reason.
+ */
+int ing_decode(const void *buf, size_t len, const struct ing_limits *l, int64_t now_us, vg_arena *a,
+               struct ing_batch *out, char *reason, size_t reasonlen);
+
+/* ---- Kafka configuration ---------------------------------------------------------- */
+
+struct ing_kv {
+    const char *key;
+    const char *value;
+};
+
+struct ing_kafka_cfg {
+    const char *brokers;        /* NULL or "": start the embedded broker */
+    const char *group;          /* default "vigil" */
+    const char *topic;          /* default "telemetry" */
+    const char *dlq_topic;      /* default "telemetry.dlq" */
+    const char *alerts_topic;   /* default "alerts" */
+    const struct ing_kv *props; /* -X key=value, passed to librdkafka (both clients) */
+    size_t nprops;
+};
+
+/* ---- the embedded broker ---------------------------------------------------------- */
+
+typedef struct ing_mock ing_mock;
+
+/* Starts librdkafka's mock cluster (brokers: 1 or more) with the telemetry, alerts,
+ * incidents and dead-letter topics (partitions each). bootstraps is readable until
+ * ing_mock_stop. Returns 0 or -VG_EKAFKA with detail in err. */
+int ing_mock_start(int brokers, int partitions, const char *const *topics, size_t ntopics,
+                   ing_mock **out, char *err, size_t errlen);
+const char *ing_mock_bootstraps(const ing_mock *m);
+/* The rd_kafka_mock_cluster_t, for fault injection in tests. */
+void *ing_mock_cluster(ing_mock *m);
+void ing_mock_stop(ing_mock *m);
+
+/* ---- producing (simulate, tests, DLQ, alerts) -------------------------------------- */
+
+typedef struct ing_producer ing_producer;
+
+int ing_producer_new(const struct ing_kafka_cfg *cfg, ing_producer **out, char *err, size_t errlen);
+/* Copies key and value. Blocks (polling) while the local queue is full. Header pairs may be
+ * NULL. Returns 0 or -VG_EKAFKA. Safe from any thread. */
+int ing_produce(ing_producer *p, const char *topic, const void *key, size_t keylen, const void *val,
+                size_t vallen, const struct ing_kv *headers, size_t nheaders);
+/* Waits up to timeout_ms for everything produced to be acknowledged. Returns the number of
+ * messages still outstanding (0 when all were delivered). */
+int ing_producer_flush(ing_producer *p, int timeout_ms);
+/* Messages that failed delivery permanently since creation. */
+uint64_t ing_producer_failed(const ing_producer *p);
+void ing_producer_destroy(ing_producer *p); /* flushes up to 10 s first */
+/* The rd_kafka_t, for callers that need more. */
+void *ing_producer_handle(ing_producer *p);
+
+/* ---- the pipeline (vigil run) ------------------------------------------------------ */
+
+typedef struct ing_pipeline ing_pipeline;
+struct cor_ruleset;
+struct sto_db;
+struct ProtobufCMessage;
+
+struct ing_pipeline_cfg {
+    struct ing_kafka_cfg kafka; /* brokers must be set (the embedded broker's address) */
+    uint32_t nshards;           /* default 2 */
+    struct cor_ruleset *rules;  /* shared; may be NULL (no detection) */
+    struct sto_db *db;          /* required */
+    FILE *alerts_jsonl;         /* NULL: none */
+    /* Called on the writer thread for every new alert once it is durable. */
+    void (*on_alert)(void *ctx, const struct ProtobufCMessage *alert);
+    void *on_alert_ctx;
+    int barrier_ms;           /* default 50 */
+    int commit_ms;            /* Kafka offset commit interval; default 1000 */
+    struct ing_limits limits; /* zero: defaults */
+    size_t queue_kbytes;      /* librdkafka's fetch queue per partition; default 16 MiB */
+    int64_t block_max_age_us; /* default 5 s */
+};
+
+struct ing_stats {
+    uint64_t messages; /* consumed */
+    uint64_t bytes;
+    uint64_t dead_letters; /* messages sent to the dead-letter topic */
+    uint64_t events;       /* accepted by the shards */
+    uint64_t duplicates;   /* re-delivered events dropped */
+    uint64_t alerts[4];    /* new alerts by severity */
+    uint64_t alerts_updated;
+    uint64_t lost_upstream; /* messages the broker no longer had (offset gaps/resets) */
+    uint64_t writes;        /* RocksDB write batches */
+    uint64_t blocks;        /* timeline blocks written */
+    uint64_t commits;       /* Kafka offset commits */
+    uint64_t pauses;        /* partition pauses for backpressure */
+    uint64_t write_errors;
+    int64_t last_event_us;
+    uint32_t partitions; /* assigned now */
+};
+
+int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, char *err,
+                     size_t errlen);
+/* Starts the threads and subscribes. Re-emits alerts left in the outbox by a crash. */
+int ing_pipeline_start(ing_pipeline *p, char *err, size_t errlen);
+/* Stops consuming, seals and writes everything consumed, commits, stops the threads. */
+void ing_pipeline_stop(ing_pipeline *p);
+void ing_pipeline_destroy(ing_pipeline *p);
+void ing_pipeline_stats(ing_pipeline *p, struct ing_stats *st);
+
+#endif /* VG_INGEST_H */

@@ -1,0 +1,29 @@
+/*
+ * ingest_int.h - ingest's internals shared between its files (and its tests).
+ */
+#ifndef VG_INGEST_INT_H
+#define VG_INGEST_INT_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "ingest.h"
+
+/* A produced message whose delivery someone waits for (the alert outbox). */
+struct ing_delivery {
+    void (*done)(struct ing_delivery *d, bool ok); /* on the thread that polls the producer */
+};
+
+static inline void ing_delivered(void *opaque, bool ok)
+{
+    struct ing_delivery *d = opaque;
+
+    d->done(d, ok);
+}
+
+rd_kafka_conf_t *ing_conf_new(const struct ing_kafka_cfg *cfg, const char *brokers, char *err,
+                              size_t errlen);
+int ing_produce_opaque(ing_producer *p, const char *topic, const void *key, size_t keylen,
+                       const void *val, size_t vallen, const struct ing_kv *headers,
+                       size_t nheaders, struct ing_delivery *opaque);
+
+#endif

@@ -1,0 +1,231 @@
+/*
+ * kafka.c - librdkafka set-up shared by vigil's clients: configuration from -X pairs, the
+ * producer (alerts, dead letters, simulate) and the embedded mock cluster.
+ *
+ * THREAD SAFETY: ing_produce and ing_producer_flush may be called from any thread
+ * (librdkafka's producer is thread safe). Delivery reports are served by whoever polls:
+ * ing_produce and ing_producer_flush poll.
+ */
+#include "ingest.h"
+#include "ingest_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+struct ing_mock {
+    rd_kafka_t *rk; /* hosts the cluster */
+    rd_kafka_mock_cluster_t *mc;
+    char *bootstraps;
+};
+
+struct ing_producer {
+    rd_kafka_t *rk;
+    uint64_t failed; /* atomic: written by the delivery callback */
+};
+
+static void ing_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    /* syslog levels: 0-3 errors, 4 warnings, 5-6 info, 7 debug */
+    vg_log(level <= 3   ? VG_LOG_ERROR
+           : level == 4 ? VG_LOG_WARN
+           : level <= 6 ? VG_LOG_INFO
+                        : VG_LOG_DEBUG,
+           "kafka", "%s: %s", fac, buf);
+}
+
+rd_kafka_conf_t *ing_conf_new(const struct ing_kafka_cfg *cfg, const char *brokers, char *err,
+                              size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+    rd_kafka_conf_set_log_cb(conf, ing_log_cb);
+    if (brokers != NULL &&
+        rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, errlen) != RD_KAFKA_CONF_OK)
+        goto out_destroy;
+    for (size_t i = 0; cfg != NULL && i < cfg->nprops; i++) {
+        if (rd_kafka_conf_set(conf, cfg->props[i].key, cfg->props[i].value, err, errlen) !=
+            RD_KAFKA_CONF_OK)
+            goto out_destroy;
+    }
+    return conf;
+
+out_destroy:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+/* ---- the embedded broker ---------------------------------------------------------- */
+
+int ing_mock_start(int brokers, int partitions, const char *const *topics, size_t ntopics,
+                   ing_mock **out, char *err, size_t errlen)
+{
+    ing_mock *m = vg_calloc(1, sizeof(*m));
+    rd_kafka_conf_t *conf;
+
+    if (m == NULL)
+        return -VG_ENOMEM;
+    conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, ing_log_cb);
+    m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
+    if (m->rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        goto out_free;
+    }
+    m->mc = rd_kafka_mock_cluster_new(m->rk, brokers);
+    if (m->mc == NULL) {
+        snprintf(err, errlen, "cannot start the embedded Kafka broker");
+        goto out_free;
+    }
+    for (size_t i = 0; i < ntopics; i++) {
+        if (rd_kafka_mock_topic_create(m->mc, topics[i], partitions, 1) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+            snprintf(err, errlen, "cannot create topic %s", topics[i]);
+            goto out_free;
+        }
+    }
+    m->bootstraps = vg_strdup(rd_kafka_mock_cluster_bootstraps(m->mc));
+    if (m->bootstraps == NULL)
+        goto out_free;
+    *out = m;
+    return 0;
+
+out_free:
+    ing_mock_stop(m);
+    return -VG_EKAFKA;
+}
+
+const char *ing_mock_bootstraps(const ing_mock *m)
+{
+    return m->bootstraps;
+}
+
+void *ing_mock_cluster(ing_mock *m)
+{
+    return m->mc;
+}
+
+void ing_mock_stop(ing_mock *m)
+{
+    if (m == NULL)
+        return;
+    if (m->mc)
+        rd_kafka_mock_cluster_destroy(m->mc);
+    if (m->rk)
+        rd_kafka_destroy(m->rk);
+    vg_free(m->bootstraps);
+    vg_free(m);
+}
+
+/* ---- the producer ----------------------------------------------------------------- */
+
+static void ing_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    ing_producer *p = opaque;
+
+    (void)rk;
+    if (msg->err) {
+        __atomic_add_fetch(&p->failed, 1, __ATOMIC_RELAXED);
+        vg_log(VG_LOG_ERROR, "kafka", "delivery to %s failed: %s", rd_kafka_topic_name(msg->rkt),
+               rd_kafka_err2str(msg->err));
+    }
+    if (msg->_private != NULL)
+        ing_delivered(msg->_private, msg->err == 0);
+}
+
+int ing_producer_new(const struct ing_kafka_cfg *cfg, ing_producer **out, char *err, size_t errlen)
+{
+    ing_producer *p = vg_calloc(1, sizeof(*p));
+    rd_kafka_conf_t *conf;
+
+    if (p == NULL)
+        return -VG_ENOMEM;
+    conf = ing_conf_new(cfg, cfg->brokers, err, errlen);
+    if (conf == NULL)
+        goto out_free;
+    /* Idempotence keeps retried produce requests from duplicating alerts at the broker. */
+    rd_kafka_conf_set(conf, "enable.idempotence", "true", NULL, 0);
+    rd_kafka_conf_set(conf, "linger.ms", "5", NULL, 0);
+    rd_kafka_conf_set(conf, "compression.codec", "zstd", NULL, 0);
+    rd_kafka_conf_set_dr_msg_cb(conf, ing_dr_cb);
+    rd_kafka_conf_set_opaque(conf, p);
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
+    if (p->rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        goto out_free;
+    }
+    *out = p;
+    return 0;
+
+out_free:
+    vg_free(p);
+    return -VG_EKAFKA;
+}
+
+int ing_produce_opaque(ing_producer *p, const char *topic, const void *key, size_t keylen,
+                       const void *val, size_t vallen, const struct ing_kv *headers,
+                       size_t nheaders, struct ing_delivery *opaque)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    rd_kafka_resp_err_t e;
+
+    for (;;) {
+        if (nheaders) {
+            hdrs = rd_kafka_headers_new(nheaders);
+            for (size_t i = 0; i < nheaders; i++)
+                rd_kafka_header_add(hdrs, headers[i].key, -1, headers[i].value, -1);
+        }
+        e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
+                              RD_KAFKA_V_VALUE((void *)val, vallen),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+                              RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+            break;
+        if (hdrs)
+            rd_kafka_headers_destroy(hdrs); /* not taken over on failure */
+        hdrs = NULL;
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            vg_log(VG_LOG_ERROR, "kafka", "produce to %s: %s", topic, rd_kafka_err2str(e));
+            return -VG_EKAFKA;
+        }
+        rd_kafka_poll(p->rk, 10); /* backpressure: wait for deliveries */
+    }
+    rd_kafka_poll(p->rk, 0);
+    return 0;
+}
+
+int ing_produce(ing_producer *p, const char *topic, const void *key, size_t keylen, const void *val,
+                size_t vallen, const struct ing_kv *headers, size_t nheaders)
+{
+    return ing_produce_opaque(p, topic, key, keylen, val, vallen, headers, nheaders, NULL);
+}
+
+int ing_producer_flush(ing_producer *p, int timeout_ms)
+{
+    rd_kafka_flush(p->rk, timeout_ms);
+    return rd_kafka_outq_len(p->rk);
+}
+
+uint64_t ing_producer_failed(const ing_producer *p)
+{
+    return __atomic_load_n(&p->failed, __ATOMIC_RELAXED);
+}
+
+void *ing_producer_handle(ing_producer *p)
+{
+    return p->rk;
+}
+
+void ing_producer_destroy(ing_producer *p)
+{
+    if (p == NULL)
+        return;
+    if (ing_producer_flush(p, 10000) > 0)
+        vg_log(VG_LOG_ERROR, "kafka", "%d messages not delivered at shutdown",
+               rd_kafka_outq_len(p->rk));
+    rd_kafka_destroy(p->rk);
+    vg_free(p);
+}

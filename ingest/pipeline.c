@@ -1,0 +1,857 @@
+/*
+ * pipeline.c - vigil run: the consumer thread, routing to shards, backpressure, barriers,
+ * and the writer thread that makes everything durable before offsets move.
+ *
+ * THREADS (see ingest.h):
+ *   vg-consume  ing_consume_main: the only caller of the consumer handle's poll/assign/
+ *               pause/resume, and the only producer of every shard's inbound ring.
+ *   vg-writer   ing_writer_main: the only consumer of every shard's outbound ring, the only
+ *               writer of RocksDB, the only poller of the producer (delivery reports and the
+ *               outbox run there).
+ *   vg-shard-N  correlate.h; they call ing_release / ing_reject (below) on their own thread.
+ * Shared between threads: the statistics (relaxed atomics), written_barrier (mutex + cond:
+ * the consumer waits for a barrier to be written at revocation and shutdown), and the
+ * commit offsets handed from writer to consumer handle (rd_kafka_commit is thread safe).
+ *
+ * Durability: a barrier leaves the consumer every barrier_ms carrying, per partition, the
+ * highest offset routed before it. Each shard answers with what it sealed since the last
+ * barrier and the lowest offset still in an open block. When the writer has the answer of
+ * every shard, the offset safe to resume from is, per partition, min(dispatched + 1, lowest
+ * open); it is written in the same RocksDB batch as the blocks, and only then committed to
+ * Kafka. On start, offsets come from RocksDB, so a crash resumes where durable state ends;
+ * events re-delivered from there are dropped by sequence number in the shards.
+ */
+#include "ingest.h"
+#include "ingest_int.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "correlate.h"
+#include "storage.h"
+
+#define ING_MAX_PARTS  256
+#define ING_POLL_BATCH 256
+
+/* A consumed message on its way through a shard. */
+struct ing_msg {
+    struct cor_in in; /* first: shards hand back a cor_in pointer */
+    rd_kafka_message_t *rkm;
+    vg_arena *arena;
+    struct ing_msg *next; /* in a partition's waiting queue */
+};
+
+struct ing_part {
+    int32_t partition;
+    bool assigned;
+    bool paused;
+    int64_t dispatched; /* highest offset routed or dead-lettered; -1: none yet */
+    int64_t committed;  /* last offset stored as safe (next to consume) */
+    struct ing_msg *wait_head, *wait_tail; /* consumed, not yet routed (ring full) */
+    size_t waiting;
+};
+
+/* An alert produced to Kafka whose delivery empties its outbox entry. */
+struct ing_outbox_item {
+    struct ing_delivery d;
+    ing_pipeline *p;
+    char id[40];
+};
+
+struct ing_pipeline {
+    struct ing_pipeline_cfg cfg;
+    char *brokers, *group, *topic, *dlq_topic, *alerts_topic;
+    rd_kafka_t *rk;     /* the consumer */
+    ing_producer *prod; /* alerts and dead letters */
+    cor_shard **shards;
+    uint32_t nshards;
+
+    pthread_t consume_thread, writer_thread;
+    bool started;
+    int stop_consume; /* atomic */
+    int stop_writer;  /* atomic */
+
+    /* consumer thread only */
+    struct ing_part parts[ING_MAX_PARTS];
+    uint64_t next_barrier;
+    uint64_t last_barrier_ns;
+
+    /* writer thread only */
+    sto_wbatch *wb;
+    char **outbox_done; /* alert ids delivered, to delete from the outbox */
+    size_t noutbox_done, capoutbox_done;
+    uint64_t last_commit_ns;
+    int64_t stored[ING_MAX_PARTS]; /* next offset stored per partition; -1: none */
+
+    pthread_mutex_t lock; /* guards written_barrier */
+    pthread_cond_t cond;
+    uint64_t written_barrier; /* highest barrier whose batch is durable */
+
+    struct ing_stats st; /* relaxed atomics */
+};
+
+static void *ing_consume_main(void *arg);
+static void *ing_writer_main(void *arg);
+static void ing_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t *parts, void *opaque);
+static void ing_dispatch(ing_pipeline *p, rd_kafka_message_t *rkm);
+static bool ing_route(ing_pipeline *p, struct ing_part *pt, rd_kafka_message_t *rkm);
+static void ing_drain_waiting(ing_pipeline *p, bool block);
+static uint64_t ing_send_barrier(ing_pipeline *p, bool seal_all);
+static void ing_wait_written(ing_pipeline *p, uint64_t id);
+static void ing_release(void *ctx, struct cor_in *in);
+static void ing_reject(void *ctx, struct cor_in *in, const char *reason);
+static void ing_dead_letter(ing_pipeline *p, const rd_kafka_message_t *rkm, const char *reason);
+static void ing_stat_add(uint64_t *f, uint64_t n);
+
+/* ---- life cycle ------------------------------------------------------------------- */
+
+int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, char *err,
+                     size_t errlen)
+{
+    ing_pipeline *p = vg_calloc(1, sizeof(*p));
+    rd_kafka_conf_t *conf = NULL;
+    char qk[32];
+
+    if (p == NULL)
+        return -VG_ENOMEM;
+    p->cfg = *cfg;
+    if (p->cfg.nshards == 0)
+        p->cfg.nshards = 2;
+    if (p->cfg.barrier_ms <= 0)
+        p->cfg.barrier_ms = 50;
+    if (p->cfg.commit_ms <= 0)
+        p->cfg.commit_ms = 1000;
+    if (p->cfg.limits.max_message_bytes == 0)
+        ing_limits_default(&p->cfg.limits);
+    if (p->cfg.queue_kbytes == 0)
+        p->cfg.queue_kbytes = 16384;
+    p->brokers = vg_strdup(cfg->kafka.brokers ? cfg->kafka.brokers : "");
+    p->group = vg_strdup(cfg->kafka.group ? cfg->kafka.group : "vigil");
+    p->topic = vg_strdup(cfg->kafka.topic ? cfg->kafka.topic : "telemetry");
+    p->dlq_topic = vg_strdup(cfg->kafka.dlq_topic ? cfg->kafka.dlq_topic : "telemetry.dlq");
+    p->alerts_topic = vg_strdup(cfg->kafka.alerts_topic ? cfg->kafka.alerts_topic : "alerts");
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    for (int i = 0; i < ING_MAX_PARTS; i++) {
+        p->parts[i].partition = i;
+        p->parts[i].dispatched = -1;
+        p->parts[i].committed = -1;
+        p->stored[i] = -1;
+    }
+    p->wb = sto_wbatch_new();
+    if (p->brokers == NULL || p->group == NULL || p->topic == NULL || p->dlq_topic == NULL ||
+        p->alerts_topic == NULL || p->wb == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out_free;
+    }
+    p->cfg.kafka.brokers = p->brokers;
+    if (ing_producer_new(&p->cfg.kafka, &p->prod, err, errlen) < 0)
+        goto out_free;
+
+    conf = ing_conf_new(&p->cfg.kafka, p->brokers, err, errlen);
+    if (conf == NULL)
+        goto out_free;
+    snprintf(qk, sizeof(qk), "%zu", p->cfg.queue_kbytes);
+    if (rd_kafka_conf_set(conf, "group.id", p->group, err, errlen) != RD_KAFKA_CONF_OK ||
+        /* Offsets are committed by the writer, after the data is durable. */
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, errlen) !=
+            RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, errlen) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "queued.max.messages.kbytes", qk, err, errlen) != RD_KAFKA_CONF_OK)
+        goto out_free;
+    rd_kafka_conf_set_rebalance_cb(conf, ing_rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, p);
+    p->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
+    if (p->rk == NULL)
+        goto out_free;
+    conf = NULL;
+    rd_kafka_poll_set_consumer(p->rk);
+
+    p->nshards = p->cfg.nshards;
+    p->shards = vg_calloc(p->nshards, sizeof(*p->shards));
+    if (p->shards == NULL)
+        goto out_free;
+    for (uint32_t i = 0; i < p->nshards; i++) {
+        struct cor_shard_cfg sc = {
+            .index = i,
+            .nshards = p->nshards,
+            .rules = p->cfg.rules,
+            .db = p->cfg.db,
+            .block_max_age_us = p->cfg.block_max_age_us,
+            .release = ing_release,
+            .reject = ing_reject,
+            .ctx = p,
+        };
+
+        if (cor_shard_new(&sc, &p->shards[i]) < 0) {
+            snprintf(err, errlen, "cannot create shard %u", i);
+            goto out_free;
+        }
+    }
+    *out = p;
+    return 0;
+
+out_free:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    ing_pipeline_destroy(p);
+    return -VG_EKAFKA;
+}
+
+static void ing_requeue_outbox(ing_pipeline *p);
+
+int ing_pipeline_start(ing_pipeline *p, char *err, size_t errlen)
+{
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_resp_err_t e;
+
+    rd_kafka_topic_partition_list_add(topics, p->topic, RD_KAFKA_PARTITION_UA);
+    e = rd_kafka_subscribe(p->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+        snprintf(err, errlen, "subscribe to %s: %s", p->topic, rd_kafka_err2str(e));
+        return -VG_EKAFKA;
+    }
+    ing_requeue_outbox(p);
+    for (uint32_t i = 0; i < p->nshards; i++)
+        if (cor_shard_start(p->shards[i]) < 0)
+            goto out_threads;
+    if (pthread_create(&p->writer_thread, NULL, ing_writer_main, p) != 0)
+        goto out_threads;
+    pthread_setname_np(p->writer_thread, "vg-writer");
+    if (pthread_create(&p->consume_thread, NULL, ing_consume_main, p) != 0) {
+        __atomic_store_n(&p->stop_writer, 1, __ATOMIC_RELEASE);
+        pthread_join(p->writer_thread, NULL);
+        goto out_threads;
+    }
+    pthread_setname_np(p->consume_thread, "vg-consume");
+    p->started = true;
+    return 0;
+
+out_threads:
+    snprintf(err, errlen, "cannot start threads");
+    for (uint32_t i = 0; i < p->nshards; i++)
+        cor_shard_stop(p->shards[i]);
+    return -VG_ENOMEM;
+}
+
+void ing_pipeline_stop(ing_pipeline *p)
+{
+    if (p == NULL || !p->started)
+        return;
+    /* The consumer drains what it holds, sends a last seal-all barrier, waits for it to be
+     * written, commits, and closes the consumer (leaving the group). */
+    __atomic_store_n(&p->stop_consume, 1, __ATOMIC_RELEASE);
+    pthread_join(p->consume_thread, NULL);
+    __atomic_store_n(&p->stop_writer, 1, __ATOMIC_RELEASE);
+    pthread_join(p->writer_thread, NULL);
+    for (uint32_t i = 0; i < p->nshards; i++)
+        cor_shard_stop(p->shards[i]);
+    p->started = false;
+}
+
+void ing_pipeline_destroy(ing_pipeline *p)
+{
+    if (p == NULL)
+        return;
+    ing_pipeline_stop(p);
+    for (uint32_t i = 0; p->shards != NULL && i < p->nshards; i++)
+        cor_shard_destroy(p->shards[i]);
+    vg_free(p->shards);
+    if (p->rk)
+        rd_kafka_destroy(p->rk);
+    ing_producer_destroy(p->prod);
+    sto_wbatch_destroy(p->wb);
+    for (size_t i = 0; i < p->noutbox_done; i++)
+        vg_free(p->outbox_done[i]);
+    vg_free(p->outbox_done);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->cond);
+    vg_free(p->brokers);
+    vg_free(p->group);
+    vg_free(p->topic);
+    vg_free(p->dlq_topic);
+    vg_free(p->alerts_topic);
+    vg_free(p);
+}
+
+void ing_pipeline_stats(ing_pipeline *p, struct ing_stats *st)
+{
+    const uint64_t *src = (const uint64_t *)&p->st;
+    uint64_t *dst = (uint64_t *)st;
+    struct cor_shard_stats ss;
+
+    memset(st, 0, sizeof(*st));
+    for (size_t i = 0; i < offsetof(struct ing_stats, last_event_us) / sizeof(uint64_t); i++)
+        dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+    st->last_event_us = __atomic_load_n(&p->st.last_event_us, __ATOMIC_RELAXED);
+    st->partitions = __atomic_load_n(&p->st.partitions, __ATOMIC_RELAXED);
+    st->events = st->duplicates = 0;
+    for (uint32_t i = 0; i < p->nshards; i++) {
+        cor_shard_get_stats(p->shards[i], &ss);
+        st->events += ss.events;
+        st->duplicates += ss.duplicates;
+    }
+}
+
+/* ---- the consumer thread ---------------------------------------------------------- */
+
+static void *ing_consume_main(void *arg)
+{
+    ing_pipeline *p = arg;
+    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(p->rk);
+    rd_kafka_message_t *msgs[ING_POLL_BATCH];
+    uint64_t last;
+
+    p->last_barrier_ns = vg_mono_ns();
+    while (!__atomic_load_n(&p->stop_consume, __ATOMIC_ACQUIRE)) {
+        ssize_t n;
+        uint64_t now;
+
+        ing_drain_waiting(p, false);
+        n = rd_kafka_consume_batch_queue(q, 20, msgs, ING_POLL_BATCH);
+        for (ssize_t i = 0; i < n; i++)
+            ing_dispatch(p, msgs[i]);
+        now = vg_mono_ns();
+        if (now - p->last_barrier_ns >= (uint64_t)p->cfg.barrier_ms * 1000000u) {
+            ing_send_barrier(p, false);
+            p->last_barrier_ns = now;
+        }
+    }
+    /* Shut down: route everything consumed, then make it all durable and commit. */
+    ing_drain_waiting(p, true);
+    last = ing_send_barrier(p, true);
+    ing_wait_written(p, last);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_consumer_close(p->rk); /* runs the revoke callback, which seals once more */
+    return NULL;
+}
+
+static void ing_dispatch(ing_pipeline *p, rd_kafka_message_t *rkm)
+{
+    struct ing_part *pt;
+
+    if (rkm->err) {
+        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            /* nothing to do */
+        } else if (rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+                   rkm->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+            /* The broker no longer has what we need: data lost upstream. Say so loudly. */
+            ing_stat_add(&p->st.lost_upstream, 1);
+            vg_log(VG_LOG_ERROR, "ingest",
+                   "partition %d: offset out of range: telemetry was lost at the broker "
+                   "(retention outran this consumer): %s",
+                   rkm->partition, rd_kafka_message_errstr(rkm));
+        } else {
+            vg_log(VG_LOG_WARN, "ingest", "consume error: %s", rd_kafka_message_errstr(rkm));
+        }
+        rd_kafka_message_destroy(rkm);
+        return;
+    }
+    if (rkm->partition < 0 || rkm->partition >= ING_MAX_PARTS) {
+        vg_log(VG_LOG_ERROR, "ingest", "partition %d beyond the %d supported", rkm->partition,
+               ING_MAX_PARTS);
+        rd_kafka_message_destroy(rkm);
+        return;
+    }
+    ing_stat_add(&p->st.messages, 1);
+    ing_stat_add(&p->st.bytes, rkm->len);
+    pt = &p->parts[rkm->partition];
+    if (pt->dispatched >= 0 && rkm->offset > pt->dispatched + 1 && pt->wait_tail == NULL) {
+        uint64_t gap = (uint64_t)(rkm->offset - pt->dispatched - 1);
+
+        /* Kafka offsets of a plain topic are dense; a gap means the broker dropped data. */
+        ing_stat_add(&p->st.lost_upstream, gap);
+        vg_log(VG_LOG_ERROR, "ingest", "partition %d: %llu messages missing before offset %lld",
+               rkm->partition, (unsigned long long)gap, (long long)rkm->offset);
+    }
+    /* Keep partition order: behind anything already waiting. */
+    if (pt->wait_tail != NULL || !ing_route(p, pt, rkm)) {
+        struct ing_msg *m = vg_calloc(1, sizeof(*m));
+
+        if (m == NULL) {
+            /* Cannot even queue it: wait for the shards instead of losing it. */
+            while (!ing_route(p, pt, rkm)) {
+                struct timespec ts = {0, 1000000};
+
+                nanosleep(&ts, NULL);
+            }
+            return;
+        }
+        m->rkm = rkm;
+        if (pt->wait_tail)
+            pt->wait_tail->next = m;
+        else
+            pt->wait_head = m;
+        pt->wait_tail = m;
+        pt->waiting++;
+        if (!pt->paused) {
+            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+
+            rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(rkm->rkt), rkm->partition);
+            rd_kafka_pause_partitions(p->rk, l);
+            rd_kafka_topic_partition_list_destroy(l);
+            pt->paused = true;
+            ing_stat_add(&p->st.pauses, 1);
+        }
+    }
+}
+
+/* Decodes and routes one message to its shard, or dead-letters it. Returns false when the
+ * shard's ring is full (nothing was done; try again later). */
+static bool ing_route(ing_pipeline *p, struct ing_part *pt, rd_kafka_message_t *rkm)
+{
+    struct ing_batch b;
+    struct ing_msg *m;
+    vg_arena *a;
+    char reason[256];
+    cor_shard *s;
+    int rc;
+
+    a = vg_arena_new(rkm->len * 3 + 4096);
+    if (a == NULL)
+        return false;
+    rc = ing_decode(rkm->payload, rkm->len, &p->cfg.limits, vg_now_us(), a, &b, reason,
+                    sizeof(reason));
+    if (rc == -VG_ENOMEM) {
+        vg_arena_destroy(a);
+        return false;
+    }
+    if (rc < 0) {
+        vg_arena_destroy(a);
+        ing_dead_letter(p, rkm, reason);
+        pt->dispatched = rkm->offset;
+        rd_kafka_message_destroy(rkm);
+        return true;
+    }
+    m = vg_arena_alloc(a, sizeof(*m));
+    if (m == NULL) {
+        vg_arena_destroy(a);
+        return false;
+    }
+    memset(m, 0, sizeof(*m));
+    m->rkm = rkm;
+    m->arena = a;
+    m->in.batch = b.batch;
+    m->in.raw = b.raw;
+    m->in.raw_len = b.raw_len;
+    m->in.mkey = vg_machine_key(b.batch->tenant_id, b.batch->machine_id);
+    m->in.partition = rkm->partition;
+    m->in.offset = rkm->offset;
+    m->in.recv_ns = vg_mono_ns();
+    m->in.opaque = m;
+    /* Hash once, upstream: the machine key picks the shard. */
+    s = p->shards[m->in.mkey % p->nshards];
+    if (cor_shard_push(s, &m->in) < 0) {
+        vg_arena_destroy(a);
+        return false;
+    }
+    pt->dispatched = rkm->offset;
+    return true;
+}
+
+static void ing_drain_waiting(ing_pipeline *p, bool block)
+{
+    for (int i = 0; i < ING_MAX_PARTS; i++) {
+        struct ing_part *pt = &p->parts[i];
+
+        while (pt->wait_head != NULL) {
+            struct ing_msg *m = pt->wait_head;
+
+            if (!ing_route(p, pt, m->rkm)) {
+                struct timespec ts = {0, 200000};
+
+                if (!block)
+                    break;
+                nanosleep(&ts, NULL);
+                continue;
+            }
+            pt->wait_head = m->next;
+            if (pt->wait_head == NULL)
+                pt->wait_tail = NULL;
+            pt->waiting--;
+            vg_free(m);
+        }
+        if (pt->wait_head == NULL && pt->paused) {
+            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+
+            rd_kafka_topic_partition_list_add(l, p->topic, pt->partition);
+            rd_kafka_resume_partitions(p->rk, l);
+            rd_kafka_topic_partition_list_destroy(l);
+            pt->paused = false;
+        }
+    }
+}
+
+/* Sends a barrier through every shard; returns its id. Blocks while a ring is full: every
+ * barrier must arrive. */
+static uint64_t ing_send_barrier(ing_pipeline *p, bool seal_all)
+{
+    struct cor_offset offs[ING_MAX_PARTS];
+    struct cor_barrier *b;
+    size_t n = 0;
+    uint64_t id = ++p->next_barrier;
+
+    for (int i = 0; i < ING_MAX_PARTS; i++)
+        if (p->parts[i].assigned && p->parts[i].dispatched >= 0)
+            offs[n++] = (struct cor_offset){i, p->parts[i].dispatched};
+    /* One reference per shard (each passes it to its unit; the writer drops them). */
+    while ((b = cor_barrier_new(id, seal_all, offs, n, (int)p->nshards)) == NULL) {
+        struct timespec ts = {0, 1000000};
+
+        nanosleep(&ts, NULL);
+    }
+    for (uint32_t i = 0; i < p->nshards; i++) {
+        struct cor_in *in;
+
+        while ((in = vg_calloc(1, sizeof(*in))) == NULL) {
+            struct timespec ts = {0, 1000000};
+
+            nanosleep(&ts, NULL);
+        }
+        in->is_barrier = true;
+        in->barrier = b;
+        in->opaque = in; /* freed by ing_release */
+        while (cor_shard_push(p->shards[i], in) < 0) {
+            struct timespec ts = {0, 200000};
+
+            nanosleep(&ts, NULL);
+        }
+    }
+    return id;
+}
+
+static void ing_wait_written(ing_pipeline *p, uint64_t id)
+{
+    pthread_mutex_lock(&p->lock);
+    while (p->written_barrier < id && !__atomic_load_n(&p->stop_writer, __ATOMIC_ACQUIRE))
+        pthread_cond_wait(&p->cond, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void ing_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    ing_pipeline *p = opaque;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++) {
+            rd_kafka_topic_partition_t *tp = &parts->elems[i];
+            int64_t off;
+
+            if (tp->partition < 0 || tp->partition >= ING_MAX_PARTS)
+                continue;
+            /* RocksDB, not the group's committed offset, says where durable state ends. */
+            if (sto_get_offset(p->cfg.db, tp->topic, tp->partition, &off) == 0) {
+                tp->offset = off;
+                p->parts[tp->partition].dispatched = off - 1;
+            } else {
+                p->parts[tp->partition].dispatched = -1;
+            }
+            p->parts[tp->partition].assigned = true;
+            vg_log(VG_LOG_INFO, "ingest", "assigned %s[%d] from offset %lld", tp->topic,
+                   tp->partition, (long long)tp->offset);
+        }
+        __atomic_store_n(&p->st.partitions, (uint32_t)parts->cnt, __ATOMIC_RELAXED);
+        rd_kafka_assign(rk, parts);
+        return;
+    }
+    /* Revoked (or lost): everything consumed from these partitions becomes durable and its
+     * offsets committed before another member may take them. */
+    ing_drain_waiting(p, true);
+    if (!__atomic_load_n(&p->stop_writer, __ATOMIC_ACQUIRE))
+        ing_wait_written(p, ing_send_barrier(p, true));
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+
+        if (tp->partition >= 0 && tp->partition < ING_MAX_PARTS) {
+            p->parts[tp->partition].assigned = false;
+            p->parts[tp->partition].dispatched = -1;
+        }
+    }
+    __atomic_store_n(&p->st.partitions, 0, __ATOMIC_RELAXED);
+    rd_kafka_assign(rk, NULL);
+}
+
+/* ---- callbacks from the shards ---------------------------------------------------- */
+
+static void ing_release(void *ctx, struct cor_in *in)
+{
+    (void)ctx;
+    if (in->is_barrier) {
+        vg_free(in->opaque); /* the item itself; the barrier lives on in the unit */
+        return;
+    }
+    {
+        struct ing_msg *m = in->opaque;
+        vg_arena *a = m->arena;
+
+        rd_kafka_message_destroy(m->rkm);
+        vg_arena_destroy(a); /* m lives in it */
+    }
+}
+
+static void ing_reject(void *ctx, struct cor_in *in, const char *reason)
+{
+    struct ing_msg *m = in->opaque;
+
+    ing_dead_letter(ctx, m->rkm, reason);
+}
+
+static void ing_dead_letter(ing_pipeline *p, const rd_kafka_message_t *rkm, const char *reason)
+{
+    char part[16], off[24];
+    struct ing_kv hdrs[4] = {
+        {"reason", reason},
+        {"source_topic", rd_kafka_topic_name(rkm->rkt)},
+        {"source_partition", part},
+        {"source_offset", off},
+    };
+
+    snprintf(part, sizeof(part), "%d", rkm->partition);
+    snprintf(off, sizeof(off), "%lld", (long long)rkm->offset);
+    ing_stat_add(&p->st.dead_letters, 1);
+    vg_log(VG_LOG_WARN, "ingest", "dead letter from %s[%d]@%lld: %s", hdrs[1].value, rkm->partition,
+           (long long)rkm->offset, reason);
+    ing_produce(p->prod, p->dlq_topic, rkm->key, rkm->key_len, rkm->payload, rkm->len, hdrs, 4);
+}
+
+/* ---- the writer thread ------------------------------------------------------------ */
+
+static void ing_outbox_done(struct ing_delivery *d, bool ok)
+{
+    struct ing_outbox_item *it = (struct ing_outbox_item *)d;
+    ing_pipeline *p = it->p;
+
+    /* Runs on the writer thread (it polls the producer). A failed delivery stays in the
+     * outbox and is sent again at the next start. */
+    if (ok && p->noutbox_done < 65536) {
+        if (p->noutbox_done == p->capoutbox_done) {
+            size_t cap = p->capoutbox_done ? p->capoutbox_done * 2 : 64;
+            char **n = vg_realloc(p->outbox_done, cap * sizeof(*n));
+
+            if (n != NULL) {
+                p->outbox_done = n;
+                p->capoutbox_done = cap;
+            }
+        }
+        if (p->noutbox_done < p->capoutbox_done)
+            p->outbox_done[p->noutbox_done++] = vg_strdup(it->id);
+    }
+    vg_free(it);
+}
+
+static void ing_emit(ing_pipeline *p, const Vigil__Alert *a)
+{
+    size_t len = vigil__alert__get_packed_size(a);
+    uint8_t *buf = vg_malloc(len);
+    struct ing_outbox_item *it = vg_calloc(1, sizeof(*it));
+
+    if (buf != NULL && it != NULL) {
+        vigil__alert__pack(a, buf);
+        it->d.done = ing_outbox_done;
+        it->p = p;
+        snprintf(it->id, sizeof(it->id), "%s", a->id);
+        if (ing_produce_opaque(p->prod, p->alerts_topic, a->machine_id, strlen(a->machine_id), buf,
+                               len, NULL, 0, &it->d) < 0)
+            vg_free(it); /* stays in the outbox */
+        it = NULL;
+    }
+    vg_free(it);
+    vg_free(buf);
+    if (p->cfg.alerts_jsonl != NULL) {
+        char *js = cor_alert_to_json(a);
+
+        if (js != NULL) {
+            fputs(js, p->cfg.alerts_jsonl);
+            fputc('\n', p->cfg.alerts_jsonl);
+            free(js);
+        }
+    }
+    if (p->cfg.on_alert)
+        p->cfg.on_alert(p->cfg.on_alert_ctx, &a->base);
+}
+
+/* Alerts written but not acknowledged by Kafka before the last stop: send them again (same
+ * ids, so a consumer that saw them already can tell). */
+static bool ing_outbox_one(void *ctx, const char *id)
+{
+    ing_pipeline *p = ctx;
+    Vigil__Alert *a;
+
+    if (sto_get_alert(p->cfg.db, id, &a) == 0) {
+        ing_emit(p, a);
+        vigil__alert__free_unpacked(a, NULL);
+    }
+    return true;
+}
+
+static void ing_requeue_outbox(ing_pipeline *p)
+{
+    sto_scan_outbox(p->cfg.db, ing_outbox_one, p);
+}
+
+static void ing_commit(ing_pipeline *p, bool sync)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    rd_kafka_resp_err_t e;
+
+    for (int i = 0; i < ING_MAX_PARTS; i++)
+        if (p->stored[i] >= 0)
+            rd_kafka_topic_partition_list_add(l, p->topic, i)->offset = p->stored[i];
+    if (l->cnt > 0) {
+        e = rd_kafka_commit(p->rk, l, sync ? 0 : 1);
+        if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            vg_log(VG_LOG_WARN, "ingest", "offset commit: %s (RocksDB keeps the offsets)",
+                   rd_kafka_err2str(e));
+        else
+            ing_stat_add(&p->st.commits, 1);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Writes one round: the units of every shard for one barrier. */
+static void ing_write_round(ing_pipeline *p, struct cor_unit **units)
+{
+    struct cor_barrier *b = units[0]->barrier;
+    int64_t safe[ING_MAX_PARTS];
+    char err[256];
+    uint64_t blocks = 0;
+
+    for (int i = 0; i < ING_MAX_PARTS; i++)
+        safe[i] = -1;
+    for (size_t i = 0; i < b->nparts; i++)
+        if (b->dispatched[i].partition >= 0 && b->dispatched[i].partition < ING_MAX_PARTS)
+            safe[b->dispatched[i].partition] = b->dispatched[i].offset + 1;
+    for (uint32_t s = 0; s < p->nshards; s++) {
+        struct cor_unit *u = units[s];
+
+        for (size_t i = 0; i < u->npending; i++) {
+            int32_t pt = u->pending[i].partition;
+
+            if (pt >= 0 && pt < ING_MAX_PARTS && safe[pt] > u->pending[i].offset)
+                safe[pt] = u->pending[i].offset;
+        }
+        for (size_t i = 0; i < u->nblocks; i++)
+            sto_put_block(p->wb, u->blocks[i].mkey, u->blocks[i].first_ts_us,
+                          u->blocks[i].first_seq, u->blocks[i].data, u->blocks[i].len);
+        blocks += u->nblocks;
+        for (size_t i = 0; i < u->nmachines; i++)
+            sto_put_machine(p->wb,
+                            vg_machine_key(u->machines[i]->tenant_id, u->machines[i]->machine_id),
+                            u->machines[i]);
+        for (size_t i = 0; i < u->nalerts; i++)
+            sto_put_alert(p->wb, u->alerts[i].alert, u->alerts[i].is_new);
+    }
+    for (int i = 0; i < ING_MAX_PARTS; i++) {
+        if (safe[i] > p->stored[i]) {
+            sto_put_offset(p->wb, p->topic, i, safe[i]);
+            p->stored[i] = safe[i];
+        }
+    }
+    for (size_t i = 0; i < p->noutbox_done; i++) {
+        sto_del_outbox(p->wb, p->outbox_done[i]);
+        vg_free(p->outbox_done[i]);
+    }
+    p->noutbox_done = 0;
+    while (sto_write(p->cfg.db, p->wb, err, sizeof(err)) < 0) {
+        struct timespec ts = {0, 100000000};
+
+        /* Nothing moves on until the batch is durable: offsets stay where they were. */
+        ing_stat_add(&p->st.write_errors, 1);
+        vg_log(VG_LOG_ERROR, "storage", "write failed, retrying: %s", err);
+        nanosleep(&ts, NULL);
+        if (__atomic_load_n(&p->stop_writer, __ATOMIC_ACQUIRE))
+            break;
+    }
+    sto_wbatch_clear(p->wb);
+    ing_stat_add(&p->st.writes, 1);
+    ing_stat_add(&p->st.blocks, blocks);
+    /* Durable: now the alerts may leave. */
+    for (uint32_t s = 0; s < p->nshards; s++) {
+        struct cor_unit *u = units[s];
+
+        for (size_t i = 0; i < u->nalerts; i++) {
+            const Vigil__Alert *a = u->alerts[i].alert;
+
+            if (a->last_event_us > __atomic_load_n(&p->st.last_event_us, __ATOMIC_RELAXED))
+                __atomic_store_n(&p->st.last_event_us, a->last_event_us, __ATOMIC_RELAXED);
+            if (!u->alerts[i].is_new) {
+                ing_stat_add(&p->st.alerts_updated, 1);
+                continue;
+            }
+            ing_stat_add(&p->st.alerts[a->severity & 3], 1);
+            ing_emit(p, a);
+        }
+    }
+    if (p->cfg.alerts_jsonl != NULL)
+        fflush(p->cfg.alerts_jsonl);
+    pthread_mutex_lock(&p->lock);
+    p->written_barrier = b->id;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    if (b->seal_all || vg_mono_ns() - p->last_commit_ns >= (uint64_t)p->cfg.commit_ms * 1000000u) {
+        /* Dead letters and alerts must be at the broker before their offsets are. */
+        ing_producer_flush(p->prod, b->seal_all ? 10000 : 1000);
+        ing_commit(p, b->seal_all);
+        p->last_commit_ns = vg_mono_ns();
+    }
+}
+
+static void *ing_writer_main(void *arg)
+{
+    ing_pipeline *p = arg;
+    struct cor_unit **units = vg_calloc(p->nshards, sizeof(*units));
+    uint32_t have = 0;
+
+    while (units != NULL) {
+        bool progress = false;
+
+        for (uint32_t s = 0; s < p->nshards; s++) {
+            if (units[s] == NULL && (units[s] = cor_shard_pop_unit(p->shards[s])) != NULL) {
+                have++;
+                progress = true;
+            }
+        }
+        if (have == p->nshards) {
+            ing_write_round(p, units);
+            for (uint32_t s = 0; s < p->nshards; s++) {
+                cor_unit_free(units[s]);
+                units[s] = NULL;
+            }
+            have = 0;
+            continue;
+        }
+        rd_kafka_poll(ing_producer_handle(p->prod), 0);
+        if (!progress) {
+            struct timespec ts = {0, 500000};
+
+            if (__atomic_load_n(&p->stop_writer, __ATOMIC_ACQUIRE) && have == 0)
+                break;
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (units != NULL) {
+        for (uint32_t s = 0; s < p->nshards; s++)
+            cor_unit_free(units[s]);
+        vg_free(units);
+    }
+    rd_kafka_poll(ing_producer_handle(p->prod), 0);
+    /* Wake anyone still waiting for a barrier. */
+    pthread_mutex_lock(&p->lock);
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+static void ing_stat_add(uint64_t *f, uint64_t n)
+{
+    __atomic_add_fetch(f, n, __ATOMIC_RELAXED);
+}
