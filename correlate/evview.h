@@ -97,6 +97,8 @@ enum vg_field {
     VG_F_AUTH_PACKAGE,
     VG_F_EVENT_ID,
     VG_F_COMPUTER,
+    VG_F_PROVIDER_NAME, /* imported and generic events: the Windows event provider */
+    VG_F_CHANNEL,       /* imported events: the Windows event log channel */
     VG_F__COUNT
 };
 
@@ -116,16 +118,23 @@ struct vg_evview {
     size_t n_extra;
     const Vigil__Event *ev;         /* the event (borrowed) */
     const Vigil__TelemetryBatch *batch; /* its batch (borrowed) */
-    char num[256];                  /* storage for fields formatted from numbers */
+    char num[800];                  /* storage for fields formatted from numbers, Hashes and
+                                       joined registry paths */
     size_t num_used;
 };
 
-/* Sigma field name -> enum vg_field, case-insensitive; -1 when it has no typed home. */
+/* Sigma field name -> enum vg_field, case-insensitive; -1 when it has no typed home.
+ * Aliases (NewProcessName -> Image, ...) are listed in correlate/FIELDS.md. */
 int vg_field_by_name(const char *name);
 const char *vg_field_name(enum vg_field f);
 /* Sigma category / service name -> enum vg_cat (VG_CAT_NONE if unknown). */
 enum vg_cat vg_cat_by_name(const char *category);
 const char *vg_cat_name(enum vg_cat c);
+
+/* The i-th row of the documented field table (name, enum vg_field, canonical, note), for
+ * tests and for rendering FIELDS.md; false past its end. */
+bool vg_field_def_at(size_t i, const char **name, int *field, bool *canonical,
+                     const char **note);
 
 /* Fills v from an event of a batch. Strings are borrowed from ev and batch, which must
  * outlive v. Parent fields for non-process-creation events are left empty; the shard fills
@@ -133,7 +142,10 @@ const char *vg_cat_name(enum vg_cat c);
 void vg_evview_build(struct vg_evview *v, const Vigil__TelemetryBatch *batch,
                      const Vigil__Event *ev);
 /* The value of a field by Sigma name: typed first, then extra (case-insensitive name).
- * Returns false when the event has no such field. */
+ * An extra entry whose name is a typed field's name (canonical or alias) overrides the
+ * typed rendering in v->f: it is the source's own text (an importer keeps it there when
+ * the typed form would not render back byte for byte, e.g. hex process ids, Hashes with
+ * IMPHASH). Returns false when the event has no such field. */
 bool vg_evview_get(const struct vg_evview *v, const char *name, struct vg_str *out);
 
 #endif /* VG_EVVIEW_H */
