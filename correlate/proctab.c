@@ -38,6 +38,7 @@ enum {
 #define PT_F_EXITED    0x1u /* exit recorded */
 #define PT_F_QUEUED    0x2u /* on the exit queue */
 #define PT_F_WAITING   0x4u /* in the waiting index */
+#define PT_F_PRESUMED  0x8u /* exit presumed by expire_idle: undone if seen again */
 
 /* An interned group of n strings, stored back to back after off[n], each NUL-terminated. */
 struct cor_istr {
@@ -83,7 +84,8 @@ struct cor_proctab {
     size_t str_bytes;
     cor_proc *qhead, *qtail; /* exit queue, in exit arrival order */
     size_t nqueued;
-    size_t bytes; /* everything above that lives on the heap */
+    size_t idle_cursor; /* next bucket expire_idle looks at */
+    size_t bytes;       /* everything above that lives on the heap */
     struct cor_proctab_stats st;
 };
 
@@ -123,6 +125,7 @@ static void pt_link_child(cor_proc *parent, cor_proc *c);
 static void pt_unlink_child(cor_proctab *pt, cor_proc *c);
 static void pt_ancestors_sub(cor_proctab *pt, cor_proc *from, uint32_t delta);
 static void pt_enqueue(cor_proctab *pt, cor_proc *p);
+static void pt_revive(cor_proc *p);
 static void pt_remove(cor_proctab *pt, cor_proc *p);
 static void pt_free_proc(cor_proctab *pt, cor_proc *p);
 static const char *pt_ref_field(const Vigil__ProcessRef *r, enum cor_pfield f);
@@ -190,7 +193,8 @@ cor_proc *cor_proctab_find_pid(cor_proctab *pt, uint64_t mkey, uint32_t pid, int
     for (p = *pt_bucket(pt, mkey, pid); p != NULL; p = p->hnext) {
         if (p->pid != pid || p->mkey != mkey || p->ctime > ts_us)
             continue;
-        if ((p->flags & PT_F_EXITED) && p->exit_us < ts_us)
+        /* A presumed exit is a guess: an event naming the pid may still be this process. */
+        if ((p->flags & (PT_F_EXITED | PT_F_PRESUMED)) == PT_F_EXITED && p->exit_us < ts_us)
             continue;
         if (best == NULL || p->ctime > best->ctime)
             best = p;
@@ -221,6 +225,8 @@ cor_proc *cor_proctab_upsert(cor_proctab *pt, uint64_t mkey, const Vigil__Proces
             p->seen_us = seen_us;
         /* On failure the older strings stay: stale but consistent, and counted. */
         (void)pt_set_strings(pt, p, ref);
+        if ((p->flags & PT_F_PRESUMED) && seen_us > p->exit_us)
+            pt_revive(p);
     }
     if (ppid == 0 && pctime == 0)
         return p;
@@ -267,8 +273,18 @@ cor_proc *cor_proctab_on_event(cor_proctab *pt, uint64_t mkey, const Vigil__Even
 
 void cor_proctab_exit(cor_proctab *pt, cor_proc *p, int64_t exit_us, int32_t code)
 {
-    if (p == NULL || (p->flags & PT_F_EXITED))
+    if (p == NULL)
         return;
+    if (p->flags & PT_F_EXITED) {
+        if (p->flags & PT_F_PRESUMED) {
+            /* The real exit replaces the guess; the live counts already took it. */
+            p->flags &= ~PT_F_PRESUMED;
+            p->exit_us = exit_us;
+            p->exit_code = code;
+            pt_enqueue(pt, p);
+        }
+        return;
+    }
     p->flags |= PT_F_EXITED;
     p->exit_us = exit_us;
     p->exit_code = code;
@@ -292,14 +308,41 @@ size_t cor_proctab_expire(cor_proctab *pt, int64_t now_us, int64_t window_us, si
         p->qnext = NULL;
         p->flags &= ~PT_F_QUEUED;
         pt->nqueued--;
-        if (p->nlive > 0)
-            continue; /* re-queued when its last live descendant exits */
+        if (p->nlive > 0 || !(p->flags & PT_F_EXITED))
+            continue;
+        /* re-queued when its last live descendant exits, or when it exits */ /* re-queued
+                                                                                 when its
+                                                                                 last live
+                                                                                 descendant
+                                                                                 exits */
         pt_remove(pt, p);
         removed++;
     }
     if (removed > 0)
         pt_maybe_shrink(pt);
     return removed;
+}
+
+size_t cor_proctab_expire_idle(cor_proctab *pt, int64_t now_us, int64_t idle_us, size_t max_work)
+{
+    int64_t cutoff = now_us - idle_us;
+    size_t work, presumed = 0;
+    cor_proc *p;
+
+    for (work = 0; work < max_work; work++) {
+        if (pt->idle_cursor >= pt->nbuckets)
+            pt->idle_cursor = 0; /* wrapped, or the index shrank under the cursor */
+        for (p = pt->buckets[pt->idle_cursor]; p != NULL; p = p->hnext) {
+            if ((p->flags & PT_F_EXITED) || p->nlive > 0 || p->seen_us >= cutoff)
+                continue;
+            cor_proctab_exit(pt, p, p->seen_us, 0);
+            p->flags |= PT_F_PRESUMED;
+            presumed++;
+        }
+        pt->idle_cursor++;
+    }
+    pt->st.presumed_exits += presumed;
+    return presumed;
 }
 
 void cor_proctab_drop_if(cor_proctab *pt, bool (*pred)(uint64_t mkey, void *ctx), void *ctx)
@@ -811,6 +854,19 @@ static void pt_ancestors_sub(cor_proctab *pt, cor_proc *from, uint32_t delta)
         if (a->nlive == 0 && (a->flags & PT_F_EXITED))
             pt_enqueue(pt, a);
     }
+}
+
+/* Undoes a presumed exit: p is running after all. It may stay on the exit queue; expire
+ * skips running processes. */
+static void pt_revive(cor_proc *p)
+{
+    cor_proc *a;
+
+    p->flags &= ~(PT_F_EXITED | PT_F_PRESUMED);
+    p->exit_us = 0;
+    p->exit_code = 0;
+    for (a = p->parent; a != NULL; a = a->parent)
+        a->nlive++;
 }
 
 static void pt_enqueue(cor_proctab *pt, cor_proc *p)

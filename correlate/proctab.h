@@ -66,6 +66,7 @@ struct cor_proctab_stats {
     uint64_t removed;    /* processes ever removed (expired or dropped) */
     uint64_t bad_input;  /* self-parents, parent cycles, conflicting parents: ignored, counted */
     uint64_t enomem;     /* allocation failures (the call failed or kept older strings) */
+    uint64_t presumed_exits; /* running processes presumed exited by expire_idle */
 };
 
 /* A table sized for about `expected` processes (0: a small default); it grows and shrinks.
@@ -104,7 +105,8 @@ cor_proc *cor_proctab_get(cor_proctab *pt, uint64_t mkey, uint32_t pid, int64_t 
  * or before ts_us and not exited before ts_us. NULL if none. */
 cor_proc *cor_proctab_find_pid(cor_proctab *pt, uint64_t mkey, uint32_t pid, int64_t ts_us);
 
-/* Records the exit of p (first exit wins; repeats are ignored) and queues it for expiry. */
+/* Records the exit of p (first exit wins, repeats are ignored, but a real exit replaces one
+ * presumed by cor_proctab_expire_idle) and queues it for expiry. */
 void cor_proctab_exit(cor_proctab *pt, cor_proc *p, int64_t exit_us, int32_t code);
 
 /*
@@ -114,6 +116,16 @@ void cor_proctab_exit(cor_proctab *pt, cor_proc *p, int64_t exit_us, int32_t cod
  * processes are dead.
  */
 size_t cor_proctab_expire(cor_proctab *pt, int64_t now_us, int64_t window_us, size_t max_work);
+
+/*
+ * Sensors lose exit events (a reboot ends every process silently), so a running process not
+ * seen since now_us - idle_us and with no live descendant is presumed to have exited when it
+ * was last seen, and then expires as any exited process. Looks at max_work hash buckets per
+ * call, resuming where the last call stopped. Returns the number presumed exited. A presumed
+ * exit is undone if the process is upserted again with a later seen_us, and find_pid still
+ * finds such a process. Choose idle_us long (days): an idle daemon is presumed gone too.
+ */
+size_t cor_proctab_expire_idle(cor_proctab *pt, int64_t now_us, int64_t idle_us, size_t max_work);
 
 /* Removes every process of one machine (it moves to another shard). O(table size). */
 void cor_proctab_drop_machine(cor_proctab *pt, uint64_t mkey);

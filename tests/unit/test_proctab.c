@@ -542,6 +542,53 @@ static void test_record_roundtrip(void **state)
     cor_proctab_destroy(pt2);
 }
 
+/* Lost exits (a reboot): idle running processes are presumed exited, then expire; one seen
+ * again comes back to life; a real exit replaces the presumed one. */
+static void test_expire_idle(void **state)
+{
+    cor_proctab *pt = cor_proctab_new(0);
+    struct cor_proctab_stats st;
+    cor_proc *p1, *c, *p2, *p3, *p4;
+    size_t n = 0;
+
+    (void)state;
+    p1 = add(pt, M1, 10, T0, 0, 0, "p1");
+    c = add(pt, M1, 11, T0, 10, T0, "c");
+    p2 = add(pt, M1, 12, T0 + 100 * S, 0, 0, "p2");
+    p3 = add(pt, M1, 13, T0, 0, 0, "p3");
+    p4 = add(pt, M1, 14, T0, 0, 0, "p4");
+    /* Two full passes: the parent is pinned by its child until the child is presumed gone. */
+    n += cor_proctab_expire_idle(pt, T0 + 50 * S, 10 * S, 64);
+    n += cor_proctab_expire_idle(pt, T0 + 50 * S, 10 * S, 64);
+    assert_int_equal(n, 4);
+    assert_true(cor_proc_exited(p1) && cor_proc_exited(c) && cor_proc_exited(p3));
+    assert_true(cor_proc_exit_us(c) == T0);
+    assert_false(cor_proc_exited(p2));
+    /* A presumed-exited process is still found by pid, and revives when seen again. */
+    assert_ptr_equal(cor_proctab_find_pid(pt, M1, 13, T0 + 60 * S), p3);
+    Vigil__ProcessRef r = mkref(13, 0, NULL, NULL);
+    assert_ptr_equal(cor_proctab_upsert(pt, M1, &r, 0, 0, T0 + 60 * S), p3);
+    assert_false(cor_proc_exited(p3));
+    /* A real exit replaces the presumed one. */
+    cor_proctab_exit(pt, p4, T0 + 45 * S, 9);
+    assert_true(cor_proc_exit_us(p4) == T0 + 45 * S);
+    assert_int_equal(cor_proc_exit_code(p4), 9);
+    /* The exit queue is in arrival order, so p4's later exit may hold the others back until
+     * it expires too: removal can be late, never early. */
+    n = cor_proctab_expire(pt, T0 + 50 * S, 10 * S, 100);
+    assert_true(n <= 2);
+    assert_non_null(cor_proctab_get(pt, M1, 14, T0));
+    assert_int_equal(n + cor_proctab_expire(pt, T0 + 60 * S, 10 * S, 100), 3);
+    assert_null(cor_proctab_get(pt, M1, 10, T0));
+    assert_null(cor_proctab_get(pt, M1, 14, T0));
+    assert_ptr_equal(cor_proctab_get(pt, M1, 13, T0), p3);
+    assert_int_equal(cor_proctab_count(pt), 2);
+    cor_proctab_get_stats(pt, &st);
+    assert_int_equal(st.presumed_exits, 4);
+    assert_int_equal(st.exit_queue, 0);
+    cor_proctab_destroy(pt);
+}
+
 /* Bad input: self-parent and a parent cycle are refused, never loop. */
 static void test_bad_parents(void **state)
 {
@@ -625,6 +672,7 @@ int main(void)
         cmocka_unit_test(test_string_merge),
         cmocka_unit_test(test_alert_tree),
         cmocka_unit_test(test_record_roundtrip),
+        cmocka_unit_test(test_expire_idle),
         cmocka_unit_test(test_bad_parents),
         cmocka_unit_test(test_alloc_failure),
     };
