@@ -363,6 +363,7 @@ static void ev_parent(struct vg_evview *v, const Vigil__ProcessRef *p)
 /* Hashes of an object (a loaded image, a file) rather than of the actor. */
 static void ev_object_sha256(struct vg_evview *v, const char *sha256)
 {
+    v->f[VG_F_SHA256] = (struct vg_str){0};
     v->f[VG_F_SHA1] = (struct vg_str){0};
     v->f[VG_F_MD5] = (struct vg_str){0};
     v->f[VG_F_HASHES] = (struct vg_str){0};
