@@ -294,10 +294,12 @@ void cor_proctab_exit(cor_proctab *pt, cor_proc *p, int64_t exit_us, int32_t cod
 
 size_t cor_proctab_expire(cor_proctab *pt, int64_t now_us, int64_t window_us, size_t max_work)
 {
-    int64_t cutoff = now_us - window_us;
+    int64_t cutoff;
     size_t work, removed = 0;
     cor_proc *p;
 
+    if (__builtin_sub_overflow(now_us, VG_MAX(window_us, 0), &cutoff))
+        cutoff = INT64_MIN; /* a window reaching before time began: nothing is old enough */
     for (work = 0; work < max_work && pt->qhead != NULL; work++) {
         p = pt->qhead;
         if (p->exit_us >= cutoff)
@@ -325,9 +327,12 @@ size_t cor_proctab_expire(cor_proctab *pt, int64_t now_us, int64_t window_us, si
 
 size_t cor_proctab_expire_idle(cor_proctab *pt, int64_t now_us, int64_t idle_us, size_t max_work)
 {
-    int64_t cutoff = now_us - idle_us;
+    int64_t cutoff;
     size_t work, presumed = 0;
     cor_proc *p;
+
+    if (__builtin_sub_overflow(now_us, VG_MAX(idle_us, 0), &cutoff))
+        cutoff = INT64_MIN;
 
     for (work = 0; work < max_work; work++) {
         if (pt->idle_cursor >= pt->nbuckets)
@@ -415,8 +420,10 @@ int cor_proctab_alert_tree(const cor_proctab *pt, const cor_proc *trigger, vg_ar
     size_t nanc, i, n = 0, head;
     int rc;
 
-    if (pt == NULL || trigger == NULL || arena == NULL || alert == NULL || max_nodes == 0)
+    if (pt == NULL || trigger == NULL || arena == NULL || alert == NULL || max_nodes == 0 ||
+        pt->count == 0)
         return -VG_EINVAL;
+    max_nodes = VG_MIN(max_nodes, pt->count); /* no tree is larger; keeps the sizes sane */
     alert->n_process_tree = 0;
     alert->process_tree = NULL;
     procs = vg_arena_alloc(arena, max_nodes * sizeof(*procs));

@@ -273,6 +273,7 @@ static void test_expire_bounded_work(void **state)
     (void)state;
     for (i = 0; i < 100; i++)
         cor_proctab_exit(pt, add(pt, M1, 1000 + i, T0 + i, 0, 0, "x"), T0 + i, 0);
+    assert_int_equal(cor_proctab_expire(pt, INT64_MIN, S, 100), 0); /* no overflow */
     assert_int_equal(cor_proctab_expire(pt, T0 + 10 * S, S, 30), 30);
     assert_int_equal(cor_proctab_count(pt), 70);
     /* Only those whose exit is older than now - window. */
@@ -478,6 +479,8 @@ static void test_alert_tree(void **state)
     assert_string_equal(al.process_tree[1]->image, "trigger");
     assert_true(al.process_tree[1]->trigger);
     assert_int_equal(cor_proctab_alert_tree(pt, t, arena, &al, 0), -VG_EINVAL);
+    assert_int_equal(cor_proctab_alert_tree(pt, t, arena, &al, SIZE_MAX), 0);
+    assert_int_equal(al.n_process_tree, 8);
 
     /* The tree survives the processes: it lives in the arena. Pack it as a check. */
     assert_int_equal(cor_proctab_alert_tree(pt, t, arena, &al, 64), 0);
