@@ -35,6 +35,8 @@
 #define SIM_RENAMES     200
 #define SIM_LNX_KIDS    8
 #define SIM_NO_RUN      (-1)
+#define SIM_NDLL_W      10
+#define SIM_NDLL_L      6
 
 enum sim_os { OS_W = 1, OS_L = 2 };
 enum sim_role { R_STATIC, R_DYN, R_SCEN };
@@ -198,6 +200,9 @@ struct bench_sim {
     struct sim_truth *truth;
     size_t ntruth;
     struct sim_hashes ph[P__COUNT];
+    uint8_t pexp[P__COUNT];     /* bits: image, command line, cwd have '@' or '#' */
+    char dll_w[SIM_NDLL_W][65]; /* sha256 of each DLL */
+    char dll_l[SIM_NDLL_L][65];
     struct bench_sim_stats st;
 };
 
@@ -213,6 +218,7 @@ struct sim_ctx {
     int64_t boot_us;
     int64_t logon_us;
     const char *user;
+    size_t user_len;
     char *account_user;
     char *logon_id;
     char *local_ip;
@@ -576,7 +582,7 @@ static const struct sim_regval sim_reg[] = {
      "Exclusive", "REG_DWORD", "DWORD (0x00000000)"},
 };
 
-static const char *const sim_dlls_w[] = {
+static const char *const sim_dlls_w[SIM_NDLL_W] = {
     "C:\\Windows\\System32\\ntdll.dll",      "C:\\Windows\\System32\\kernel32.dll",
     "C:\\Windows\\System32\\KernelBase.dll", "C:\\Windows\\System32\\user32.dll",
     "C:\\Windows\\System32\\advapi32.dll",   "C:\\Windows\\System32\\ws2_32.dll",
@@ -584,7 +590,7 @@ static const char *const sim_dlls_w[] = {
     "C:\\Windows\\System32\\winhttp.dll",    "C:\\Windows\\System32\\bcrypt.dll",
 };
 
-static const char *const sim_dlls_l[] = {
+static const char *const sim_dlls_l[SIM_NDLL_L] = {
     "/usr/lib/x86_64-linux-gnu/libc.so.6",       "/usr/lib/x86_64-linux-gnu/libssl.so.3",
     "/usr/lib/x86_64-linux-gnu/libcrypto.so.3",  "/usr/lib/x86_64-linux-gnu/libz.so.1.2.13",
     "/usr/lib/x86_64-linux-gnu/libsystemd.so.0", "/usr/lib/x86_64-linux-gnu/libpam.so.0",
@@ -699,7 +705,14 @@ static void sim_init_hashes(bench_sim *s)
         sim_hex(sim_progs[i].image, 256, s->ph[i].sha256, 64);
         sim_hex(sim_progs[i].image, 160, s->ph[i].sha1, 40);
         sim_hex(sim_progs[i].image, 128, s->ph[i].md5, 32);
+        s->pexp[i] = (uint8_t)((strpbrk(sim_progs[i].image, "@#") != NULL) |
+                               (strpbrk(sim_progs[i].cmdline, "@#") != NULL) << 1 |
+                               (strpbrk(sim_progs[i].cwd, "@#") != NULL) << 2);
     }
+    for (i = 0; i < SIM_NDLL_W; i++)
+        sim_hex(sim_dlls_w[i], 256, s->dll_w[i], 64);
+    for (i = 0; i < SIM_NDLL_L; i++)
+        sim_hex(sim_dlls_l[i], 256, s->dll_l[i], 64);
 }
 
 static uint32_t sim_tenant_count(const bench_sim *s, uint32_t t0)
@@ -988,6 +1001,7 @@ static int sim_ctx_init(struct sim_ctx *c, bench_sim *s, vg_arena *a, uint32_t i
     if (c->logon_us < c->boot_us + 60 * VG_US_PER_SEC)
         c->logon_us = c->boot_us + 60 * VG_US_PER_SEC;
     c->user = sim_users[(c->h >> 32) % VG_ARRAY_SIZE(sim_users)];
+    c->user_len = strlen(c->user);
     if (m->os == OS_W)
         snprintf(buf, sizeof(buf), "CONTOSO\\%s", c->user);
     else
@@ -1156,22 +1170,23 @@ static char *sim_u32(char *p, uint32_t v)
  * arena copy; NULL on allocation failure. */
 static char *sim_expand(struct sim_ctx *c, const char *t, uint32_t num)
 {
-    size_t ulen, n = 0;
-    const char *q;
+    const char *first = strpbrk(t, "@#"), *q;
+    size_t n = 0, tail;
     char *out, *p;
 
-    for (q = t; *q != '\0'; q++)
-        n += *q == '@' || *q == '#';
-    if (n == 0)
+    if (first == NULL)
         return (char *)t;
-    ulen = strlen(c->user);
-    out = vg_arena_alloc(c->a, (size_t)(q - t) + n * (ulen > 10 ? ulen : 10) + 1);
+    for (q = first; *q != '\0'; q++)
+        n += *q == '@' || *q == '#';
+    tail = (size_t)(q - first);
+    out = vg_arena_alloc(c->a, (size_t)(first - t) + tail + n * VG_MAX(c->user_len, 10) + 1);
     if (out == NULL)
         return NULL;
-    for (p = out, q = t; *q != '\0'; q++) {
+    memcpy(out, t, (size_t)(first - t));
+    for (p = out + (first - t), q = first; *q != '\0'; q++) {
         if (*q == '@') {
-            memcpy(p, c->user, ulen);
-            p += ulen;
+            memcpy(p, c->user, c->user_len);
+            p += c->user_len;
         } else if (*q == '#') {
             p = sim_u32(p, num);
         } else {
@@ -1289,9 +1304,12 @@ static Vigil__ProcessRef *sim_make_ref(struct sim_ctx *c, int prog, uint32_t pid
     *r = init;
     r->pid = pid;
     r->creation_time_us = ctime;
-    r->image = sim_expand(c, p->image, arg);
-    r->command_line = sim_expand(c, p->cmdline, arg);
-    r->current_directory = sim_expand(c, p->cwd, arg);
+    /* Most templates have nothing to expand; sim_init_hashes noted which do. */
+    const uint8_t x = c->s->pexp[prog];
+
+    r->image = x & 1 ? sim_expand(c, p->image, arg) : (char *)p->image;
+    r->command_line = x & 2 ? sim_expand(c, p->cmdline, arg) : (char *)p->cmdline;
+    r->current_directory = x & 4 ? sim_expand(c, p->cwd, arg) : (char *)p->cwd;
     if (r->image == NULL || r->command_line == NULL || r->current_directory == NULL)
         return NULL;
     r->sha256 = (char *)c->s->ph[prog].sha256;
@@ -1705,18 +1723,14 @@ static int sim_gen_image(struct sim_ctx *c, Vigil__Event *ev)
 {
     static const Vigil__ImageLoad init = VIGIL__IMAGE_LOAD__INIT;
     bool lnx = c->m->os == OS_L;
-    const char *path = lnx ? sim_dlls_l[sim_below(c->m, VG_ARRAY_SIZE(sim_dlls_l))]
-                           : sim_dlls_w[sim_below(c->m, VG_ARRAY_SIZE(sim_dlls_w))];
+    uint32_t k = sim_below(c->m, lnx ? SIM_NDLL_L : SIM_NDLL_W);
     Vigil__ImageLoad *il = vg_arena_alloc(c->a, sizeof(*il));
-    char *sha = vg_arena_alloc(c->a, 65);
 
-    if (il == NULL || sha == NULL || (ev->actor = sim_ref(c, sim_pick_actor(c))) == NULL)
+    if (il == NULL || (ev->actor = sim_ref(c, sim_pick_actor(c))) == NULL)
         return -VG_ENOMEM;
-    /* Same file, same hash: derived from the path, like the process images. */
-    sim_hex(path, 256, sha, 64);
     *il = init;
-    il->path = (char *)path;
-    il->sha256 = sha;
+    il->path = (char *)(lnx ? sim_dlls_l[k] : sim_dlls_w[k]);
+    il->sha256 = lnx ? c->s->dll_l[k] : c->s->dll_w[k];
     il->signed_ = !lnx;
     il->signer = (char *)(lnx ? "" : "Microsoft Windows");
     ev->kind_case = VIGIL__EVENT__KIND_IMAGE_LOAD;
