@@ -316,9 +316,10 @@ pcre2_code *sig_pcre_compile(const char *pat, unsigned hs_flags)
     return pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, opt, &errc, &erro, NULL);
 }
 
-/* A regex matcher; keyword matchers are always PCRE2 since they read every field. */
+/* A `re` value (Hyperscan regex database when it takes it, else PCRE2), or a keyword
+ * (always PCRE2: it reads every field). */
 static int sig_add_regex(struct sig_cctx *c, const char *pat, unsigned flags, bool keyword,
-                         bool check_hs, uint32_t *id)
+                         uint32_t *id)
 {
     struct sig_matcher *m;
     int rc = sig_new_matcher(c, SIG_M_HS, id);
@@ -326,25 +327,85 @@ static int sig_add_regex(struct sig_cctx *c, const char *pat, unsigned flags, bo
     if (rc < 0)
         return rc;
     m = &c->rs->m[*id];
+    m->is_re = true;
     m->pattern = vg_arena_strndup(c->rs->arena, pat, strlen(pat));
     m->hs_flags = flags | HS_FLAG_SINGLEMATCH;
     if (!m->pattern)
         return -VG_ENOMEM;
-    if (check_hs && !keyword) {
+    if (!keyword) {
         hs_database_t *db = NULL;
         hs_compile_error_t *ce = NULL;
         if (hs_compile(pat, m->hs_flags, HS_MODE_BLOCK, NULL, &db, &ce) == HS_SUCCESS) {
             hs_free_database(db);
+            m->in_db = true;
             return 0;
         }
         hs_free_compile_error(ce);
-        keyword = true; /* fall through to PCRE2 */
     }
-    if (keyword) {
-        m->re = sig_pcre_compile(pat, flags);
-        if (!m->re)
-            return sig_unsup(c, -VG_EINVAL, "invalid regular expression '%s'", pat);
+    m->re = sig_pcre_compile(pat, flags);
+    if (!m->re)
+        return sig_unsup(c, -VG_EINVAL, "invalid regular expression '%s'", pat);
+    return 0;
+}
+
+static const uint8_t *sig_adup_bytes(struct sig_cctx *c, const uint8_t *p, size_t n)
+{
+    uint8_t *d = vg_arena_alloc(c->rs->arena, n + 1);
+
+    if (d) {
+        memcpy(d, p, n);
+        d[n] = 0;
     }
+    return d;
+}
+
+static bool sig_windash_byte(const struct sig_val *v, size_t i, bool windash)
+{
+    return windash && (v->b[i] == '-' || v->b[i] == '/');
+}
+
+/* A wildcard value: the longest literal run prefilters, PCRE2 verifies. A pure literal is
+ * verified by comparison alone. */
+static int sig_add_pattern(struct sig_cctx *c, const struct sig_mods *md, const struct sig_val *v,
+                           const char *regex, unsigned flags, bool keyword, uint32_t *id)
+{
+    struct sig_matcher *m;
+    size_t i, run = 0, best = 0, best_at = 0;
+    bool pure = true;
+    int rc = sig_new_matcher(c, SIG_M_HS, id);
+
+    if (rc < 0)
+        return rc;
+    m = &c->rs->m[*id];
+    m->pos = md->pos;
+    m->cased = md->cased;
+    m->hs_flags = HS_FLAG_CASELESS | HS_FLAG_SINGLEMATCH;
+    for (i = 0; i < v->n; i++) {
+        if (v->t[i] != SIG_T_LIT || sig_windash_byte(v, i, md->windash)) {
+            pure = false;
+            run = 0;
+            continue;
+        }
+        if (++run > best) {
+            best = run;
+            best_at = i + 1 - run;
+        }
+    }
+    m->pattern = vg_arena_strndup(c->rs->arena, regex, strlen(regex));
+    m->pre = sig_adup_bytes(c, v->b + best_at, best);
+    m->npre = best;
+    if (!m->pattern || !m->pre)
+        return -VG_ENOMEM;
+    m->in_db = !keyword && best > 0;
+    if (pure && !keyword) {
+        m->vlit = true;
+        m->lit = m->pre;
+        m->nlit = m->npre;
+        return 0;
+    }
+    m->re = sig_pcre_compile(regex, flags);
+    if (!m->re)
+        return sig_unsup(c, -VG_EINVAL, "cannot compile value '%s'", regex);
     return 0;
 }
 
@@ -450,7 +511,7 @@ static int sig_add_string(struct sig_cctx *c, const struct sig_mods *md, const c
         } else if (in->n == 0) {
             rc = sig_add_simple(c, SIG_M_EMPTY, &ids[(*nids)++]);
         } else {
-            rc = sig_add_regex(c, b.p, flags, keyword, false, &ids[(*nids)++]);
+            rc = sig_add_pattern(c, md, in, b.p, flags, keyword, &ids[(*nids)++]);
         }
         vg_free(b.p);
     }
@@ -512,7 +573,7 @@ static int sig_value(struct sig_cctx *c, const struct sig_mods *md, yaml_node_t 
         unsigned f = HS_FLAG_ALLOWEMPTY | (md->re_i ? HS_FLAG_CASELESS : 0) |
                      (md->re_m ? HS_FLAG_MULTILINE : 0) | (md->re_s ? HS_FLAG_DOTALL : 0);
         *nids = 1;
-        return sig_add_regex(c, s, f, keyword, true, &ids[0]);
+        return sig_add_regex(c, s, f, keyword, &ids[0]);
     }
     *nids = 0;
     return sig_add_string(c, md, s, keyword, ids, nids);

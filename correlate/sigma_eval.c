@@ -20,7 +20,7 @@ enum { SIG_F = 0, SIG_U = 1, SIG_T = 2 };
 
 struct sig_scan_ctx {
     cor_scratch *s;
-    const struct sig_group *g;
+    const uint32_t *ids; /* of the database being scanned */
 };
 
 /* ---- scratch ------------------------------------------------------------------------ */
@@ -29,9 +29,12 @@ static int sig_scratch_bucket(cor_scratch *s, const struct sig_bucket *b)
 {
     size_t i;
 
-    for (i = 0; i < b->ngroups; i++)
-        if (b->groups[i].db && hs_alloc_scratch(b->groups[i].db, &s->hs) != HS_SUCCESS)
+    for (i = 0; i < b->ngroups; i++) {
+        if (b->groups[i].lit.db && hs_alloc_scratch(b->groups[i].lit.db, &s->hs) != HS_SUCCESS)
             return -VG_ENOMEM;
+        if (b->groups[i].re.db && hs_alloc_scratch(b->groups[i].re.db, &s->hs) != HS_SUCCESS)
+            return -VG_ENOMEM;
+    }
     return 0;
 }
 
@@ -158,6 +161,33 @@ static bool sig_fieldref_match(const struct sig_matcher *m, const struct vg_evvi
     return false;
 }
 
+/* A pure literal at its position. A caseless contains needs no check: the (caseless)
+ * prefilter hit was the whole literal. */
+static bool sig_lit_match(const struct sig_matcher *m, const struct vg_str *s)
+{
+    const char *l = (const char *)m->lit;
+    size_t i;
+
+    if (m->nlit > s->n)
+        return false;
+    switch (m->pos) {
+    case SIG_EXACT:
+        return m->nlit == s->n && sig_mem_eq(s->p, l, m->nlit, m->cased);
+    case SIG_STARTS:
+        return sig_mem_eq(s->p, l, m->nlit, m->cased);
+    case SIG_ENDS:
+        return sig_mem_eq(s->p + s->n - m->nlit, l, m->nlit, m->cased);
+    case SIG_CONTAINS:
+        if (!m->cased)
+            return true;
+        for (i = 0; i + m->nlit <= s->n; i++)
+            if (memcmp(s->p + i, l, m->nlit) == 0)
+                return true;
+        return false;
+    }
+    return false;
+}
+
 static bool sig_re_match(const cor_scratch *s, const pcre2_code *re, const struct vg_str *str)
 {
     return pcre2_match(re, (PCRE2_SPTR)(str->p ? str->p : ""), str->n, 0, 0, s->md, NULL) >= 0;
@@ -171,9 +201,11 @@ static bool sig_matcher(const cor_scratch *s, uint32_t mid, const struct vg_evvi
 
     switch (m->kind) {
     case SIG_M_HS:
-        if (!present)
+        if (!present || (m->in_db && s->mstamp[mid] != s->gen))
             return false;
-        return m->re ? sig_re_match(s, m->re, str) : s->mstamp[mid] == s->gen;
+        if (m->vlit)
+            return sig_lit_match(m, str);
+        return m->re ? sig_re_match(s, m->re, str) : true;
     case SIG_M_ANY:
         return present;
     case SIG_M_EMPTY:
@@ -305,8 +337,8 @@ static int sig_fmatch3(const struct cor_ruleset *rs, const struct sig_fmatch *fm
 
     for (k = 0; k < fm->n; k++) {
         const struct sig_matcher *m = &rs->m[fm->m[k]];
-        int x = (m->kind == SIG_M_HS && !m->re && fm->field.typed != SIG_FIELD_KEYWORDS) ? SIG_F
-                                                                                         : SIG_U;
+        int x = (m->kind == SIG_M_HS && m->in_db && fm->field.typed != SIG_FIELD_KEYWORDS) ? SIG_F
+                                                                                           : SIG_U;
         acc = fm->all ? sig_and3(acc, x) : sig_or3(acc, x);
     }
     return fm->n ? acc : SIG_F;
@@ -372,25 +404,35 @@ static int sig_on_hit(unsigned int id, unsigned long long from, unsigned long lo
                       unsigned int flags, void *ctx)
 {
     struct sig_scan_ctx *sc = ctx;
-    uint32_t mid = sc->g->ids[id];
+    uint32_t mid = sc->ids[id];
 
     sc->s->mstamp[mid] = sc->s->gen;
-    sig_candidate(sc->s, sc->s->rs->m[mid].rule);
+    if (sc->s->rs->m[mid].trigger)
+        sig_candidate(sc->s, sc->s->rs->m[mid].rule);
     return 0;
 }
 
 static void sig_scan_bucket(cor_scratch *s, const struct sig_bucket *b, const struct vg_evview *v)
 {
     struct sig_scan_ctx sc = {s, NULL};
+
     size_t i;
 
     for (i = 0; i < b->ngroups; i++) {
+        const struct sig_group *g = &b->groups[i];
         struct vg_str str;
-        sc.g = &b->groups[i];
-        if (!sc.g->db || !sig_get(v, &sc.g->field, &str))
+        if (!sig_get(v, &g->field, &str))
             continue;
         /* An error here (only a bad scratch) leaves the bits unset: no false alerts. */
-        (void)hs_scan(sc.g->db, str.p ? str.p : "", (unsigned)str.n, 0, s->hs, sig_on_hit, &sc);
+        if (g->lit.db) {
+            sc.ids = g->lit.ids;
+            (void)hs_scan(g->lit.db, str.p ? str.p : "", (unsigned)str.n, 0, s->hs, sig_on_hit,
+                          &sc);
+        }
+        if (g->re.db) {
+            sc.ids = g->re.ids;
+            (void)hs_scan(g->re.db, str.p ? str.p : "", (unsigned)str.n, 0, s->hs, sig_on_hit, &sc);
+        }
     }
     for (i = 0; i < b->nalways; i++)
         sig_candidate(s, b->always[i]);
@@ -406,10 +448,21 @@ static const struct sig_bucket *sig_svc_find(const cor_ruleset *rs, Vigil__Os os
     return NULL;
 }
 
-static int sig_cmp_u32(const void *a, const void *b)
+/* Shell sort: no allocation (glibc's qsort may malloc), and candidate lists are short. */
+static void sig_sort_u32(uint32_t *a, size_t n)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
+    static const size_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
+    size_t g, i, j;
+
+    for (g = 0; g < VG_ARRAY_SIZE(gaps); g++) {
+        size_t gap = gaps[g];
+        for (i = gap; i < n; i++) {
+            uint32_t x = a[i];
+            for (j = i; j >= gap && a[j - gap] > x; j -= gap)
+                a[j] = a[j - gap];
+            a[j] = x;
+        }
+    }
 }
 
 int cor_rules_eval(const cor_ruleset *rs, cor_scratch *s, const struct vg_evview *v,
@@ -435,7 +488,7 @@ int cor_rules_eval(const cor_ruleset *rs, cor_scratch *s, const struct vg_evview
             sig_scan_bucket(s, b, v);
     }
     /* Rule order, so that callers see the same order on every run. */
-    qsort(s->cand, s->ncand, sizeof(*s->cand), sig_cmp_u32);
+    sig_sort_u32(s->cand, s->ncand);
     for (i = 0; i < s->ncand; i++) {
         const struct sig_rule *r = rs->rules[s->cand[i]];
         if (sig_cond_eval(s, r, r->cond, v)) {

@@ -146,7 +146,22 @@ static struct sig_bucket *sig_svc_bucket(cor_ruleset *rs, Vigil__Os os, const ch
     return b;
 }
 
-static int sig_group_add(struct sig_bucket *b, const struct sig_fref *f, uint32_t mid)
+static int sig_hsdb_add(struct sig_hsdb *d, uint32_t mid)
+{
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 16;
+        uint32_t *ids = vg_realloc(d->ids, cap * sizeof(*ids));
+        if (!ids)
+            return -VG_ENOMEM;
+        d->ids = ids;
+        d->cap = cap;
+    }
+    d->ids[d->n++] = mid;
+    return 0;
+}
+
+static int sig_group_add(cor_ruleset *rs, struct sig_bucket *b, const struct sig_fref *f,
+                         uint32_t mid)
 {
     struct sig_group *g = NULL;
     size_t i;
@@ -163,16 +178,7 @@ static int sig_group_add(struct sig_bucket *b, const struct sig_fref *f, uint32_
         memset(g, 0, sizeof(*g));
         g->field = *f;
     }
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 16;
-        uint32_t *ids = vg_realloc(g->ids, cap * sizeof(*ids));
-        if (!ids)
-            return -VG_ENOMEM;
-        g->ids = ids;
-        g->cap = cap;
-    }
-    g->ids[g->n++] = mid;
-    return 0;
+    return sig_hsdb_add(rs->m[mid].is_re ? &g->re : &g->lit, mid);
 }
 
 static int sig_bucket_always(struct sig_bucket *b, uint32_t rule)
@@ -206,9 +212,9 @@ static int sig_route(cor_ruleset *rs, struct sig_rule *r, struct sig_bucket *b, 
                     continue;
                 for (k = 0; k < fm->n; k++) {
                     struct sig_matcher *m = &rs->m[fm->m[k]];
-                    if (m->kind != SIG_M_HS || m->re)
+                    if (m->kind != SIG_M_HS || !m->in_db)
                         continue;
-                    if ((rc = sig_group_add(b, &fm->field, fm->m[k])) < 0)
+                    if ((rc = sig_group_add(rs, b, &fm->field, fm->m[k])) < 0)
                         return rc;
                 }
             }
@@ -240,58 +246,102 @@ static int sig_route_all(cor_ruleset *rs, int phase)
     return 0;
 }
 
-/* Compiles one group. A pattern Hyperscan refuses is moved to PCRE2 (its rule then
- * evaluates it directly) and the rest is compiled again. */
-static int sig_group_compile(cor_ruleset *rs, struct sig_group *g)
+/* The literal database: prefilter literals, all caseless (verification is exact). */
+static int sig_lit_compile(cor_ruleset *rs, struct sig_group *g)
 {
-    const char **pats = vg_malloc((g->n + 1) * sizeof(*pats));
-    unsigned *flags = vg_malloc((g->n + 1) * sizeof(*flags));
-    unsigned *ids = vg_malloc((g->n + 1) * sizeof(*ids));
+    struct sig_hsdb *d = &g->lit;
+    const char **pats = vg_malloc((d->n + 1) * sizeof(*pats));
+    unsigned *flags = vg_malloc((d->n + 1) * sizeof(*flags));
+    unsigned *ids = vg_malloc((d->n + 1) * sizeof(*ids));
+    size_t *lens = vg_malloc((d->n + 1) * sizeof(*lens));
+    hs_compile_error_t *ce = NULL;
+    size_t i;
+    int rc = 0;
+
+    if (!pats || !flags || !ids || !lens) {
+        rc = -VG_ENOMEM;
+        goto out_free;
+    }
+    for (i = 0; i < d->n; i++) {
+        pats[i] = (const char *)rs->m[d->ids[i]].pre;
+        lens[i] = rs->m[d->ids[i]].npre;
+        flags[i] = HS_FLAG_CASELESS | HS_FLAG_SINGLEMATCH;
+        ids[i] = (unsigned)i;
+    }
+    if (d->n && hs_compile_lit_multi(pats, flags, ids, lens, (unsigned)d->n, HS_MODE_BLOCK, NULL,
+                                     &d->db, &ce) != HS_SUCCESS) {
+        /* Cannot happen for literals; stay correct anyway: evaluate them directly. */
+        vg_log(VG_LOG_ERROR, MOD, "Hyperscan refused the literals of field %s: %s", g->field.name,
+               ce && ce->message ? ce->message : "?");
+        hs_free_compile_error(ce);
+        d->db = NULL;
+        for (i = 0; i < d->n; i++) {
+            struct sig_matcher *m = &rs->m[d->ids[i]];
+            m->in_db = false;
+            if (!m->re && !(m->re = sig_pcre_compile(m->pattern, m->hs_flags)))
+                vg_log(VG_LOG_WARN, MOD, "pattern '%s' never matches", m->pattern);
+        }
+        d->n = 0;
+    }
+out_free:
+    vg_free(pats);
+    vg_free(flags);
+    vg_free(ids);
+    vg_free(lens);
+    return rc;
+}
+
+/* The regex database of `re` values. A pattern Hyperscan refuses in company (each was
+ * accepted alone at compile time) is moved to PCRE2 and the rest compiled again. */
+static int sig_re_compile(cor_ruleset *rs, struct sig_group *g)
+{
+    struct sig_hsdb *d = &g->re;
+    const char **pats = vg_malloc((d->n + 1) * sizeof(*pats));
+    unsigned *flags = vg_malloc((d->n + 1) * sizeof(*flags));
+    unsigned *ids = vg_malloc((d->n + 1) * sizeof(*ids));
     int rc = 0;
 
     if (!pats || !flags || !ids) {
         rc = -VG_ENOMEM;
         goto out_free;
     }
-    while (g->n > 0) {
+    while (d->n > 0) {
         hs_compile_error_t *ce = NULL;
+        struct sig_matcher *m;
         size_t i;
         int bad;
-        for (i = 0; i < g->n; i++) {
-            pats[i] = rs->m[g->ids[i]].pattern;
-            flags[i] = rs->m[g->ids[i]].hs_flags;
+        for (i = 0; i < d->n; i++) {
+            pats[i] = rs->m[d->ids[i]].pattern;
+            flags[i] = rs->m[d->ids[i]].hs_flags;
             ids[i] = (unsigned)i;
         }
-        if (hs_compile_multi(pats, flags, ids, (unsigned)g->n, HS_MODE_BLOCK, NULL, &g->db, &ce) ==
+        if (hs_compile_multi(pats, flags, ids, (unsigned)d->n, HS_MODE_BLOCK, NULL, &d->db, &ce) ==
             HS_SUCCESS)
             break;
-        bad = ce ? ce->expression : -1;
-        vg_log(VG_LOG_WARN, MOD, "Hyperscan refused pattern %d of field %s: %s", bad, g->field.name,
-               ce && ce->message ? ce->message : "?");
+        bad = ce && ce->expression >= 0 && (size_t)ce->expression < d->n ? ce->expression
+                                                                         : (int)d->n - 1;
+        vg_log(VG_LOG_WARN, MOD, "Hyperscan refused regex '%s' of field %s: %s", pats[bad],
+               g->field.name, ce && ce->message ? ce->message : "?");
         hs_free_compile_error(ce);
-        g->db = NULL;
-        if (bad < 0 || (size_t)bad >= g->n) {
-            /* Not attributable to one pattern: everything goes to PCRE2. */
-            for (i = 0; i < g->n; i++) {
-                struct sig_matcher *m = &rs->m[g->ids[i]];
-                if (!m->re && !(m->re = sig_pcre_compile(m->pattern, m->hs_flags)))
-                    vg_log(VG_LOG_WARN, MOD, "pattern '%s' never matches", m->pattern);
-            }
-            g->n = 0;
-            break;
-        }
-        {
-            struct sig_matcher *m = &rs->m[g->ids[bad]];
-            if (!m->re)
-                m->re = sig_pcre_compile(m->pattern, m->hs_flags);
-            g->ids[bad] = g->ids[--g->n];
-        }
+        d->db = NULL;
+        m = &rs->m[d->ids[bad]];
+        m->in_db = false;
+        if (!m->re && !(m->re = sig_pcre_compile(m->pattern, m->hs_flags)))
+            vg_log(VG_LOG_WARN, MOD, "pattern '%s' never matches", m->pattern);
+        d->ids[bad] = d->ids[--d->n];
     }
 out_free:
     vg_free(pats);
     vg_free(flags);
     vg_free(ids);
     return rc;
+}
+
+static int sig_group_compile(cor_ruleset *rs, struct sig_group *g)
+{
+    int rc = sig_lit_compile(rs, g);
+
+    return rc < 0 ? rc : sig_re_compile(rs, g);
 }
 
 static int sig_compile_bucket(cor_ruleset *rs, struct sig_bucket *b)
@@ -305,11 +355,32 @@ static int sig_compile_bucket(cor_ruleset *rs, struct sig_bucket *b)
     return 0;
 }
 
+static void sig_mark_triggers(cor_ruleset *rs, const struct sig_rule *r, const struct sig_cnode *c,
+                              bool positive)
+{
+    size_t i, f, k;
+
+    if (c->kind == SIG_C_NOT) {
+        sig_mark_triggers(rs, r, c->kids[0], !positive);
+    } else if (c->kind == SIG_C_SEL) {
+        const struct sig_sel *sel = &r->sels[c->sel];
+        for (i = 0; positive && i < sel->n; i++)
+            for (f = 0; f < sel->items[i].n; f++)
+                for (k = 0; k < sel->items[i].fm[f].n; k++)
+                    rs->m[sel->items[i].fm[f].m[k]].trigger = true;
+    } else {
+        for (i = 0; i < c->n; i++)
+            sig_mark_triggers(rs, r, c->kids[i], positive);
+    }
+}
+
 int sig_build_index(struct cor_ruleset *rs, char *err, size_t errlen)
 {
     size_t i;
     int os, c, rc;
 
+    for (i = 0; i < rs->nrules; i++)
+        sig_mark_triggers(rs, rs->rules[i], rs->rules[i]->cond, true);
     if ((rc = sig_route_all(rs, 1)) < 0)
         goto out_err;
     for (os = 0; os < SIG_NOS; os++)
@@ -336,8 +407,10 @@ static void sig_bucket_free(struct sig_bucket *b)
     size_t i;
 
     for (i = 0; i < b->ngroups; i++) {
-        hs_free_database(b->groups[i].db);
-        vg_free(b->groups[i].ids);
+        hs_free_database(b->groups[i].lit.db);
+        hs_free_database(b->groups[i].re.db);
+        vg_free(b->groups[i].lit.ids);
+        vg_free(b->groups[i].re.ids);
     }
     vg_free(b->groups);
     vg_free(b->always);

@@ -34,7 +34,7 @@ struct sig_fref {
 };
 
 enum sig_mkind {
-    SIG_M_HS,       /* decided by a Hyperscan pattern (or its PCRE2 fallback) */
+    SIG_M_HS,       /* a string test, prefiltered by Hyperscan when in_db */
     SIG_M_ANY,      /* field present, any value ('*') */
     SIG_M_EMPTY,    /* field present and empty ('') */
     SIG_M_NULL,     /* field absent or empty (null) */
@@ -49,12 +49,27 @@ enum sig_pos { SIG_EXACT, SIG_CONTAINS, SIG_STARTS, SIG_ENDS };
 
 struct sig_matcher {
     enum sig_mkind kind;
-    uint32_t rule;       /* owning rule's index */
-    const char *pattern; /* SIG_M_HS: the regex (arena) */
-    unsigned hs_flags;   /* SIG_M_HS: Hyperscan flags */
-    pcre2_code *re;      /* SIG_M_HS demoted to PCRE2 (Hyperscan rejected it), or NULL */
-    bool exists;         /* SIG_M_EXISTS */
-    enum sig_numop op;   /* SIG_M_NUM */
+    uint32_t rule; /* owning rule's index */
+    /* SIG_M_HS. A hit of the Hyperscan pattern (literal `pre`, or regex `pattern` for a
+     * `re` value) is necessary; then the value is verified by literal comparison (vlit),
+     * by PCRE2 (re), or not at all (a `re` value Hyperscan decides by itself). A matcher
+     * not in_db (no literal to prefilter with, or a regex Hyperscan refuses) runs PCRE2
+     * whenever its rule is evaluated. */
+    bool in_db;          /* registered in a Hyperscan database */
+    bool trigger;        /* a hit makes its rule a candidate: the matcher is under an even
+                          * number of `not`s somewhere (hits of matchers only ever negated
+                          * cannot turn a rule true, so they never wake it) */
+    bool is_re;          /* `re` value: Hyperscan regex database, else literal database */
+    const char *pattern; /* the regex (arena): HS pattern for is_re, PCRE2 source otherwise */
+    unsigned hs_flags;   /* Hyperscan flags of pattern */
+    const uint8_t *pre;  /* literal prefilter (arena) */
+    size_t npre;
+    bool vlit; /* verify by comparing lit at pos */
+    const uint8_t *lit;
+    size_t nlit;
+    pcre2_code *re;    /* PCRE2 verification / direct evaluation, or NULL */
+    bool exists;       /* SIG_M_EXISTS */
+    enum sig_numop op; /* SIG_M_NUM */
     double num;
     int family; /* SIG_M_CIDR: AF_INET / AF_INET6 */
     uint8_t net[16];
@@ -107,13 +122,19 @@ struct sig_rule {
     bool always;         /* can match with no Hyperscan hit: always evaluated */
 };
 
-/* All matchers of one (route, field): one Hyperscan database. */
-struct sig_group {
-    struct sig_fref field;
+/* Hyperscan patterns of one kind for one (route, field). */
+struct sig_hsdb {
     hs_database_t *db;
     uint32_t *ids; /* Hyperscan id -> matcher id */
     size_t n;
     size_t cap;
+};
+
+/* All matchers of one (route, field): a literal database and a regex database. */
+struct sig_group {
+    struct sig_fref field;
+    struct sig_hsdb lit;
+    struct sig_hsdb re;
 };
 
 /* Rules of one route: (os, category) or (os, service). */
