@@ -50,5 +50,8 @@ int cmd_demo(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
 int cmd_timeline(int argc, char **argv);
 int cmd_alert(int argc, char **argv);
+int cmd_broker(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cli_alert_decode(const char *path);
 
 #endif

@@ -288,8 +288,11 @@ int cmd_alert(int argc, char **argv)
     char err[256], ts[32];
     int rc = 1;
 
+    if (argc == 3 && strcmp(argv[1], "decode") == 0)
+        return cli_alert_decode(argv[2]);
     if (argc < 3 || strcmp(argv[1], "show") != 0) {
-        printf("usage: vigil alert show ID [--data DIR] [--format text|json|dot]\n");
+        printf("usage: vigil alert show ID [--data DIR] [--format text|json|dot]\n"
+               "       vigil alert decode FILE|-   (a serialized vigil.Alert, as JSON)\n");
         return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
     }
     id = argv[2];

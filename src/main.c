@@ -16,7 +16,9 @@ static const struct {
     {"demo", cmd_demo, "embedded broker + simulated sensors + vigil run, then a summary"},
     {"simulate", cmd_simulate, "produce simulated sensor telemetry to Kafka"},
     {"timeline", cmd_timeline, "show a machine's stored events in time order"},
-    {"alert", cmd_alert, "alert show ID: an alert with its evidence and process tree"},
+    {"alert", cmd_alert, "alert show ID | alert decode FILE: an alert, its evidence, its tree"},
+    {"import", cmd_import, "JSON-lines recordings into telemetry batches (Kafka or a file)"},
+    {"broker", cmd_broker, "run the embedded Kafka broker alone (trials and tests)"},
 };
 
 static void usage(FILE *f)

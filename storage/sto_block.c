@@ -10,6 +10,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include <string.h>
+
 #include <zstd.h>
 
 #include "storage_int.h"
@@ -87,6 +89,14 @@ int sto_block_decode(const void *val, size_t len, ProtobufCAllocator *alloc,
         return -VG_ENOMEM;
     if (val == NULL || len == 0)
         return -VG_EDECODE;
+    /* A bare serialized TelemetryBatch, as the shards write blocks: RocksDB's own zstd
+     * compresses it with its neighbours (one machine's blocks of a day are adjacent keys),
+     * which costs the shards nothing. Only a zstd frame starts with its magic number; a
+     * batch starts with the tag of field 1 (0x0a). */
+    if (len < 4 || memcmp(val, "\x28\xb5\x2f\xfd", 4) != 0) {
+        *out = vigil__telemetry_batch__unpack(alloc, len, val);
+        return *out != NULL ? 0 : -VG_EDECODE;
+    }
     /* Our encoder always records the content size; a frame without one is not ours. */
     n = ZSTD_getFrameContentSize(val, len);
     if (n == ZSTD_CONTENTSIZE_UNKNOWN || n == ZSTD_CONTENTSIZE_ERROR || n > STO_BLOCK_MAX)
