@@ -13,6 +13,14 @@
  * Provider_Name, Channel (and Computer, from the batch) are available to rules unless
  * data has a key of that name, which wins.
  *
+ * Exceptions to the round trip: none on the shared telemetry and regression data
+ * (test_import asserts zero mismatches over all 35,933 + 166 events). Known limits that
+ * the data does not exercise: two data keys differing only in case cannot both come back
+ * (lookups are case-insensitive, as Sigma's are). By design, not exceptions: the line's
+ * category registry_event becomes the precise registry_add/delete/set/rename when the
+ * EventType tells it, and categories vigil has no enum for (sysmon_status,
+ * clipboard_capture) are VG_CAT_OTHER with the name kept in GenericEvent.category.
+ *
  * THREAD SAFETY: an importer belongs to one thread.
  */
 #ifndef ING_IMPORT_H
