@@ -52,6 +52,7 @@ int cmd_timeline(int argc, char **argv);
 int cmd_alert(int argc, char **argv);
 int cmd_broker(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
 int cli_alert_decode(const char *path);
 
 #endif

@@ -17,6 +17,7 @@ static const struct {
     {"simulate", cmd_simulate, "produce simulated sensor telemetry to Kafka"},
     {"timeline", cmd_timeline, "show a machine's stored events in time order"},
     {"alert", cmd_alert, "alert show ID | alert decode FILE: an alert, its evidence, its tree"},
+    {"replay", cmd_replay, "run the rules over a file (JSON lines or batches) without Kafka"},
     {"import", cmd_import, "JSON-lines recordings into telemetry batches (Kafka or a file)"},
     {"broker", cmd_broker, "run the embedded Kafka broker alone (trials and tests)"},
 };
