@@ -35,6 +35,9 @@
 #define SIM_RENAMES     200
 #define SIM_LNX_KIDS    8
 #define SIM_NO_RUN      (-1)
+#define SIM_KEY_SHIFT   24 /* machines < 2^24, durations < 2^39 us (6 days) */
+#define SIM_KEY_MASK    ((UINT64_C(1) << SIM_KEY_SHIFT) - 1)
+#define SIM_ID_MAX      48 /* machine ids and names: "WIN-tenant-16777216-16777216" fits */
 #define SIM_NDLL_W      10
 #define SIM_NDLL_L      6
 
@@ -186,7 +189,7 @@ struct sim_run {
 struct sim_truth {
     struct bench_sim_truth pub; /* its strings point into the fields below */
     char tenant[24];
-    char machine[40];
+    char machine[SIM_ID_MAX];
 };
 
 struct bench_sim {
@@ -194,7 +197,7 @@ struct bench_sim {
     int64_t end_us;
     int64_t gap_us; /* mean gap between a machine's events */
     struct sim_machine *m;
-    uint32_t *heap;
+    uint64_t *heap; /* keys: time since start << 24 | machine (see sim_key) */
     struct sim_run *runs;
     size_t nruns;
     struct sim_truth *truth;
@@ -253,6 +256,7 @@ static uint32_t sim_below(struct sim_machine *m, uint32_t n);
 static int sim_gen_event(struct sim_ctx *c, Vigil__Event *ev);
 static int sim_run_step(struct sim_ctx *c, struct sim_run *r, Vigil__Event *ev, int64_t *gap);
 static void sim_heap_down(bench_sim *s, size_t i);
+static uint64_t sim_key(const bench_sim *s, uint32_t idx);
 
 /* ---- tables ----------------------------------------------------------------------- */
 
@@ -667,8 +671,8 @@ static int sim_check_opts(const struct bench_sim_opts *o, char *err, size_t errl
         why = "tenants must be 1 .. machines";
     else if (!(o->linux_share >= 0.0 && o->linux_share <= 1.0))
         why = "linux_share must be 0 .. 1";
-    else if (o->duration_us <= 0)
-        why = "duration must be positive";
+    else if (o->duration_us <= 0 || o->duration_us >= INT64_C(1) << 39)
+        why = "duration must be positive and below 6 days";
     else if (!(o->events_per_machine_per_sec > 0.0 && o->events_per_machine_per_sec <= 1e6))
         why = "events_per_machine_per_sec must be > 0 and <= 1e6";
     else if (o->events_per_batch < 1 || o->events_per_batch > 100000)
@@ -737,36 +741,37 @@ static void sim_init_machines(bench_sim *s)
         m->run = SIM_NO_RUN;
         first = s->gap_us < s->o.batch_span_us ? s->gap_us : s->o.batch_span_us;
         m->next_ts = s->o.start_us + (int64_t)(sim_rand(m) % (uint64_t)(first + 1));
-        s->heap[i] = i;
+        s->heap[i] = sim_key(s, i);
     }
 }
 
-static bool sim_heap_less(const bench_sim *s, uint32_t a, uint32_t b)
+/* A machine's heap key: its next event time (relative to the start, capped at the end)
+ * above its number. One integer compare orders by time, then by machine number, and the
+ * heap stays a flat array that does not touch the machines themselves. */
+static uint64_t sim_key(const bench_sim *s, uint32_t idx)
 {
-    int64_t ta = s->m[a].next_ts, tb = s->m[b].next_ts;
+    int64_t t = VG_MIN(s->m[idx].next_ts, s->end_us) - s->o.start_us;
 
-    return ta < tb || (ta == tb && a < b);
+    return (uint64_t)t << SIM_KEY_SHIFT | idx;
 }
 
 static void sim_heap_down(bench_sim *s, size_t i)
 {
     size_t n = s->o.machines;
-    uint32_t v = s->heap[i];
+    uint64_t v = s->heap[i], *h = s->heap;
 
     for (;;) {
         size_t l = 2 * i + 1, best;
 
         if (l >= n)
             break;
-        best = l;
-        if (l + 1 < n && sim_heap_less(s, s->heap[l + 1], s->heap[l]))
-            best = l + 1;
-        if (!sim_heap_less(s, s->heap[best], v))
+        best = l + 1 < n && h[l + 1] < h[l] ? l + 1 : l;
+        if (h[best] >= v)
             break;
-        s->heap[i] = s->heap[best];
+        h[i] = h[best];
         i = best;
     }
-    s->heap[i] = v;
+    h[i] = v;
 }
 
 /* Machine j of tenant t (0-based) is machine number t + j * T. */
@@ -792,8 +797,8 @@ static int64_t sim_pick_machine(const bench_sim *s, uint32_t t, uint8_t os, uint
     return -1;
 }
 
-static void sim_fmt_ids(const bench_sim *s, uint32_t idx, char *id, size_t idlen, char *name,
-                        size_t namelen);
+static void sim_fmt_ids(const bench_sim *s, uint32_t idx, char *id, char *name);
+static char *sim_u32(char *p, uint32_t v);
 
 static void sim_add_truth(bench_sim *s, struct sim_run *r, enum bench_scen k, uint32_t chain)
 {
@@ -802,7 +807,7 @@ static void sim_add_truth(bench_sim *s, struct sim_run *r, enum bench_scen k, ui
 
     memset(t, 0, sizeof(*t));
     snprintf(t->tenant, sizeof(t->tenant), "tenant-%u", tenant);
-    sim_fmt_ids(s, r->machine, t->machine, sizeof(t->machine), NULL, 0);
+    sim_fmt_ids(s, r->machine, t->machine, NULL);
     t->pub.kind = k;
     t->pub.chain = chain;
     t->pub.tenant = t->tenant;
@@ -948,43 +953,82 @@ void bench_sim_free(bench_sim *s)
     vg_free(s);
 }
 
-static void sim_fmt_ids(const bench_sim *s, uint32_t idx, char *id, size_t idlen, char *name,
-                        size_t namelen)
+/* Formats by hand: snprintf was a fifth of the cost of a small batch. */
+static char *sim_cat(char *p, const char *str)
 {
-    uint32_t t = idx % s->o.tenants + 1, num = idx / s->o.tenants + 1;
-    uint64_t h = sim_mix(s->o.seed ^ ((uint64_t)(idx + 1) * 0x9e3779b97f4a7c15ull));
-    bool lnx = s->m[idx].os == OS_L;
+    size_t n = strlen(str);
 
-    if (id != NULL)
-        snprintf(id, idlen, "%s-tenant-%u-%06u", lnx ? "lnx" : "WIN", t, num);
+    memcpy(p, str, n);
+    return p + n;
+}
+
+static char *sim_u32_pad(char *p, uint32_t v, int width)
+{
+    char tmp[10];
+    int n = 0;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (width-- > n)
+        *p++ = '0';
+    while (n > 0)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* id ("WIN-tenant-7-000123") and name ("DESKTOP-4F2K9QZ", "web-000123") of machine idx;
+ * each buffer (or NULL) must hold SIM_ID_MAX bytes. */
+static void sim_fmt_ids(const bench_sim *s, uint32_t idx, char *id, char *name)
+{
+    static const char b36[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    uint32_t t = idx % s->o.tenants + 1, num = idx / s->o.tenants + 1;
+    uint64_t h = sim_mix(s->o.seed ^ ((uint64_t)(idx + 1) * 0x9e3779b97f4a7c15ull)), x;
+    bool lnx = s->m[idx].os == OS_L;
+    char *p;
+    int i;
+
+    if (id != NULL) {
+        p = sim_cat(id, lnx ? "lnx-tenant-" : "WIN-tenant-");
+        p = sim_u32_pad(p, t, 1);
+        *p++ = '-';
+        *sim_u32_pad(p, num, 6) = '\0';
+    }
     if (name == NULL)
         return;
     if (lnx) {
-        snprintf(name, namelen, "%s-%06u", sim_lnx_roles[(h >> 40) % VG_ARRAY_SIZE(sim_lnx_roles)],
-                 num);
-    } else {
-        static const char b36[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-        uint64_t x = h >> 17;
-        char *p;
-        int i;
-
-        snprintf(name, namelen, "DESKTOP-XXXXXXX");
-        for (p = name + 8, i = 0; i < 7 && *p != '\0'; i++, p++, x /= 36)
-            *p = b36[x % 36];
+        p = sim_cat(name, sim_lnx_roles[(h >> 40) % VG_ARRAY_SIZE(sim_lnx_roles)]);
+        *p++ = '-';
+        *sim_u32_pad(p, num, 6) = '\0';
+        return;
     }
+    p = sim_cat(name, "DESKTOP-");
+    for (x = h >> 17, i = 0; i < 7; i++, x /= 36)
+        *p++ = b36[x % 36];
+    *p = '\0';
 }
 
-static void sim_fmt_ip(const bench_sim *s, uint32_t idx, char *buf, size_t len)
+/* buf must hold 16 bytes. */
+static void sim_fmt_ip(const bench_sim *s, uint32_t idx, char *buf)
 {
     uint32_t t = idx % s->o.tenants + 1, num = idx / s->o.tenants + 1;
+    char *p = sim_cat(buf, "10.");
 
-    snprintf(buf, len, "10.%u.%u.%u", t % 256, (num >> 8) & 255, num & 255);
+    p = sim_u32(p, t % 256);
+    *p++ = '.';
+    p = sim_u32(p, (num >> 8) & 255);
+    *p++ = '.';
+    *sim_u32(p, num & 255) = '\0';
 }
 
 static int sim_ctx_init(struct sim_ctx *c, bench_sim *s, vg_arena *a, uint32_t idx)
 {
-    char buf[96];
+    static const char hex[] = "0123456789abcdef";
     struct sim_machine *m = &s->m[idx];
+    char buf[SIM_ID_MAX], *p;
+    uint32_t lid;
+    int i;
 
     memset(c, 0, sizeof(*c));
     c->s = s;
@@ -1002,14 +1046,15 @@ static int sim_ctx_init(struct sim_ctx *c, bench_sim *s, vg_arena *a, uint32_t i
         c->logon_us = c->boot_us + 60 * VG_US_PER_SEC;
     c->user = sim_users[(c->h >> 32) % VG_ARRAY_SIZE(sim_users)];
     c->user_len = strlen(c->user);
-    if (m->os == OS_W)
-        snprintf(buf, sizeof(buf), "CONTOSO\\%s", c->user);
-    else
-        snprintf(buf, sizeof(buf), "%s", c->user);
-    c->account_user = vg_arena_strndup(a, buf, strlen(buf));
-    snprintf(buf, sizeof(buf), "0x%x", (unsigned)(0x10000 + ((c->h >> 36) & 0xfffff)));
-    c->logon_id = vg_arena_strndup(a, buf, strlen(buf));
-    sim_fmt_ip(s, idx, buf, sizeof(buf));
+    p = sim_cat(buf, m->os == OS_W ? "CONTOSO\\" : "");
+    p = sim_cat(p, c->user);
+    c->account_user = vg_arena_strndup(a, buf, (size_t)(p - buf));
+    lid = 0x10000 + (uint32_t)((c->h >> 36) & 0xfffff); /* 0x10000 .. 0x10ffff: 6 digits */
+    p = sim_cat(buf, "0x");
+    for (i = 20; i >= 0; i -= 4)
+        *p++ = hex[(lid >> i) & 15];
+    c->logon_id = vg_arena_strndup(a, buf, (size_t)(p - buf));
+    sim_fmt_ip(s, idx, buf);
     c->local_ip = vg_arena_strndup(a, buf, strlen(buf));
     if (c->account_user == NULL || c->logon_id == NULL || c->local_ip == NULL)
         return -VG_ENOMEM;
@@ -1019,12 +1064,12 @@ static int sim_ctx_init(struct sim_ctx *c, bench_sim *s, vg_arena *a, uint32_t i
 static int sim_fill_batch_head(struct sim_ctx *c, Vigil__TelemetryBatch *b)
 {
     static const Vigil__TelemetryBatch init = VIGIL__TELEMETRY_BATCH__INIT;
-    char id[48], name[48], tenant[24];
+    char id[SIM_ID_MAX], name[SIM_ID_MAX], tenant[SIM_ID_MAX];
     bool lnx = c->m->os == OS_L;
 
     *b = init;
-    sim_fmt_ids(c->s, c->idx, id, sizeof(id), name, sizeof(name));
-    snprintf(tenant, sizeof(tenant), "tenant-%u", c->tenant);
+    sim_fmt_ids(c->s, c->idx, id, name);
+    *sim_u32(sim_cat(tenant, "tenant-"), c->tenant) = '\0';
     b->tenant_id = vg_arena_strndup(c->a, tenant, strlen(tenant));
     b->machine_id = vg_arena_strndup(c->a, id, strlen(id));
     b->machine_name = vg_arena_strndup(c->a, name, strlen(name));
@@ -1042,7 +1087,7 @@ static int sim_fill_batch_head(struct sim_ctx *c, Vigil__TelemetryBatch *b)
 int bench_sim_next(bench_sim *s, vg_arena *a, Vigil__TelemetryBatch **out)
 {
     static const Vigil__Event ev_init = VIGIL__EVENT__INIT;
-    uint32_t idx = s->heap[0], max = s->o.events_per_batch, n = 0;
+    uint32_t idx = (uint32_t)(s->heap[0] & SIM_KEY_MASK), max = s->o.events_per_batch, n = 0;
     struct sim_machine *m = &s->m[idx];
     Vigil__TelemetryBatch *b;
     Vigil__Event *evs;
@@ -1076,6 +1121,7 @@ int bench_sim_next(bench_sim *s, vg_arena *a, Vigil__TelemetryBatch **out)
     b->n_events = n;
     s->st.batches++;
     s->st.events += n;
+    s->heap[0] = sim_key(s, idx);
     sim_heap_down(s, 0);
     *out = b;
     return 1;
@@ -1120,7 +1166,7 @@ const char *bench_sim_kind_name(enum bench_sim_kind k)
 
 size_t bench_sim_machine_bytes(void)
 {
-    return sizeof(struct sim_machine) + sizeof(uint32_t);
+    return sizeof(struct sim_machine) + sizeof(uint64_t);
 }
 
 size_t bench_sim_state_bytes(const bench_sim *s)
@@ -1932,7 +1978,7 @@ static int sim_step_chain_a(struct sim_ctx *c, struct sim_run *r, Vigil__Event *
     case 6:
         return sim_ev_exit(c, ev, r->act[2], 0);
     case 7:
-        sim_fmt_ip(c->s, r->peer, ip, sizeof(ip));
+        sim_fmt_ip(c->s, r->peer, ip);
         return sim_ev_net(c, ev, r->act[1], vg_arena_strndup(c->a, ip, strlen(ip)), 445, "", NULL);
     case 8:
         return sim_ev_exit(c, ev, r->act[1], 0);
@@ -1945,11 +1991,11 @@ static int sim_step_chain_a(struct sim_ctx *c, struct sim_run *r, Vigil__Event *
 /* A network logon from the peer machine, as an SMB session from it looks. */
 static int sim_sc_peer_logon(struct sim_ctx *c, const struct sim_run *r, Vigil__Event *ev)
 {
-    char ip[32], name[48], acct[80];
+    char ip[16], name[SIM_ID_MAX], acct[80];
     uint64_t ph = sim_mix(c->s->o.seed ^ ((uint64_t)(r->peer + 1) * 0x9e3779b97f4a7c15ull));
 
-    sim_fmt_ip(c->s, r->peer, ip, sizeof(ip));
-    sim_fmt_ids(c->s, r->peer, NULL, 0, name, sizeof(name));
+    sim_fmt_ip(c->s, r->peer, ip);
+    sim_fmt_ids(c->s, r->peer, NULL, name);
     snprintf(acct, sizeof(acct), "CONTOSO\\%s", sim_users[(ph >> 32) % VG_ARRAY_SIZE(sim_users)]);
     return sim_ev_logon(c, ev, P_W_LSASS, 3, vg_arena_strndup(c->a, acct, strlen(acct)),
                         vg_arena_strndup(c->a, ip, strlen(ip)),

@@ -74,11 +74,11 @@ enum bench_scen {
 
 struct bench_sim_opts {
     uint64_t seed;
-    uint32_t machines;                 /* 1 .. 2^24 */
-    uint32_t tenants;                  /* "tenant-1".."tenant-T"; machine i is in i % T */
-    double linux_share;                /* fraction of Linux machines, 0..1 */
-    int64_t start_us;                  /* simulated start, Unix us */
-    int64_t duration_us;               /* simulated length; bench_sim_next ends after it */
+    uint32_t machines;   /* 1 .. 2^24 */
+    uint32_t tenants;    /* "tenant-1".."tenant-T"; machine i is in i % T */
+    double linux_share;  /* fraction of Linux machines, 0..1 */
+    int64_t start_us;    /* simulated start, Unix us */
+    int64_t duration_us; /* simulated length (< 6 days); bench_sim_next ends after it */
     double events_per_machine_per_sec; /* mean rate of each machine */
     uint32_t events_per_batch;         /* most events in one batch */
     int64_t batch_span_us;             /* a sensor flushes a batch at most this long after
