@@ -235,6 +235,20 @@ static void test_block_roundtrip(void **state)
     }
     vigil__telemetry_batch__free_unpacked(out, NULL);
 
+    /* A bare packed batch (no zstd frame; RocksDB compresses it) decodes the same. */
+    {
+        size_t plen = vigil__telemetry_batch__get_packed_size(&tb);
+        uint8_t *packed = malloc(plen);
+
+        vigil__telemetry_batch__pack(&tb, packed);
+        assert_int_equal(sto_block_decode(packed, plen, NULL, &out), 0);
+        assert_int_equal(out->n_events, 3);
+        assert_int_equal(out->events[2]->ts_us, -7);
+        assert_string_equal(out->events[1]->file->path, b[1].path);
+        vigil__telemetry_batch__free_unpacked(out, NULL);
+        free(packed);
+    }
+
     /* An empty batch round-trips too. */
     {
         Vigil__TelemetryBatch empty = VIGIL__TELEMETRY_BATCH__INIT;
