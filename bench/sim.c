@@ -257,6 +257,7 @@ static int sim_gen_event(struct sim_ctx *c, Vigil__Event *ev);
 static int sim_run_step(struct sim_ctx *c, struct sim_run *r, Vigil__Event *ev, int64_t *gap);
 static void sim_heap_down(bench_sim *s, size_t i);
 static uint64_t sim_key(const bench_sim *s, uint32_t idx);
+static int sim_static_act(const struct sim_ctx *c, int prog);
 
 /* ---- tables ----------------------------------------------------------------------- */
 
@@ -514,7 +515,8 @@ static const char *const sim_users[] = {
     "uma.reddy",     "victor.hugo",    "wen.li",       "yara.haddad",
 };
 
-static const char *const sim_files_w[] = {
+/* Files by who touches them: a user's processes work in the profile, services elsewhere. */
+static const char *const sim_files_w_user[] = {
     "C:\\Users\\@\\AppData\\Local\\Temp\\~DF#.tmp",
     "C:\\Users\\@\\AppData\\Local\\Google\\Chrome\\User Data\\Default\\Cache\\Cache_Data\\f_00#",
     "C:\\Users\\@\\AppData\\Local\\Google\\Chrome\\User Data\\Default\\History-journal",
@@ -522,6 +524,10 @@ static const char *const sim_files_w[] = {
     "C:\\Users\\@\\Documents\\Budget-#.xlsx",
     "C:\\Users\\@\\AppData\\Roaming\\Microsoft\\Windows\\Recent\\Report-#.lnk",
     "C:\\Users\\@\\AppData\\Local\\Microsoft\\Outlook\\@.ost",
+    "C:\\Users\\@\\AppData\\Local\\Microsoft\\OneDrive\\logs\\Personal\\SyncEngine-#.odl",
+};
+
+static const char *const sim_files_w_sys[] = {
     "C:\\Windows\\Prefetch\\CHROME.EXE-#.pf",
     "C:\\Windows\\Temp\\MpCmdRun-#.log",
     "C:\\Windows\\SoftwareDistribution\\DataStore\\Logs\\edb#.log",
@@ -529,22 +535,27 @@ static const char *const sim_files_w[] = {
     "C:\\Windows\\System32\\winevt\\Logs\\Microsoft-Windows-PowerShell%4Operational.evtx",
     "C:\\Windows\\ServiceProfiles\\NetworkService\\AppData\\Local\\Microsoft\\Windows\\"
     "DeliveryOptimization\\Cache\\#",
-    "C:\\Users\\@\\AppData\\Local\\Microsoft\\OneDrive\\logs\\Personal\\SyncEngine-#.odl",
+    "C:\\Windows\\System32\\LogFiles\\WMI\\RtBackup\\EtwRTDiagLog#.etl",
 };
 
-static const char *const sim_files_l[] = {
+static const char *const sim_files_l_user[] = {
+    "/home/@/.bash_history",
+    "/home/@/project/src/main-#.py",
+    "/home/@/.cache/pip/http/#",
+    "/tmp/tmp#.json",
+};
+
+static const char *const sim_files_l_sys[] = {
     "/var/log/syslog",
     "/var/log/auth.log",
     "/var/log/nginx/access.log",
     "/tmp/tmp#.json",
-    "/home/@/.bash_history",
-    "/home/@/project/src/main-#.py",
     "/var/lib/docker/overlay2/#/merged/app/data.db",
     "/var/cache/apt/archives/partial/pkg-#.deb",
     "/var/lib/postgresql/15/main/base/16384/#",
     "/etc/hosts",
     "/srv/app/data/upload-#.bin",
-    "/var/spool/cron/crontabs/root",
+    "/var/lib/mdatp/wdavhistory/#",
 };
 
 static const struct sim_host sim_hosts[] = {
@@ -1481,6 +1492,14 @@ static int sim_pick_dyn(struct sim_ctx *c)
     return os == OS_W ? P_W_CMD : P_L_LS;
 }
 
+/* The program an actor id runs. */
+static int sim_act_prog(const struct sim_ctx *c, int act)
+{
+    if (act < SIM_ACT_SLOT)
+        return sim_static_prog(c, act);
+    return c->m->slot[act - SIM_ACT_SLOT].prog;
+}
+
 /* Maps a static program to the actor id of that static process. */
 static int sim_static_act(const struct sim_ctx *c, int prog)
 {
@@ -1621,8 +1640,12 @@ static int sim_pick_actor(struct sim_ctx *c)
     int acts[SIM_SLOTS];
     int n = sim_random_slots(c->m, acts);
 
-    if (n > 0 && sim_below(c->m, 100) < 60)
+    uint32_t r = sim_below(c->m, 100);
+
+    if (n > 0 && r < 60)
         return acts[sim_below(c->m, (uint32_t)n)];
+    if (r >= 75) /* the user's shell is busier than any one service */
+        return sim_static_act(c, c->m->os == OS_W ? P_W_EXPLORER : P_L_BASH_LOGIN);
     return (int)sim_below(c->m, (uint32_t)sim_nstatic(c));
 }
 
@@ -1648,12 +1671,24 @@ static int sim_gen_proc(struct sim_ctx *c, Vigil__Event *ev)
 static int sim_gen_file(struct sim_ctx *c, Vigil__Event *ev)
 {
     bool lnx = c->m->os == OS_L;
-    const char *t = lnx ? sim_files_l[sim_below(c->m, VG_ARRAY_SIZE(sim_files_l))]
-                        : sim_files_w[sim_below(c->m, VG_ARRAY_SIZE(sim_files_w))];
-    uint32_t r = sim_below(c->m, 100), num = sim_below(c->m, 100000);
     int act = sim_pick_actor(c);
-    char *path = sim_expand(c, t, num), *prev = NULL, *sha = NULL;
+    bool user = sim_progs[sim_act_prog(c, act)].acct == A_USER;
+    const char *t;
+    uint32_t r, num;
+    char *path, *prev = NULL, *sha = NULL;
     Vigil__FileOp op;
+
+#define SIM_PICK(arr) arr[sim_below(c->m, VG_ARRAY_SIZE(arr))]
+    if (lnx)
+        t = user ? SIM_PICK(sim_files_l_user) : SIM_PICK(sim_files_l_sys);
+    else
+        t = user ? SIM_PICK(sim_files_w_user) : SIM_PICK(sim_files_w_sys);
+#undef SIM_PICK
+    r = sim_below(c->m, 100);
+    num = sim_below(c->m, 100000);
+    path = sim_expand(c, t, num);
+    if (path == NULL)
+        return -VG_ENOMEM;
 
     if (r < 30) {
         op = VIGIL__FILE_OP__FILE_CREATED;
@@ -1666,10 +1701,15 @@ static int sim_gen_file(struct sim_ctx *c, Vigil__Event *ev)
     } else if (r < 90) {
         op = VIGIL__FILE_OP__FILE_DELETED;
     } else {
+        size_t n = strlen(path);
+
+        /* saved under a temporary name, then renamed into place, as editors do */
         op = VIGIL__FILE_OP__FILE_RENAMED;
-        prev = sim_expand(c, t, num + 1);
+        prev = vg_arena_alloc(c->a, n + 5);
         if (prev == NULL)
             return -VG_ENOMEM;
+        memcpy(prev, path, n);
+        memcpy(prev + n, ".tmp", 5);
     }
     if (op <= VIGIL__FILE_OP__FILE_MODIFIED && sha == NULL)
         return -VG_ENOMEM;
