@@ -861,7 +861,7 @@ static int cor_buf_reserve(struct cor_block_buf *b, size_t more)
 
     if (b->len + more <= b->cap)
         return 0;
-    cap = b->cap ? b->cap : 4096;
+    cap = b->cap ? b->cap : 1024; /* a million open blocks must stay affordable */
     while (cap < b->len + more)
         cap *= 2;
     n = vg_realloc(b->buf, cap);

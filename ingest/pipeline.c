@@ -66,6 +66,8 @@ struct ing_outbox_item {
 struct ing_pipeline {
     struct ing_pipeline_cfg cfg;
     char *brokers, *group, *topic, *dlq_topic, *alerts_topic;
+    char *offsets_ns;   /* "<cluster id>/<topic>": offsets of another cluster (a new
+                           embedded broker, say) never apply */
     rd_kafka_t *rk;     /* the consumer */
     ing_producer *prod; /* alerts and dead letters */
     cor_shard **shards;
@@ -212,6 +214,23 @@ int ing_pipeline_start(ing_pipeline *p, char *err, size_t errlen)
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_resp_err_t e;
 
+    {
+        char *cid = rd_kafka_clusterid(p->rk, 10000);
+        size_t n = strlen(p->topic) + (cid ? strlen(cid) : 7) + 2;
+
+        p->offsets_ns = vg_malloc(n);
+        if (p->offsets_ns == NULL) {
+            free(cid);
+            rd_kafka_topic_partition_list_destroy(topics);
+            snprintf(err, errlen, "out of memory");
+            return -VG_ENOMEM;
+        }
+        snprintf(p->offsets_ns, n, "%s/%s", cid ? cid : "unknown", p->topic);
+        if (cid == NULL)
+            vg_log(VG_LOG_WARN, "ingest", "cluster id not known after 10 s: is %s reachable?",
+                   p->brokers);
+        free(cid); /* rd_kafka_clusterid's string is the caller's, to free() */
+    }
     rd_kafka_topic_partition_list_add(topics, p->topic, RD_KAFKA_PARTITION_UA);
     e = rd_kafka_subscribe(p->rk, topics);
     rd_kafka_topic_partition_list_destroy(topics);
@@ -277,6 +296,7 @@ void ing_pipeline_destroy(ing_pipeline *p)
     vg_free(p->brokers);
     vg_free(p->group);
     vg_free(p->topic);
+    vg_free(p->offsets_ns);
     vg_free(p->dlq_topic);
     vg_free(p->alerts_topic);
     vg_free(p);
@@ -549,15 +569,15 @@ static void ing_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (tp->partition < 0 || tp->partition >= ING_MAX_PARTS)
                 continue;
             /* RocksDB, not the group's committed offset, says where durable state ends. */
-            if (sto_get_offset(p->cfg.db, tp->topic, tp->partition, &off) == 0) {
+            if (sto_get_offset(p->cfg.db, p->offsets_ns, tp->partition, &off) == 0) {
                 tp->offset = off;
                 p->parts[tp->partition].dispatched = off - 1;
             } else {
                 p->parts[tp->partition].dispatched = -1;
             }
             p->parts[tp->partition].assigned = true;
-            vg_log(VG_LOG_INFO, "ingest", "assigned %s[%d] from offset %lld", tp->topic,
-                   tp->partition, (long long)tp->offset);
+            vg_log(VG_LOG_INFO, "ingest", "assigned %s[%d] from offset %lld (cluster/topic %s)",
+                   tp->topic, tp->partition, (long long)tp->offset, p->offsets_ns);
         }
         __atomic_store_n(&p->st.partitions, (uint32_t)parts->cnt, __ATOMIC_RELAXED);
         rd_kafka_assign(rk, parts);
@@ -752,7 +772,7 @@ static void ing_write_round(ing_pipeline *p, struct cor_unit **units)
     }
     for (int i = 0; i < ING_MAX_PARTS; i++) {
         if (safe[i] > p->stored[i]) {
-            sto_put_offset(p->wb, p->topic, i, safe[i]);
+            sto_put_offset(p->wb, p->offsets_ns, i, safe[i]);
             p->stored[i] = safe[i];
         }
     }
