@@ -634,6 +634,7 @@ static int sig_fmatch(struct sig_cctx *c, const char *key, yaml_node_t *val, str
     char kbuf[256], *bar;
     struct sig_mods md;
     size_t nvals;
+    bool keyword = false;
     yaml_node_item_t *it;
     int rc;
 
@@ -645,10 +646,16 @@ static int sig_fmatch(struct sig_cctx *c, const char *key, yaml_node_t *val, str
         *bar++ = 0;
     if ((rc = sig_mods_parse(c, bar ? bar : (char[]){0}, &md)) < 0)
         return rc;
-    if (!kbuf[0])
-        return sig_unsup(c, -VG_EUNSUP, "field-less modifiers (keyword '|%s') not supported", bar);
-    fm->field.typed = vg_field_by_name(kbuf);
-    fm->field.name = vg_arena_strndup(c->rs->arena, kbuf, strlen(kbuf));
+    if (!kbuf[0]) {
+        /* `'|all': [...]`: keywords with modifiers; keywords always search inside values. */
+        keyword = true;
+        if (md.pos == SIG_EXACT)
+            md.pos = SIG_CONTAINS;
+        if (md.re || md.cidr || md.exists || md.fieldref || md.num)
+            return sig_unsup(c, -VG_EUNSUP, "keyword modifiers '%s' not supported", key);
+    }
+    fm->field.typed = keyword ? SIG_FIELD_KEYWORDS : vg_field_by_name(kbuf);
+    fm->field.name = keyword ? "keywords" : vg_arena_strndup(c->rs->arena, kbuf, strlen(kbuf));
     fm->all = md.all;
     if (!fm->field.name)
         return -VG_ENOMEM;
@@ -661,12 +668,12 @@ static int sig_fmatch(struct sig_cctx *c, const char *key, yaml_node_t *val, str
     if (!fm->m)
         return -VG_ENOMEM;
     if (val->type != YAML_SEQUENCE_NODE)
-        return sig_value(c, &md, val, false, fm->m, &fm->n);
+        return sig_value(c, &md, val, keyword, fm->m, &fm->n);
     if (nvals == 0)
         return sig_unsup(c, -VG_EINVAL, "empty value list for '%s'", key);
     for (it = val->data.sequence.items.start; it < val->data.sequence.items.top; it++) {
         size_t k = 0;
-        if ((rc = sig_value(c, &md, yaml_document_get_node(c->doc, *it), false, fm->m + fm->n,
+        if ((rc = sig_value(c, &md, yaml_document_get_node(c->doc, *it), keyword, fm->m + fm->n,
                             &k)) < 0)
             return rc;
         /* base64offset gives three alternatives of one value: with `all` they must be

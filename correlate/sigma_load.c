@@ -365,7 +365,7 @@ static int sig_load_file(struct sig_loader *ld, const char *path)
             if (rc == 0)
                 ld->sum->loaded++;
             else if (rc != -VG_ENOMEM) {
-                if (strstr(why, "field"))
+                if (strncmp(why, "unsupported field", 17) == 0)
                     ld->sum->unsupported_fields++;
                 sig_skip(ld, path, sig_map_str(&doc, root, "id"), why);
                 rc = 0;

@@ -393,6 +393,13 @@ static void test_keywords(void **state)
 
     assert_int_equal(fire_cmd(d, "x SEKURLSA::logonpasswords"), 1);
     assert_int_equal(fire_cmd(d, "x kerberos::list"), 0);
+    /* Keywords with modifiers: '|all' needs every one. */
+    {
+        const char *all = "    keywords:\n        '|all':\n            - 'alpha'\n"
+                          "            - 'beta'\n    condition: keywords\n";
+        assert_int_equal(fire_cmd(all, "beta and alpha"), 1);
+        assert_int_equal(fire_cmd(all, "alpha only"), 0);
+    }
 }
 
 static void test_extra_fields(void **state)
