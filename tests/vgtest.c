@@ -1,4 +1,3 @@
-#define _GNU_SOURCE
 #include "vgtest.h"
 
 #include <ftw.h>

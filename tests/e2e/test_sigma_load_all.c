@@ -56,8 +56,8 @@ static void test_load_all(void **state)
     assert_true(sum.files > 1500);
     assert_true(sum.loaded * 10 >= rules * 9);
     assert_int_equal(cor_ruleset_count(rs), sum.loaded);
-    /* Generous: the target is 2 s; shared CI machines are noisy. */
-    assert_true(t1 - t0 < 20ull * 1000000000ull);
+    /* The 2 s load goal is measured by vigil bench, not asserted here: the time printed
+     * above is informative only, as shared machines are noisy. */
 
     s = cor_scratch_new(rs);
     assert_non_null(s);
