@@ -492,6 +492,18 @@ static void test_scenarios(void **state)
             assert_string_equal(d->tenant, t->tenant);
             assert_string_not_equal(d->machine, t->machine);
         }
+        /* and happen in the order of the attack */
+        if (t->kind == BENCH_SCEN_CHAIN_RANSOM) {
+            const struct bench_sim_truth *l = bench_sim_truth_get(s, i - 1);
+            const struct bench_sim_truth *c = bench_sim_truth_get(s, i - 2);
+            const struct bench_sim_truth *d = bench_sim_truth_get(s, i - 3);
+
+            assert_int_equal(d->kind, BENCH_SCEN_CHAIN_DOWNLOAD);
+            assert_int_equal(c->kind, BENCH_SCEN_CHAIN_CREDDUMP);
+            assert_true(d->ts_us < c->ts_us && c->ts_us < l->ts_us && l->ts_us < t->ts_us);
+            assert_string_not_equal(t->machine, l->machine);
+            assert_string_not_equal(t->machine, d->machine);
+        }
     }
     for (i = 0; i < o.tenants; i++)
         assert_true(tenant_seen[i]);
@@ -537,6 +549,45 @@ static void test_no_scenarios(void **state)
     assert_int_equal(sn.win_ref + sn.lnx_script + sn.renames + sn.lateral, 0);
     assert_true(st.events > 10000);
     bench_sim_free(s);
+    vg_arena_destroy(a);
+}
+
+/* Tenants too small for some scenarios get the ones that fit; a single machine works. */
+static void test_tiny(void **state)
+{
+    struct bench_sim_opts o;
+    struct bench_sim_stats st;
+    bench_sim *s;
+    vg_arena *a = vg_arena_new(1 << 12);
+    Vigil__TelemetryBatch *b;
+    size_t i;
+    int rc, k;
+
+    (void)state;
+    for (k = 0; k < 3; k++) {
+        bench_sim_opts_default(&o);
+        o.machines = k == 0 ? 1 : 5;
+        o.tenants = k == 0 ? 1 : 3;
+        o.linux_share = k == 2 ? 1.0 : 0.4;
+        o.events_per_batch = 1 + (uint32_t)k * 5;
+        assert_int_equal(bench_sim_new(&o, &s, NULL, 0), 0);
+        while ((rc = bench_sim_next(s, a, &b)) == 1) {
+            assert_true(b->n_events >= 1 && b->n_events <= o.events_per_batch);
+            vg_arena_reset(a);
+        }
+        assert_int_equal(rc, 0);
+        bench_sim_stats(s, &st);
+        assert_true(st.events > 0);
+        for (i = 0; i < bench_sim_truth_count(s); i++) {
+            const struct bench_sim_truth *t = bench_sim_truth_get(s, i);
+
+            if (k == 2) /* no Windows machine at all */
+                assert_int_equal(t->kind, BENCH_SCEN_LNX_REF);
+            /* a chain needs three Windows machines in one tenant: never with 5 in 3 */
+            assert_true(t->kind == BENCH_SCEN_WIN_REF || t->kind == BENCH_SCEN_LNX_REF);
+        }
+        bench_sim_free(s);
+    }
     vg_arena_destroy(a);
 }
 
@@ -618,7 +669,7 @@ int main(void)
         cmocka_unit_test(test_determinism),  cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_invariants),   cmocka_unit_test(test_scenarios),
         cmocka_unit_test(test_no_scenarios), cmocka_unit_test(test_memory_per_machine),
-        cmocka_unit_test(test_speed),
+        cmocka_unit_test(test_tiny),         cmocka_unit_test(test_speed),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
