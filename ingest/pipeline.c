@@ -576,9 +576,10 @@ static void ing_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 p->parts[tp->partition].dispatched = -1;
             }
             p->parts[tp->partition].assigned = true;
-            vg_log(VG_LOG_INFO, "ingest", "assigned %s[%d] from offset %lld (cluster/topic %s)",
-                   tp->topic, tp->partition, (long long)tp->offset, p->offsets_ns);
+            vg_debug("ingest", "assigned %s[%d] from offset %lld (offsets under %s)", tp->topic,
+                     tp->partition, (long long)tp->offset, p->offsets_ns);
         }
+        vg_log(VG_LOG_INFO, "ingest", "assigned %d partitions of %s", parts->cnt, p->topic);
         __atomic_store_n(&p->st.partitions, (uint32_t)parts->cnt, __ATOMIC_RELAXED);
         rd_kafka_assign(rk, parts);
         return;

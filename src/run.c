@@ -369,6 +369,7 @@ int cmd_demo(int argc, char **argv)
         }
     }
     cli_install_signals();
+    vg_log_set_level(VG_LOG_WARN); /* the demo shows alerts and a summary, not the logs */
     demo_rmtree(r.c.data_dir);
     d.so.start_us = vg_now_us();
     d.so.duration_us = (int64_t)(r.c.duration_s * 1e6);
