@@ -88,6 +88,7 @@ struct ing_pipeline {
     char **outbox_done; /* alert ids delivered, to delete from the outbox */
     size_t noutbox_done, capoutbox_done;
     uint64_t last_commit_ns;
+    uint64_t next_retention_ns;    /* when the writer next drops expired timeline days */
     int64_t stored[ING_MAX_PARTS]; /* next offset stored per partition; -1: none */
 
     pthread_mutex_t lock; /* guards written_barrier */
@@ -832,6 +833,8 @@ static void *ing_writer_main(void *arg)
     struct cor_unit **units = vg_calloc(p->nshards, sizeof(*units));
     uint32_t have = 0;
 
+    p->next_retention_ns = vg_mono_ns() + 10 * 1000000000ull;
+
     while (units != NULL) {
         bool progress = false;
 
@@ -849,6 +852,16 @@ static void *ing_writer_main(void *arg)
             }
             have = 0;
             continue;
+        }
+        if (vg_mono_ns() >= p->next_retention_ns) {
+            /* Retention by event-time day: one range deletion, no per-event deletes. It runs
+             * on this thread, the only writer, and blocks it while RocksDB compacts the
+             * dropped range (rare: once an hour, and little to do between two runs). */
+            int days = sto_retention_run(p->cfg.db, vg_now_us());
+
+            if (days > 0)
+                vg_log(VG_LOG_INFO, "storage", "retention dropped %d days of timeline", days);
+            p->next_retention_ns = vg_mono_ns() + 3600 * 1000000000ull;
         }
         rd_kafka_poll(ing_producer_handle(p->prod), 0);
         if (!progress) {

@@ -29,8 +29,9 @@ struct cli_common {
     size_t nprops;
     const char *alerts_jsonl;
     uint32_t shards;
-    int partitions;    /* embedded broker */
-    double duration_s; /* 0: until SIGINT/SIGTERM */
+    int partitions;        /* embedded broker */
+    double duration_s;     /* 0: until SIGINT/SIGTERM */
+    double retention_days; /* 0: storage's default (183) */
     bool quiet;
 };
 

@@ -120,6 +120,14 @@ int cli_common_opt(struct cli_common *c, int argc, char **argv, int *i)
         if ((v = cli_val(argc, argv, i)) == NULL)
             return -1;
         c->duration_s = strtod(v, NULL);
+    } else if (CLI_IS("--retention")) {
+        if ((v = cli_val(argc, argv, i)) == NULL)
+            return -1;
+        c->retention_days = strtod(v, NULL);
+        if (c->retention_days <= 0) {
+            fprintf(stderr, "vigil: --retention takes a number of days\n");
+            return -1;
+        }
     } else if (CLI_IS("--quiet") || CLI_IS("-q")) {
         c->quiet = true;
     } else {

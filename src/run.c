@@ -55,6 +55,8 @@ static void run_usage(const char *cmd)
            "  --shards N           correlator shards (default 2)\n"
            "  --partitions N       partitions of the embedded broker's topics (default 6)\n"
            "  --duration SECONDS   stop after this long (default: until SIGINT/SIGTERM)\n"
+           "  --retention DAYS     keep this many days of timeline, by event time "
+           "(default 183)\n"
            "  -q, --quiet          no progress lines\n",
            cmd, strcmp(cmd, "demo") == 0 ? "; demo: ./demo-data, wiped first" : "",
            cli_builtin_rules_dir());
@@ -66,7 +68,8 @@ static void run_usage(const char *cmd)
 
 static int run_open(struct run_ctx *r)
 {
-    struct sto_opts so = {.path = r->c.data_dir};
+    struct sto_opts so = {.path = r->c.data_dir,
+                          .retention_us = (int64_t)(r->c.retention_days * 86400e6)};
     char err[512];
 
     mkdir(r->c.data_dir, 0755);
