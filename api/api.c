@@ -108,10 +108,11 @@ int api_server_start(const struct api_cfg *cfg, api_server **out, char *err, siz
         s->cfg.default_limit = VG_MIN(100u, s->cfg.max_limit);
     if (s->cfg.max_body == 0)
         s->cfg.max_body = 64 * 1024;
+    /* The logger goes first so that libmicrohttpd reports nothing through its own. */
     s->mhd = MHD_start_daemon(
         MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, api_handle, s,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, api_completed, s,
-        MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        MHD_OPTION_EXTERNAL_LOGGER, api_mhd_log, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_NOTIFY_COMPLETED, api_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
     if (s->mhd == NULL) {
         snprintf(err, errlen, "cannot listen on %s:%u",
