@@ -80,6 +80,7 @@ struct ing_pipeline {
 
     /* consumer thread only */
     struct ing_part parts[ING_MAX_PARTS];
+    struct vg_u64map owners; /* hash(machine id) -> hash(tenant) | 1: who owns a machine */
     uint64_t next_barrier;
     uint64_t last_barrier_ns;
 
@@ -111,6 +112,7 @@ static void ing_release(void *ctx, struct cor_in *in);
 static void ing_reject(void *ctx, struct cor_in *in, const char *reason);
 static void ing_dead_letter(ing_pipeline *p, const rd_kafka_message_t *rkm, const char *reason);
 static void ing_stat_add(uint64_t *f, uint64_t n);
+static bool ing_owner_ok(ing_pipeline *p, const Vigil__TelemetryBatch *b);
 
 /* ---- life cycle ------------------------------------------------------------------- */
 
@@ -148,6 +150,8 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
         p->stored[i] = -1;
     }
     p->wb = sto_wbatch_new();
+    if (vg_u64map_init(&p->owners, 1024) < 0)
+        p->wb = NULL; /* reported as out of memory below */
     if (p->brokers == NULL || p->group == NULL || p->topic == NULL || p->dlq_topic == NULL ||
         p->alerts_topic == NULL || p->wb == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -289,6 +293,8 @@ void ing_pipeline_destroy(ing_pipeline *p)
         rd_kafka_destroy(p->rk);
     ing_producer_destroy(p->prod);
     sto_wbatch_destroy(p->wb);
+    if (p->owners.keys != NULL)
+        vg_u64map_free(&p->owners);
     for (size_t i = 0; i < p->noutbox_done; i++)
         vg_free(p->outbox_done[i]);
     vg_free(p->outbox_done);
@@ -445,6 +451,11 @@ static bool ing_route(ing_pipeline *p, struct ing_part *pt, rd_kafka_message_t *
         vg_arena_destroy(a);
         return false;
     }
+    if (rc == 0 && !ing_owner_ok(p, b.batch)) {
+        snprintf(reason, sizeof(reason), "machine %s belongs to another tenant",
+                 b.batch->machine_id);
+        rc = -VG_ETENANT;
+    }
     if (rc < 0) {
         vg_arena_destroy(a);
         ing_dead_letter(p, rkm, reason);
@@ -476,6 +487,26 @@ static bool ing_route(ing_pipeline *p, struct ing_part *pt, rd_kafka_message_t *
     }
     pt->dispatched = rkm->offset;
     return true;
+}
+
+/* A machine belongs to the tenant it first reported under. The consumer thread keeps the
+ * owners it has seen; RocksDB keeps them across restarts (written with machine records). */
+static bool ing_owner_ok(ing_pipeline *p, const Vigil__TelemetryBatch *b)
+{
+    uint64_t mh = vg_hash64(b->machine_id, strlen(b->machine_id), 0x6f776e6572) | 1;
+    uint64_t th = vg_hash64(b->tenant_id, strlen(b->tenant_id), 0x74656e616e74) | 1;
+    uintptr_t known = (uintptr_t)vg_u64map_get(&p->owners, mh);
+    char owner[256];
+
+    if (known == 0) {
+        if (sto_get_owner(p->cfg.db, b->machine_id, owner, sizeof(owner)) == 0)
+            known = (uintptr_t)(vg_hash64(owner, strlen(owner), 0x74656e616e74) | 1);
+        else
+            known = (uintptr_t)th; /* first report: this tenant claims it */
+        if (vg_u64map_put(&p->owners, mh, (void *)known) < 0)
+            return (uint64_t)known == th; /* cannot remember: still decide */
+    }
+    return (uint64_t)known == th;
 }
 
 static void ing_drain_waiting(ing_pipeline *p, bool block)

@@ -399,6 +399,43 @@ int sto_get_offset(sto_db *db, const char *topic, int32_t partition, int64_t *ne
     return rc;
 }
 
+/* ---- machine ownership ------------------------------------------------------------ */
+
+#define STO_OWNER_PREFIX "owner:"
+
+void sto_put_owner(sto_wbatch *b, const char *machine_id, const char *tenant)
+{
+    char k[256];
+    int n = snprintf(k, sizeof(k), STO_OWNER_PREFIX "%s", machine_id);
+
+    if (n > 0 && (size_t)n < sizeof(k))
+        sto_rec_put(b, STO_CF_META, k, (size_t)n, tenant, strlen(tenant));
+}
+
+int sto_get_owner(sto_db *db, const char *machine_id, char *tenant, size_t tenantlen)
+{
+    rocksdb_pinnableslice_t *ps;
+    char k[256], *rerr = NULL;
+    const char *v;
+    size_t vlen;
+    int n = snprintf(k, sizeof(k), STO_OWNER_PREFIX "%s", machine_id);
+
+    if (n <= 0 || (size_t)n >= sizeof(k) || db->cf[STO_CF_META] == NULL)
+        return -VG_EINVAL;
+    ps = rocksdb_get_pinned_cf(db->rdb, db->ropt, db->cf[STO_CF_META], k, (size_t)n, &rerr);
+    if (rerr != NULL) {
+        vg_log(VG_LOG_ERROR, STO_MOD, "get owner of %s: %s", machine_id, rerr);
+        rocksdb_free(rerr);
+        return -VG_EIO;
+    }
+    if (ps == NULL)
+        return -VG_ENOENT;
+    v = rocksdb_pinnableslice_value(ps, &vlen);
+    snprintf(tenant, tenantlen, "%.*s", (int)vlen, v);
+    rocksdb_pinnableslice_destroy(ps);
+    return 0;
+}
+
 /* ---- scans ------------------------------------------------------------------------ */
 
 int sto_scan_processes(sto_db *db, uint64_t mkey,

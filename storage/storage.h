@@ -118,6 +118,12 @@ bool sto_has_alert(sto_db *db, const char *id);
 /* Returns 0 and *next_offset, or -VG_ENOENT. */
 int sto_get_offset(sto_db *db, const char *topic, int32_t partition, int64_t *next_offset);
 
+/* Machine ownership: a machine belongs to the tenant it first reported under (meta CF,
+ * key "owner:" machine id -> tenant id). sto_get_owner returns 0 and the tenant,
+ * -VG_ENOENT, -VG_EINVAL (id too long) or -VG_EIO. */
+void sto_put_owner(sto_wbatch *b, const char *machine_id, const char *tenant);
+int sto_get_owner(sto_db *db, const char *machine_id, char *tenant, size_t tenantlen);
+
 /* ---- scans ------------------------------------------------------------------------ */
 
 /* Calls fn for every process of a machine (for rebuilding a process table); fn returns

@@ -53,6 +53,21 @@ grep -q 'cmd.exe' "$W/alert.json" || fail "process tree lacks the parent cmd.exe
 n=$(kcat -C -b "$B" -t alerts -e -q -f '%k\n' -o beginning | grep -c . || true)
 [ "$n" = 1 ] || fail "expected exactly 1 alert message, got $n"
 
+# A batch that claims another tenant for a known machine goes to the dead-letter topic
+# with its reason, and the machine's timeline does not take it.
+sed 's/"tenant":"tenant-kcat"/"tenant":"tenant-evil"/' \
+    "$ROOT/tests/fixtures/win_test_alert.jsonl" > "$W/evil.jsonl"
+"$VIGIL" import --input "$W/evil.jsonl" --output "$W/evil.pb" 2> /dev/null || fail "import evil"
+kcat -P -b "$B" -t telemetry -k WIN-KCAT-01 "$W/evil.pb" || fail "kcat -P evil"
+got=0
+for _ in $(seq 1 300); do
+    kcat -C -b "$B" -t telemetry.dlq -c 1 -e -q -f '%h\n' -o beginning > "$W/dlq.txt" 2>/dev/null || true
+    if [ -s "$W/dlq.txt" ]; then got=1; break; fi
+    sleep 0.2
+done
+[ $got = 1 ] || fail "no dead letter for the foreign tenant"
+grep -q 'reason=machine WIN-KCAT-01 belongs to another tenant' "$W/dlq.txt" || fail "dlq reason: $(cat "$W/dlq.txt")"
+
 # Graceful stop: everything consumed is sealed, written and committed.
 kill -TERM "$RUN_PID"; wait "$RUN_PID" || fail "vigil run exited non-zero"; RUN_PID=
 
