@@ -142,6 +142,9 @@ int cor_shard_push(cor_shard *s, struct cor_in *in);
 /* Consumer side of the outbound ring (one thread): a unit or NULL. */
 struct cor_unit *cor_shard_pop_unit(cor_shard *s);
 void cor_shard_get_stats(cor_shard *s, struct cor_shard_stats *st);
+/* Matches and new alerts of the rule with this index (cor_rule_info.index) so far; any
+ * thread. */
+void cor_shard_rule_counts(cor_shard *s, uint32_t index, uint64_t *hits, uint64_t *alerts);
 
 /* Runs one inbound item on the calling thread, for in-process use without threads
  * (replay, benchmarks, tests): the shard must not be started. */

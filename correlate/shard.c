@@ -102,6 +102,10 @@ struct cor_shard {
     uint64_t cur_recv_ns;
     int64_t last_event_us; /* newest event time seen: the clock of process expiry */
 
+    uint64_t *rule_hits;   /* per rule index: matches (relaxed atomics; read by metrics) */
+    uint64_t *rule_alerts; /* per rule index: new alerts */
+    size_t nrules;
+
     struct cor_shard_stats st __attribute__((aligned(VG_CACHELINE)));
 };
 
@@ -219,7 +223,10 @@ int cor_shard_new(const struct cor_shard_cfg *cfg, cor_shard **out)
         goto out_free;
     if (cfg->rules != NULL) {
         s->scratch = cor_scratch_new(cfg->rules);
-        if (s->scratch == NULL)
+        s->nrules = cor_ruleset_count(cfg->rules);
+        s->rule_hits = vg_calloc(s->nrules + 1, sizeof(*s->rule_hits));
+        s->rule_alerts = vg_calloc(s->nrules + 1, sizeof(*s->rule_alerts));
+        if (s->scratch == NULL || s->rule_hits == NULL || s->rule_alerts == NULL)
             goto out_free;
         cor_ruleset_ref(cfg->rules);
     }
@@ -273,6 +280,8 @@ void cor_shard_destroy(cor_shard *s)
     if (s->cfg.rules)
         cor_ruleset_unref(s->cfg.rules);
     vg_arena_destroy(s->scratch_arena);
+    vg_free(s->rule_hits);
+    vg_free(s->rule_alerts);
     vg_free(s->in_buf);
     vg_free(s->out_buf);
     vg_free(s);
@@ -325,6 +334,12 @@ void cor_shard_get_stats(cor_shard *s, struct cor_shard_stats *st)
     for (size_t i = 0; i < sizeof(*st) / sizeof(uint64_t); i++)
         dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
     st->in_depth = ck_ring_size(&s->in_ring);
+}
+
+void cor_shard_rule_counts(cor_shard *s, uint32_t index, uint64_t *hits, uint64_t *alerts)
+{
+    *hits = index < s->nrules ? __atomic_load_n(&s->rule_hits[index], __ATOMIC_RELAXED) : 0;
+    *alerts = index < s->nrules ? __atomic_load_n(&s->rule_alerts[index], __ATOMIC_RELAXED) : 0;
 }
 
 void cor_shard_process(cor_shard *s, struct cor_in *in)
@@ -787,6 +802,8 @@ static void cor_on_match(void *ctx, const struct cor_rule_info *r)
     bool is_new = false;
 
     cor_stat_add(&s->st.rule_hits, 1);
+    if (r->index < s->nrules)
+        cor_stat_add(&s->rule_hits[r->index], 1);
     cor_alert_id(s, r, anchor, id, &key);
     vg_arena_pb_allocator(a, &alloc);
     st = vg_u64map_get(&s->alerts, key);
@@ -841,6 +858,8 @@ static void cor_on_match(void *ctx, const struct cor_rule_info *r)
         cor_add_evidence(a, al, ev);
         cor_add_entities(a, al, m, ev);
         cor_stat_add(&s->st.alerts_new, 1);
+        if (r->index < s->nrules)
+            cor_stat_add(&s->rule_alerts[r->index], 1);
     }
     /* The process tree as the shard knows it now: ancestors, trigger, descendants. */
     if (s->cur_proc != NULL || anchor != NULL) {

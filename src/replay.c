@@ -107,6 +107,50 @@ static int replay_batches_file(struct replay *r, FILE *f, vg_arena *a)
     }
 }
 
+struct replay_rule_row {
+    const struct cor_rule_info *info;
+    uint64_t hits, alerts;
+};
+
+static int replay_row_cmp(const void *x, const void *y)
+{
+    const struct replay_rule_row *a = x, *b = y;
+
+    if (a->alerts != b->alerts)
+        return a->alerts > b->alerts ? -1 : 1;
+    if (a->hits != b->hits)
+        return a->hits > b->hits ? -1 : 1;
+    return strcmp(a->info->id, b->info->id);
+}
+
+/* The noise table: rules that fired, most alerts first, per 10,000 events. */
+static void replay_rule_stats(struct replay *r, const cor_ruleset *rules)
+{
+    size_t n = cor_ruleset_count(rules), k = 0;
+    struct replay_rule_row *rows = vg_calloc(n + 1, sizeof(*rows));
+    double per = r->events ? 10000.0 / (double)r->events : 0;
+
+    if (rows == NULL)
+        return;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t hits, alerts;
+
+        cor_shard_rule_counts(r->shard, i, &hits, &alerts);
+        if (hits > 0)
+            rows[k++] = (struct replay_rule_row){cor_ruleset_rule(rules, i), hits, alerts};
+    }
+    qsort(rows, k, sizeof(*rows), replay_row_cmp);
+    fprintf(stderr, "rules that fired: %zu of %zu over %llu events\n", k, n,
+            (unsigned long long)r->events);
+    fprintf(stderr, "%10s %10s %9s %9s  %-36s %s\n", "alerts/10k", "hits/10k", "alerts", "hits",
+            "rule id", "title");
+    for (size_t i = 0; i < k; i++)
+        fprintf(stderr, "%10.2f %10.2f %9llu %9llu  %-36s %s\n", (double)rows[i].alerts * per,
+                (double)rows[i].hits * per, (unsigned long long)rows[i].alerts,
+                (unsigned long long)rows[i].hits, rows[i].info->id, rows[i].info->title);
+    vg_free(rows);
+}
+
 static bool replay_is_jsonl(const char *path)
 {
     FILE *f = strcmp(path, "-") == 0 ? NULL : fopen(path, "rb");
@@ -124,6 +168,7 @@ int cmd_replay(int argc, char **argv)
 {
     struct cli_common c;
     const char *input = NULL, *tenant = "default";
+    bool rule_stats = false;
     struct replay r;
     struct cor_shard_cfg sc;
     cor_ruleset *rules = NULL;
@@ -145,12 +190,15 @@ int cmd_replay(int argc, char **argv)
             input = argv[++i];
         else if (strcmp(argv[i], "--tenant") == 0 && i + 1 < argc)
             tenant = argv[++i];
+        else if (strcmp(argv[i], "--rule-stats") == 0)
+            rule_stats = true;
         else {
             printf("usage: vigil replay --input FILE [--rules DIR]... [--no-builtin-rules]\n"
-                   "       [--alerts-jsonl PATH|-] [--tenant T]\n"
+                   "       [--alerts-jsonl PATH|-] [--tenant T] [--rule-stats]\n"
                    "FILE is JSON lines (the schema of shared/data/telemetry) or telemetry\n"
                    "batches (as vigil import --output writes them). Alerts are written once\n"
-                   "each, in their final state, ordered by first event.\n");
+                   "each, in their final state, ordered by first event. --rule-stats prints,\n"
+                   "per rule that fired, its matches and alerts per 10,000 events (noise).\n");
             return strcmp(argv[i], "--help") == 0 ? 0 : 2;
         }
     }
@@ -209,6 +257,8 @@ int cmd_replay(int argc, char **argv)
             (unsigned long long)r.events, (unsigned long long)r.batches,
             (unsigned long long)r.alerts, (unsigned long long)r.bad,
             (double)r.events / ((double)(vg_mono_ns() - t0) / 1e9 + 1e-9));
+    if (rule_stats)
+        replay_rule_stats(&r, rules);
     rc = 0;
 out:
     if (r.out != stdout && r.out != NULL)
