@@ -115,6 +115,7 @@ static void cor_handle_barrier(cor_shard *s, struct cor_barrier *b);
 static struct cor_machine *cor_machine_get(cor_shard *s, const Vigil__TelemetryBatch *tb,
                                            uint64_t mkey, const char **why);
 static void cor_machine_free(struct cor_machine *m);
+static void cor_rebuild_procs(cor_shard *s, struct cor_machine *m);
 static void cor_event(cor_shard *s, struct cor_machine *m, const Vigil__TelemetryBatch *tb,
                       const Vigil__Event *ev);
 static void cor_on_match(void *ctx, const struct cor_rule_info *rule);
@@ -467,6 +468,7 @@ static struct cor_machine *cor_machine_get(cor_shard *s, const Vigil__TelemetryB
         m->last_event_us = rec->last_event_us;
         m->events = rec->events;
         vigil__machine_record__free_unpacked(rec, NULL);
+        cor_rebuild_procs(s, m);
     }
     if (vg_u64map_put(&s->machines, mkey, m) < 0)
         goto out_free;
@@ -476,6 +478,27 @@ static struct cor_machine *cor_machine_get(cor_shard *s, const Vigil__TelemetryB
 out_free:
     cor_machine_free(m);
     return NULL;
+}
+
+/* A machine this process has not seen yet, but the database has (a restart, or its
+ * partition moved here): its process tree is rebuilt from the stored timeline of the last
+ * process window, so lineage survives both. Open correlation windows are not rebuilt. */
+static void cor_rebuild_procs(cor_shard *s, struct cor_machine *m)
+{
+    sto_tl_iter *it;
+    const Vigil__Event *ev;
+    size_t n = 0;
+
+    if (sto_tl_open(s->cfg.db, m->mkey, m->last_event_us - s->cfg.proc_window_us, m->last_event_us,
+                    false, &it) < 0)
+        return;
+    while (sto_tl_next(it, &ev) == 1) {
+        cor_proctab_on_event(s->procs, m->mkey, ev);
+        n++;
+    }
+    sto_tl_close(it);
+    vg_debug("correlate", "machine %s: process table rebuilt from %zu stored events", m->machine_id,
+             n);
 }
 
 static void cor_machine_free(struct cor_machine *m)
