@@ -1,0 +1,790 @@
+/*
+ * test_pipeline.c - the whole pipeline (ing_pipeline) against the embedded broker and a
+ * real RocksDB in a temporary directory: end to end, a restart half way through, and bad
+ * input between good batches on one partition.
+ *
+ * THREAD MODEL: the test's thread produces, polls the pipeline's statistics and reads
+ * the topics and the database; the pipeline runs its own threads (ingest.h). Every wait
+ * polls a condition against a deadline; nothing sleeps to synchronise.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <librdkafka/rdkafka.h>
+
+#include "alert.pb-c.h"
+#include "correlate.h"
+#include "ingest.h"
+#include "rules.h"
+#include "sim.h"
+#include "storage.h"
+#include "vg.h"
+#include "vgtest.h"
+
+#define NPARTS      4
+#define DEADLINE_S  60
+#define TOPIC       "telemetry"
+#define DLQ_TOPIC   "telemetry.dlq"
+#define ALERT_TOPIC "alerts"
+
+/* ---- the fixture: broker, database, rules ----------------------------------------- */
+
+struct msgrec { /* one produced message, as its delivery report placed it */
+    int32_t partition;
+    int64_t offset;
+    uint32_t nevents;
+    int err;
+    bool done;
+};
+
+struct machine { /* what one machine must hold in the end */
+    uint64_t mkey;
+    char id[64];
+    uint64_t *seq; /* produced, in order */
+    size_t n, cap;
+};
+
+struct fx {
+    char *dir;
+    ing_mock *mock;
+    const char *brokers;
+    sto_db *db;
+    cor_ruleset *rules;
+    rd_kafka_t *prod; /* the test's own producer: its delivery reports give offsets */
+    struct msgrec *recs;
+    size_t nrecs, caprecs;
+    struct vg_u64map machines; /* mkey -> struct machine */
+    uint64_t events;           /* produced in valid batches */
+    int groups;                /* for fresh consumer group names */
+    char offsets_key[128];     /* "<cluster id>/telemetry": how the pipeline names offsets */
+};
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct fx *f = opaque;
+    size_t i = (size_t)(uintptr_t)m->_private - 1;
+
+    (void)rk;
+    /* Runs on the test's thread, inside rd_kafka_poll/flush. */
+    f->recs[i].partition = m->partition;
+    f->recs[i].offset = m->offset;
+    f->recs[i].err = m->err;
+    f->recs[i].done = true;
+}
+
+static int fx_setup(void **state)
+{
+    static const char *const topics[] = {TOPIC, ALERT_TOPIC, "incidents", DLQ_TOPIC};
+    const char *dirs[] = {VG_SOURCE_DIR "/rules"};
+    struct cor_load_summary sum;
+    struct sto_opts so = {0};
+    rd_kafka_conf_t *conf;
+    struct fx *f = calloc(1, sizeof(*f));
+    char err[512];
+
+    if (f == NULL)
+        return -1;
+    vg_log_set_level(VG_LOG_WARN);
+    f->dir = vgt_tmpdir("pipeline");
+    so.path = f->dir;
+    if (sto_open(&so, &f->db, err, sizeof(err)) != 0 ||
+        ing_mock_start(1, NPARTS, topics, VG_ARRAY_SIZE(topics), &f->mock, err, sizeof(err)) != 0 ||
+        cor_ruleset_load(dirs, 1, &f->rules, &sum, err, sizeof(err)) != 0) {
+        print_error("setup: %s\n", err);
+        return -1;
+    }
+    f->brokers = ing_mock_bootstraps(f->mock);
+    conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", f->brokers, err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof(err))) {
+        print_error("producer conf: %s\n", err);
+        return -1;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    rd_kafka_conf_set_opaque(conf, f);
+    f->prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (f->prod == NULL || vg_u64map_init(&f->machines, 256) != 0) {
+        print_error("producer: %s\n", err);
+        return -1;
+    }
+    /* The pipeline keeps offsets under the cluster id, so that another cluster's (a new
+     * embedded broker's) offsets never apply. */
+    {
+        char *cid = rd_kafka_clusterid(f->prod, 10000);
+
+        if (cid == NULL) {
+            print_error("no cluster id\n");
+            return -1;
+        }
+        snprintf(f->offsets_key, sizeof(f->offsets_key), "%s/%s", cid, TOPIC);
+        free(cid);
+    }
+    *state = f;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *f = *state;
+    size_t pos = 0;
+    uint64_t k;
+    void *v;
+
+    while (vg_u64map_next(&f->machines, &pos, &k, &v)) {
+        free(((struct machine *)v)->seq);
+        free(v);
+    }
+    vg_u64map_free(&f->machines);
+    free(f->recs);
+    rd_kafka_destroy(f->prod);
+    cor_ruleset_unref(f->rules);
+    sto_close(f->db);
+    ing_mock_stop(f->mock);
+    rd_kafka_wait_destroyed(10000);
+    sto_thread_cleanup();
+    vgt_rmtree(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+static double elapsed_s(uint64_t t0)
+{
+    return (double)(vg_mono_ns() - t0) / 1e9;
+}
+
+/* ---- producing -------------------------------------------------------------------- */
+
+/* Produces one message keyed by key; nevents valid events in it (0 for bad input). */
+static void produce(struct fx *f, const char *key, const void *val, size_t len, uint32_t nevents)
+{
+    rd_kafka_resp_err_t e;
+
+    if (f->nrecs == f->caprecs) {
+        f->caprecs = f->caprecs ? f->caprecs * 2 : 1024;
+        f->recs = realloc(f->recs, f->caprecs * sizeof(*f->recs));
+        assert_non_null(f->recs);
+    }
+    memset(&f->recs[f->nrecs], 0, sizeof(f->recs[0]));
+    f->recs[f->nrecs].nevents = nevents;
+    f->nrecs++;
+    for (;;) {
+        e = rd_kafka_producev(f->prod, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_KEY(key, strlen(key)),
+                              RD_KAFKA_V_VALUE((void *)val, len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_OPAQUE((void *)(uintptr_t)f->nrecs), RD_KAFKA_V_END);
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            break;
+        rd_kafka_poll(f->prod, 10);
+    }
+    assert_int_equal(e, RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_poll(f->prod, 0);
+}
+
+static void flush_all(struct fx *f)
+{
+    assert_int_equal(rd_kafka_flush(f->prod, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    for (size_t i = 0; i < f->nrecs; i++) {
+        assert_true(f->recs[i].done);
+        assert_int_equal(f->recs[i].err, 0);
+    }
+}
+
+static void expect_events(struct fx *f, const Vigil__TelemetryBatch *b)
+{
+    uint64_t mkey = vg_machine_key(b->tenant_id, b->machine_id);
+    struct machine *m = vg_u64map_get(&f->machines, mkey);
+
+    if (m == NULL) {
+        m = calloc(1, sizeof(*m));
+        assert_non_null(m);
+        m->mkey = mkey;
+        snprintf(m->id, sizeof(m->id), "%s", b->machine_id);
+        assert_int_equal(vg_u64map_put(&f->machines, mkey, m), 0);
+    }
+    for (size_t i = 0; i < b->n_events; i++) {
+        if (m->n == m->cap) {
+            m->cap = m->cap ? m->cap * 2 : 64;
+            m->seq = realloc(m->seq, m->cap * sizeof(*m->seq));
+            assert_non_null(m->seq);
+        }
+        m->seq[m->n++] = b->events[i]->seq;
+    }
+    f->events += b->n_events;
+}
+
+/* Produces a whole simulation, starting now so that event times validate. Returns the
+ * generator (for its ground truth); free with bench_sim_free. */
+static bench_sim *produce_sim(struct fx *f, uint32_t machines, int64_t duration_s)
+{
+    struct bench_sim_opts o;
+    bench_sim *s;
+    vg_arena *a = vg_arena_new(1 << 16);
+    Vigil__TelemetryBatch *b;
+    int rc;
+
+    assert_non_null(a);
+    bench_sim_opts_default(&o);
+    o.machines = machines;
+    o.tenants = 2;
+    o.start_us = vg_now_us() / VG_US_PER_SEC * VG_US_PER_SEC;
+    o.duration_us = duration_s * VG_US_PER_SEC;
+    o.scenario_start_us = VG_US_PER_SEC;
+    o.scenario_mask = BENCH_SIM_RUN_WIN_REF | BENCH_SIM_RUN_LNX_REF;
+    assert_int_equal(bench_sim_new(&o, &s, NULL, 0), 0);
+    while ((rc = bench_sim_next(s, a, &b)) == 1) {
+        uint8_t *buf;
+        size_t len;
+
+        assert_int_equal(bench_sim_pack(b, a, &buf, &len), 0);
+        expect_events(f, b);
+        produce(f, b->machine_id, buf, len, (uint32_t)b->n_events);
+        vg_arena_reset(a);
+    }
+    assert_int_equal(rc, 0);
+    vg_arena_destroy(a);
+    flush_all(f);
+    for (size_t i = 0; i < bench_sim_truth_count(s); i++)
+        assert_true(bench_sim_truth_get(s, i)->emitted);
+    return s;
+}
+
+/* ---- the pipeline ----------------------------------------------------------------- */
+
+/*
+ * The embedded broker (librdkafka 2.0.2's mock cluster) completes a rebalance that a
+ * member's LeaveGroup started only after the group's session timeout, so a consumer that
+ * rejoins a group right after another left it waits session.timeout.ms (45 s by default).
+ * The restart test uses a short one to stay quick.
+ */
+static const struct ing_kv short_session[] = {{"session.timeout.ms", "6000"}};
+
+static ing_pipeline *pipeline_start(struct fx *f, const char *group, bool quick_rejoin)
+{
+    struct ing_pipeline_cfg cfg = {0};
+    ing_pipeline *p = NULL;
+    char err[512];
+
+    cfg.kafka.brokers = f->brokers;
+    cfg.kafka.group = group;
+    cfg.nshards = 2;
+    cfg.rules = f->rules;
+    cfg.db = f->db;
+    cfg.commit_ms = 200;
+    if (quick_rejoin) {
+        cfg.kafka.props = short_session;
+        cfg.kafka.nprops = VG_ARRAY_SIZE(short_session);
+    }
+    if (ing_pipeline_new(&cfg, &p, err, sizeof(err)) != 0)
+        fail_msg("pipeline: %s", err);
+    if (ing_pipeline_start(p, err, sizeof(err)) != 0)
+        fail_msg("pipeline start: %s", err);
+    return p;
+}
+
+/* Polls the statistics until events + base reaches want (and dead letters reach dl);
+ * fails at the deadline. */
+static void wait_events(ing_pipeline *p, uint64_t base, uint64_t want, uint64_t dl,
+                        struct ing_stats *st)
+{
+    uint64_t t0 = vg_mono_ns();
+
+    for (;;) {
+        ing_pipeline_stats(p, st);
+        if (base + st->events >= want && st->dead_letters >= dl)
+            return;
+        if (elapsed_s(t0) > DEADLINE_S)
+            fail_msg("deadline: %llu+%llu of %llu events, %llu dead letters of %llu, %llu "
+                     "duplicates, %llu messages",
+                     (unsigned long long)base, (unsigned long long)st->events,
+                     (unsigned long long)want, (unsigned long long)st->dead_letters,
+                     (unsigned long long)dl, (unsigned long long)st->duplicates,
+                     (unsigned long long)st->messages);
+        struct timespec ts = {0, 2000000}; /* a poll interval, not a synchronisation */
+
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* ---- checking the database -------------------------------------------------------- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static bool count_machine(void *ctx, uint64_t mkey, const Vigil__MachineRecord *m)
+{
+    (void)mkey;
+    (void)m;
+    (*(size_t *)ctx)++;
+    return true;
+}
+
+/* Every machine's stored timeline holds exactly its produced events, each once. */
+static void check_timelines(struct fx *f)
+{
+    size_t pos = 0, nstored_machines = 0;
+    uint64_t k, total = 0;
+    void *v;
+
+    while (vg_u64map_next(&f->machines, &pos, &k, &v)) {
+        struct machine *m = v;
+        sto_tl_iter *it;
+        const Vigil__Event *ev;
+        uint64_t *got = malloc((m->n + 1) * sizeof(*got)), *want;
+        size_t n = 0;
+        int rc;
+
+        assert_non_null(got);
+        assert_int_equal(sto_tl_open(f->db, m->mkey, 0, INT64_MAX, false, &it), 0);
+        while ((rc = sto_tl_next(it, &ev)) == 1) {
+            if (n == m->n) {
+                print_error("%s: more events stored than the %zu produced\n", m->id, m->n);
+                fail();
+            }
+            got[n++] = ev->seq;
+        }
+        assert_int_equal(rc, 0);
+        sto_tl_close(it);
+        if (n != m->n)
+            print_error("%s: %zu events stored, %zu produced\n", m->id, n, m->n);
+        assert_int_equal(n, m->n);
+        want = malloc((m->n + 1) * sizeof(*want));
+        assert_non_null(want);
+        memcpy(want, m->seq, m->n * sizeof(*want));
+        qsort(got, n, sizeof(*got), cmp_u64);
+        qsort(want, n, sizeof(*want), cmp_u64);
+        for (size_t i = 0; i < n; i++) {
+            if (i > 0)
+                assert_true(got[i] > got[i - 1]); /* each exactly once */
+            assert_int_equal(got[i], want[i]);
+        }
+        total += n;
+        free(got);
+        free(want);
+    }
+    assert_int_equal(total, f->events);
+    assert_int_equal(sto_corrupt_count(f->db), 0);
+    assert_int_equal(sto_scan_machines(f->db, count_machine, &nstored_machines), 0);
+    assert_int_equal(nstored_machines, f->machines.count);
+}
+
+/* RocksDB's offset of every partition is the partition's end. */
+static void check_offsets(struct fx *f, int min_nonempty)
+{
+    int nonempty = 0;
+
+    for (int32_t p = 0; p < NPARTS; p++) {
+        int64_t lo = -1, hi = -1, off = -1;
+
+        assert_int_equal(rd_kafka_query_watermark_offsets(f->prod, TOPIC, p, &lo, &hi, 10000),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+        if (hi == 0) {
+            assert_int_equal(sto_get_offset(f->db, f->offsets_key, p, &off), -VG_ENOENT);
+            continue;
+        }
+        nonempty++;
+        assert_int_equal(sto_get_offset(f->db, f->offsets_key, p, &off), 0);
+        if (off != hi)
+            print_error("partition %d: stored offset %lld, end %lld\n", p, (long long)off,
+                        (long long)hi);
+        assert_int_equal(off, hi);
+    }
+    assert_true(nonempty >= min_nonempty);
+}
+
+/* ---- reading a topic -------------------------------------------------------------- */
+
+typedef void (*msg_fn)(void *ctx, const rd_kafka_message_t *m);
+
+/* Reads every message of a topic with a plain consumer in a fresh group; returns the
+ * number read. */
+static size_t read_topic(struct fx *f, const char *topic, msg_fn fn, void *ctx)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(NPARTS);
+    rd_kafka_t *c;
+    int64_t hi[NPARTS], next[NPARTS];
+    size_t n = 0, want = 0;
+    uint64_t t0 = vg_mono_ns();
+    char err[512], group[64];
+
+    snprintf(group, sizeof(group), "pipetest-check-%d", ++f->groups);
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", f->brokers, err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    assert_non_null(c);
+    rd_kafka_poll_set_consumer(c);
+    for (int32_t p = 0; p < NPARTS; p++) {
+        int64_t lo;
+
+        assert_int_equal(rd_kafka_query_watermark_offsets(c, topic, p, &lo, &hi[p], 10000),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+        assert_int_equal(lo, 0); /* nothing aged out of the embedded broker */
+        next[p] = 0;
+        want += (size_t)hi[p];
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    assert_int_equal(rd_kafka_assign(c, l), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(l);
+    while (n < want) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
+
+        if (elapsed_s(t0) > 30)
+            fail_msg("%s: read %zu of %zu messages", topic, n, want);
+        if (m == NULL)
+            continue;
+        if (m->err == 0) {
+            assert_true(m->partition >= 0 && m->partition < NPARTS);
+            assert_int_equal(m->offset, next[m->partition]);
+            next[m->partition]++;
+            fn(ctx, m);
+            n++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    return n;
+}
+
+struct alert_ids {
+    char (*id)[40];
+    char (*machine)[64];
+    char (*title)[96];
+    int *count;
+    size_t n, cap;
+};
+
+static void on_alert_msg(void *ctx, const rd_kafka_message_t *m)
+{
+    struct alert_ids *ai = ctx;
+    Vigil__Alert *al = vigil__alert__unpack(NULL, m->len, m->payload);
+    size_t i;
+
+    assert_non_null(al);
+    assert_int_equal(m->key_len, strlen(al->machine_id));
+    assert_memory_equal(m->key, al->machine_id, m->key_len);
+    for (i = 0; i < ai->n; i++)
+        if (strcmp(ai->id[i], al->id) == 0)
+            break;
+    if (i == ai->n) {
+        if (ai->n == ai->cap) {
+            ai->cap = ai->cap ? ai->cap * 2 : 16;
+            ai->id = realloc(ai->id, ai->cap * sizeof(*ai->id));
+            ai->machine = realloc(ai->machine, ai->cap * sizeof(*ai->machine));
+            ai->title = realloc(ai->title, ai->cap * sizeof(*ai->title));
+            ai->count = realloc(ai->count, ai->cap * sizeof(*ai->count));
+            assert_true(ai->id && ai->machine && ai->title && ai->count);
+        }
+        snprintf(ai->id[i], sizeof(ai->id[i]), "%s", al->id);
+        snprintf(ai->machine[i], sizeof(ai->machine[i]), "%s", al->machine_id);
+        snprintf(ai->title[i], sizeof(ai->title[i]), "%s", al->title);
+        ai->count[i] = 0;
+        ai->n++;
+    }
+    ai->count[i]++;
+    vigil__alert__free_unpacked(al, NULL);
+}
+
+/* The alerts topic holds exactly one message per alert id, nnew in all, and one alert of
+ * each scenario truth. */
+static void check_alert_topic(struct fx *f, bench_sim *s, uint64_t nnew)
+{
+    struct alert_ids ai = {0};
+    size_t ntruth = bench_sim_truth_count(s), n;
+
+    n = read_topic(f, ALERT_TOPIC, on_alert_msg, &ai);
+    /* Every alert id once; as many as the pipeline counted new. */
+    assert_int_equal(n, nnew);
+    for (size_t i = 0; i < ai.n; i++) {
+        if (ai.count[i] != 1)
+            print_error("alert %s (%s on %s) emitted %d times\n", ai.id[i], ai.title[i],
+                        ai.machine[i], ai.count[i]);
+        assert_int_equal(ai.count[i], 1);
+        assert_true(sto_has_alert(f->db, ai.id[i]));
+    }
+    assert_int_equal(n, ai.n);
+    /* Each reference scenario raised its alert, once. (That it raised no other alert is
+     * test_route's concern: it depends on the rule set, not on the pipeline.) */
+    for (size_t t = 0; t < ntruth; t++) {
+        const struct bench_sim_truth *tr = bench_sim_truth_get(s, t);
+        int found = 0;
+
+        for (size_t i = 0; i < ai.n; i++)
+            found += strcmp(ai.machine[i], tr->machine) == 0 && strcmp(ai.title[i], tr->title) == 0;
+        if (found != 1)
+            print_error("truth %s on %s: %d alerts\n", tr->title, tr->machine, found);
+        assert_int_equal(found, 1);
+    }
+    free(ai.id);
+    free(ai.machine);
+    free(ai.title);
+    free(ai.count);
+}
+
+static uint64_t alerts_new(const struct ing_stats *st)
+{
+    return st->alerts[0] + st->alerts[1] + st->alerts[2] + st->alerts[3];
+}
+
+/* ---- a. end to end ---------------------------------------------------------------- */
+
+static void test_end_to_end(void **state)
+{
+    struct fx *f = *state;
+    struct ing_stats st;
+    ing_pipeline *p;
+    bench_sim *s;
+    uint64_t t0 = vg_mono_ns(), t1;
+
+    s = produce_sim(f, 200, 5);
+    print_message("  produced %zu batches, %llu events in %.2f s\n", f->nrecs,
+                  (unsigned long long)f->events, elapsed_s(t0));
+    t1 = vg_mono_ns();
+    p = pipeline_start(f, "vigil-e2e", false);
+    wait_events(p, 0, f->events, 0, &st);
+    ing_pipeline_stop(p);
+    ing_pipeline_stats(p, &st);
+    ing_pipeline_destroy(p); /* before any assertion: a failure must not leave it running */
+    print_message("  pipeline: %.2f s, %llu events, %llu blocks, %llu writes\n", elapsed_s(t1),
+                  (unsigned long long)st.events, (unsigned long long)st.blocks,
+                  (unsigned long long)st.writes);
+    assert_int_equal(st.events, f->events);
+    assert_int_equal(st.duplicates, 0);
+    assert_int_equal(st.dead_letters, 0);
+    assert_int_equal(st.messages, f->nrecs);
+    assert_int_equal(st.lost_upstream, 0);
+    assert_int_equal(st.write_errors, 0);
+    assert_true(alerts_new(&st) >= bench_sim_truth_count(s));
+    check_timelines(f);
+    check_offsets(f, 2);
+    check_alert_topic(f, s, alerts_new(&st));
+    bench_sim_free(s);
+}
+
+/* ---- b. restart ------------------------------------------------------------------- */
+
+static void test_restart(void **state)
+{
+    struct fx *f = *state;
+    struct ing_stats st1, st2;
+    ing_pipeline *p;
+    bench_sim *s;
+    int64_t stored[NPARTS];
+    uint64_t below = 0, above = 0, msgs_above = 0;
+
+    s = produce_sim(f, 200, 8);
+    p = pipeline_start(f, "vigil-restart", true);
+    wait_events(p, 0, f->events / 2, 0, &st1);
+    ing_pipeline_stop(p);
+    ing_pipeline_stats(p, &st1);
+    ing_pipeline_destroy(p);
+    print_message("  first run stopped at %llu of %llu events\n", (unsigned long long)st1.events,
+                  (unsigned long long)f->events);
+    assert_true(st1.events >= f->events / 2);
+    assert_int_equal(st1.duplicates, 0);
+    /* The first run made durable exactly what it accepted: the events of every message
+     * below the stored offsets. */
+    for (int32_t pt = 0; pt < NPARTS; pt++)
+        if (sto_get_offset(f->db, f->offsets_key, pt, &stored[pt]) != 0)
+            stored[pt] = 0;
+    for (size_t i = 0; i < f->nrecs; i++) {
+        if (f->recs[i].offset < stored[f->recs[i].partition]) {
+            below += f->recs[i].nevents;
+        } else {
+            above += f->recs[i].nevents;
+            msgs_above++;
+        }
+    }
+    assert_int_equal(below, st1.events);
+
+    p = pipeline_start(f, "vigil-restart", true);
+    wait_events(p, st1.events, f->events, 0, &st2);
+    ing_pipeline_stop(p);
+    ing_pipeline_stats(p, &st2);
+    ing_pipeline_destroy(p);
+    print_message("  second run: %llu events, %llu duplicates, %llu messages\n",
+                  (unsigned long long)st2.events, (unsigned long long)st2.duplicates,
+                  (unsigned long long)st2.messages);
+    /* It resumed at the stored offsets: what it read re-delivered nothing durable, or
+     * counted it as duplicates. */
+    assert_int_equal(st1.events + st2.events, f->events);
+    assert_int_equal(st2.events + st2.duplicates, above);
+    assert_int_equal(st2.messages, msgs_above);
+    assert_int_equal(st2.dead_letters, 0);
+    check_timelines(f);
+    check_offsets(f, 2);
+    check_alert_topic(f, s, alerts_new(&st1) + alerts_new(&st2));
+    bench_sim_free(s);
+}
+
+/* ---- c. bad input ----------------------------------------------------------------- */
+
+#define BAD_TENANT  "tenant-dlq"
+#define BAD_MACHINE "WIN-dlq-000001"
+
+/* A packed batch of n file events of the bad-input machine from seq0; malloc'd. */
+static uint8_t *small_batch(struct fx *f, const char *machine, uint64_t seq0, size_t n, size_t *len,
+                            bool expect)
+{
+    Vigil__TelemetryBatch b = VIGIL__TELEMETRY_BATCH__INIT;
+    Vigil__Event ev[4], *evp[4];
+    Vigil__ProcessRef actor = VIGIL__PROCESS_REF__INIT;
+    Vigil__FileEvent fe = VIGIL__FILE_EVENT__INIT;
+    int64_t now = vg_now_us();
+    uint8_t *buf;
+
+    assert_true(n <= 4);
+    actor.pid = 777;
+    actor.creation_time_us = now - 60 * VG_US_PER_SEC;
+    actor.image = "C:\\Windows\\System32\\svchost.exe";
+    fe.op = VIGIL__FILE_OP__FILE_CREATED;
+    fe.path = "C:\\Windows\\Temp\\x.tmp";
+    b.tenant_id = BAD_TENANT;
+    b.machine_id = (char *)machine;
+    b.os = VIGIL__OS__OS_WINDOWS;
+    b.first_seq = seq0;
+    for (size_t i = 0; i < n; i++) {
+        vigil__event__init(&ev[i]);
+        ev[i].seq = seq0 + i;
+        ev[i].ts_us = now - 10 * VG_US_PER_SEC + (int64_t)(seq0 + i) * 1000;
+        ev[i].actor = &actor;
+        ev[i].kind_case = VIGIL__EVENT__KIND_FILE;
+        ev[i].file = &fe;
+        evp[i] = &ev[i];
+    }
+    b.n_events = n;
+    b.events = evp;
+    *len = vigil__telemetry_batch__get_packed_size(&b);
+    buf = malloc(*len);
+    assert_non_null(buf);
+    vigil__telemetry_batch__pack(&b, buf);
+    if (expect)
+        expect_events(f, &b);
+    return buf;
+}
+
+struct dlq_seen {
+    size_t n;
+    char reason[4][256];
+    uint8_t *payload[4];
+    size_t len[4];
+    int32_t partition[4];
+};
+
+static void on_dlq_msg(void *ctx, const rd_kafka_message_t *m)
+{
+    struct dlq_seen *d = ctx;
+    rd_kafka_headers_t *h = NULL;
+    const void *val;
+    size_t vlen;
+
+    assert_true(d->n < 4);
+    assert_int_equal(rd_kafka_message_headers(m, &h), RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_header_get_last(h, "reason", &val, &vlen),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    snprintf(d->reason[d->n], sizeof(d->reason[0]), "%.*s", (int)vlen, (const char *)val);
+    assert_int_equal(rd_kafka_header_get_last(h, "source_topic", &val, &vlen),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(vlen, strlen(TOPIC));
+    assert_memory_equal(val, TOPIC, vlen);
+    assert_int_equal(m->key_len, strlen(BAD_MACHINE));
+    assert_memory_equal(m->key, BAD_MACHINE, m->key_len);
+    d->payload[d->n] = malloc(m->len + 1);
+    assert_non_null(d->payload[d->n]);
+    memcpy(d->payload[d->n], m->payload, m->len);
+    d->len[d->n] = m->len;
+    d->partition[d->n] = m->partition;
+    d->n++;
+}
+
+static void test_bad_input(void **state)
+{
+    struct fx *f = *state;
+    static const char garbage[] = "\xff\xfe garbage, not a TelemetryBatch \x01\x02";
+    struct ing_stats st;
+    struct dlq_seen d = {0};
+    ing_pipeline *p;
+    uint8_t *good[4], *trunc, *nomachine;
+    size_t glen[4], tlen, nlen, trunc_len;
+
+    /* All on one key, so one partition, in this order. */
+    good[0] = small_batch(f, BAD_MACHINE, 1, 3, &glen[0], true);
+    good[1] = small_batch(f, BAD_MACHINE, 4, 3, &glen[1], true);
+    trunc = small_batch(f, BAD_MACHINE, 7, 3, &tlen, false);
+    good[2] = small_batch(f, BAD_MACHINE, 7, 3, &glen[2], true);
+    nomachine = small_batch(f, "", 10, 3, &nlen, false);
+    good[3] = small_batch(f, BAD_MACHINE, 10, 4, &glen[3], true);
+    trunc_len = tlen - 5; /* cut inside the last event */
+    produce(f, BAD_MACHINE, good[0], glen[0], 3);
+    produce(f, BAD_MACHINE, garbage, sizeof(garbage) - 1, 0);
+    produce(f, BAD_MACHINE, good[1], glen[1], 3);
+    produce(f, BAD_MACHINE, trunc, trunc_len, 0);
+    produce(f, BAD_MACHINE, good[2], glen[2], 3);
+    produce(f, BAD_MACHINE, nomachine, nlen, 0);
+    produce(f, BAD_MACHINE, good[3], glen[3], 4);
+    flush_all(f);
+    for (size_t i = 1; i < f->nrecs; i++) {
+        assert_int_equal(f->recs[i].partition, f->recs[0].partition);
+        assert_int_equal(f->recs[i].offset, f->recs[i - 1].offset + 1);
+    }
+
+    p = pipeline_start(f, "vigil-dlq", false);
+    wait_events(p, 0, f->events, 3, &st);
+    ing_pipeline_stop(p);
+    ing_pipeline_stats(p, &st);
+    ing_pipeline_destroy(p);
+    assert_int_equal(st.events, 13);
+    assert_int_equal(st.dead_letters, 3);
+    assert_int_equal(st.messages, 7);
+    assert_int_equal(st.duplicates, 0);
+
+    assert_int_equal(read_topic(f, DLQ_TOPIC, on_dlq_msg, &d), 3);
+    /* One partition, one key: in the order produced, byte for byte, each explained. */
+    assert_int_equal(d.partition[0], d.partition[1]);
+    assert_int_equal(d.partition[1], d.partition[2]);
+    assert_int_equal(d.len[0], sizeof(garbage) - 1);
+    assert_memory_equal(d.payload[0], garbage, d.len[0]);
+    assert_non_null(strstr(d.reason[0], "not a TelemetryBatch"));
+    assert_int_equal(d.len[1], trunc_len);
+    assert_memory_equal(d.payload[1], trunc, trunc_len);
+    assert_non_null(strstr(d.reason[1], "bad wire format"));
+    assert_int_equal(d.len[2], nlen);
+    assert_memory_equal(d.payload[2], nomachine, nlen);
+    assert_string_equal(d.reason[2], "missing machine id");
+    check_timelines(f);
+    check_offsets(f, 1);
+    for (int i = 0; i < 3; i++)
+        free(d.payload[i]);
+    for (int i = 0; i < 4; i++)
+        free(good[i]);
+    free(trunc);
+    free(nomachine);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_end_to_end, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_restart, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input, fx_setup, fx_teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
