@@ -153,5 +153,10 @@ int ing_pipeline_start(ing_pipeline *p, char *err, size_t errlen);
 void ing_pipeline_stop(ing_pipeline *p);
 void ing_pipeline_destroy(ing_pipeline *p);
 void ing_pipeline_stats(ing_pipeline *p, struct ing_stats *st);
+/* Consumer lag per assigned partition (high watermark minus the next offset routed), as of
+ * the last second. Fills up to max pairs; returns how many. Any thread. */
+size_t ing_pipeline_lag(ing_pipeline *p, int32_t *partitions, int64_t *lags, size_t max);
+/* False while librdkafka reports all brokers down, or before partitions are assigned. */
+bool ing_pipeline_broker_ok(ing_pipeline *p);
 
 #endif /* VG_INGEST_H */

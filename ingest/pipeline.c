@@ -113,6 +113,8 @@ static void ing_reject(void *ctx, struct cor_in *in, const char *reason);
 static void ing_dead_letter(ing_pipeline *p, const rd_kafka_message_t *rkm, const char *reason);
 static void ing_stat_add(uint64_t *f, uint64_t n);
 static bool ing_owner_ok(ing_pipeline *p, const Vigil__TelemetryBatch *b);
+static void ing_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque);
+static void ing_update_lag(ing_pipeline *p);
 
 /* ---- life cycle ------------------------------------------------------------------- */
 
@@ -148,6 +150,7 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
         p->parts[i].dispatched = -1;
         p->parts[i].committed = -1;
         p->stored[i] = -1;
+        p->lag[i] = -1;
     }
     p->wb = sto_wbatch_new();
     if (vg_u64map_init(&p->owners, 1024) < 0)
@@ -174,6 +177,7 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
         rd_kafka_conf_set(conf, "queued.max.messages.kbytes", qk, err, errlen) != RD_KAFKA_CONF_OK)
         goto out_free;
     rd_kafka_conf_set_rebalance_cb(conf, ing_rebalance_cb);
+    rd_kafka_conf_set_error_cb(conf, ing_error_cb);
     rd_kafka_conf_set_opaque(conf, p);
     p->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
     if (p->rk == NULL)
@@ -347,6 +351,10 @@ static void *ing_consume_main(void *arg)
         for (ssize_t i = 0; i < n; i++)
             ing_dispatch(p, msgs[i]);
         now = vg_mono_ns();
+        if (now - p->last_lag_ns >= 1000000000u) {
+            ing_update_lag(p);
+            p->last_lag_ns = now;
+        }
         if (now - p->last_barrier_ns >= (uint64_t)p->cfg.barrier_ms * 1000000u) {
             ing_send_barrier(p, false);
             p->last_barrier_ns = now;
@@ -390,6 +398,7 @@ static void ing_dispatch(ing_pipeline *p, rd_kafka_message_t *rkm)
     }
     ing_stat_add(&p->st.messages, 1);
     ing_stat_add(&p->st.bytes, rkm->len);
+    __atomic_store_n(&p->brokers_down, 0, __ATOMIC_RELAXED);
     pt = &p->parts[rkm->partition];
     if (pt->dispatched >= 0 && rkm->offset > pt->dispatched + 1 && pt->wait_tail == NULL) {
         uint64_t gap = (uint64_t)(rkm->offset - pt->dispatched - 1);
@@ -487,6 +496,53 @@ static bool ing_route(ing_pipeline *p, struct ing_part *pt, rd_kafka_message_t *
     }
     pt->dispatched = rkm->offset;
     return true;
+}
+
+/* Lag per partition from the high watermarks librdkafka caches from fetch responses (no
+ * broker round trip). Consumer thread. */
+static void ing_update_lag(ing_pipeline *p)
+{
+    for (int i = 0; i < ING_MAX_PARTS; i++) {
+        struct ing_part *pt = &p->parts[i];
+        int64_t lo, hi, lag = -1;
+
+        if (pt->assigned && rd_kafka_get_watermark_offsets(p->rk, p->topic, i, &lo, &hi) == 0 &&
+            hi >= 0)
+            lag = hi - (pt->dispatched + 1) > 0 ? hi - (pt->dispatched + 1) : 0;
+        __atomic_store_n(&p->lag[i], lag, __ATOMIC_RELAXED);
+    }
+}
+
+static void ing_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    ing_pipeline *p = opaque;
+
+    (void)rk;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT)
+        __atomic_store_n(&p->brokers_down, err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN,
+                         __ATOMIC_RELAXED);
+    vg_log(VG_LOG_WARN, "kafka", "consumer: %s: %s", rd_kafka_err2name(err), reason);
+}
+
+size_t ing_pipeline_lag(ing_pipeline *p, int32_t *partitions, int64_t *lags, size_t max)
+{
+    size_t n = 0;
+
+    for (int i = 0; i < ING_MAX_PARTS && n < max; i++) {
+        int64_t lag = __atomic_load_n(&p->lag[i], __ATOMIC_RELAXED);
+
+        if (lag >= 0) {
+            partitions[n] = i;
+            lags[n++] = lag;
+        }
+    }
+    return n;
+}
+
+bool ing_pipeline_broker_ok(ing_pipeline *p)
+{
+    return !__atomic_load_n(&p->brokers_down, __ATOMIC_RELAXED) &&
+           __atomic_load_n(&p->st.partitions, __ATOMIC_RELAXED) > 0;
 }
 
 /* A machine belongs to the tenant it first reported under. The consumer thread keeps the
