@@ -499,7 +499,8 @@ static void api_alerts_get(api_server *s, struct MHD_Connection *c, const struct
 {
     struct api_alert_scan sc = {0};
     int64_t since = INT64_MIN, until = INT64_MAX;
-    char tenant[2 * API_TENANT_MAX + 8];
+    char tenant[6 * API_TENANT_MAX + 8]; /* worst case: every byte as \u00XX */
+    size_t tlen;
 
     if (!api_arg_time(c, "since", &since) || !api_arg_time(c, "until", &until) ||
         !api_arg_limit(s, c, &sc.limit)) {
@@ -507,8 +508,9 @@ static void api_alerts_get(api_server *s, struct MHD_Connection *c, const struct
         return;
     }
     api_buf_puts(&sc.b, "{\"tenant\":\"");
-    vg_json_escape(tenant, sizeof(tenant), t->tenant, strlen(t->tenant));
-    api_buf_puts(&sc.b, tenant);
+    /* vg_json_escape does not terminate: append the length it reports. */
+    tlen = vg_json_escape(tenant, sizeof(tenant), t->tenant, strlen(t->tenant));
+    api_buf_append(&sc.b, tenant, VG_MIN(tlen, sizeof(tenant)));
     api_buf_puts(&sc.b, "\",\"alerts\":[");
     if (sto_scan_alerts(s->cfg.db, t->tenant, since, until, api_alert_scan_fn, &sc) < 0) {
         api_buf_free(&sc.b);

@@ -19,6 +19,7 @@
 #define TOK_A_READER "vgt_a_reader_0123456789"
 #define TOK_A_ADMIN  "vgt_a_admin_0123456789"
 #define TOK_B_READER "vgt_b_reader_0123456789"
+#define TOK_Q_READER "vgt_q_reader_0123456789"
 
 /* ---- tokens ------------------------------------------------------------------------ */
 
@@ -336,6 +337,8 @@ static int fx_setup(void **state)
     add_token(f->tokens, TOK_A_READER, "tenant-a", API_ROLE_READER, "a-reader");
     add_token(f->tokens, TOK_A_ADMIN, "tenant-a", API_ROLE_ADMIN, "a-admin");
     add_token(f->tokens, TOK_B_READER, "tenant-b", API_ROLE_READER, "b-reader");
+    /* A tenant id needing JSON escaping (ids are any non-blank bytes). */
+    add_token(f->tokens, TOK_Q_READER, "q\"t\\", API_ROLE_READER, "q-reader");
     f->metrics = api_metrics_new();
     assert_int_equal(api_metrics_register(f->metrics, fx_collect, f), 0);
     f->broker_up = true;
@@ -535,6 +538,15 @@ static void test_alerts_by_tenant(void **state)
     assert_int_equal(r.status, 200);
     alert_ids(&r, ids, sizeof(ids));
     assert_string_equal(ids, "b1,");
+    resp_free(&r);
+
+    /* The tenant id in the answer is escaped (regression: it was once left unterminated). */
+    r = http(f, "GET", "/v1/alerts", TOK_Q_READER, NULL);
+    assert_int_equal(r.status, 200);
+    o = body_json(&r);
+    assert_string_equal(json_string_value(json_object_get(o, "tenant")), "q\"t\\");
+    assert_int_equal(json_integer_value(json_object_get(o, "count")), 0);
+    json_decref(o);
     resp_free(&r);
 
     /* since/until (Unix seconds or ISO-8601) and limit. */
