@@ -327,6 +327,7 @@ static int cl_aliases(struct cl_loader *ld, struct cl_draft *d, yaml_document_t 
     d->aliases = vg_arena_alloc(ld->cs->arena, (n + 1) * sizeof(*d->aliases));
     if (!d->aliases)
         return -VG_ENOMEM;
+    memset(d->aliases, 0, (n + 1) * sizeof(*d->aliases)); /* arena memory is not zeroed */
     for (yaml_node_pair_t *p = a->data.mapping.pairs.start; p < a->data.mapping.pairs.top; p++) {
         const char *name = cl_scalar(yaml_document_get_node(doc, p->key));
         yaml_node_t *m = yaml_document_get_node(doc, p->value);
@@ -536,6 +537,16 @@ static int cl_load_corr(struct cl_loader *ld, const char *path, yaml_document_t 
     rc = cl_add_name(ld, cl_str(doc, root, "name"), id, true);
     if (rc < 0)
         return rc;
+    {
+        enum corr_type t;
+        bool unsup = false;
+        const char *ty = cl_str(doc, cl_get(doc, root, "correlation"), "type");
+        if (cl_type(ty, &t, &unsup) < 0 && unsup) { /* say so even when the id is missing */
+            snprintf(why, sizeof(why), "correlation type '%s' not supported", ty);
+            cl_skip(ld, path, id, why, true);
+            return 0;
+        }
+    }
     if (!id || !title) {
         cl_skip(ld, path, id,
                 !id ? "missing id (vigil needs it for alert identity)" : "missing title", false);
