@@ -96,6 +96,10 @@ struct ing_pipeline {
     pthread_cond_t cond;
     uint64_t written_barrier; /* highest barrier whose batch is durable */
 
+    int64_t lag[ING_MAX_PARTS]; /* per partition, -1 unassigned (relaxed atomics) */
+    int brokers_down;           /* atomic: set by the error callback on all-brokers-down */
+    uint64_t last_lag_ns;       /* consumer thread only */
+
     struct ing_stats st; /* relaxed atomics */
 };
 
