@@ -147,10 +147,10 @@ void cor_corrstate_destroy(cor_corrstate *st); /* NULL is fine; fires nothing */
 void cor_corrstate_on_match(cor_corrstate *st, const char *rule_id, const struct cor_corr_match *m);
 
 /*
- * Moves the state's clock to now_us (event time; the shard's newest event time, or wall
- * clock when idle): machines silent for at least the lateness bound of this clock have their
- * time extrapolated, their held matches released and their windows closed; expired groups
- * are freed. Call it regularly (each barrier): it keeps memory bounded.
+ * Moves the state's clock to now_us (event time: the shard's newest event time; never the wall
+ * clock, which a replay of old data is far behind): machines silent for at least the lateness bound
+ * of this clock have their time extrapolated, their held matches released and their windows closed;
+ * expired groups are freed. Call it regularly (each barrier): it keeps memory bounded.
  */
 void cor_corrstate_advance(cor_corrstate *st, int64_t now_us);
 /* Releases and closes everything (shutdown, seal-all, end of a replay). */
