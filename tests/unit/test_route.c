@@ -476,10 +476,10 @@ static void collect_alerts(const struct cor_unit *u, struct alerts_seen *as)
 
         if (u->alerts[i].is_new) {
             as->nnew++;
+            print_message("  new alert: %s (%s) on %s\n", al->title,
+                          cor_severity_name(al->severity), al->machine_id);
             if (as->nnew == 1)
                 snprintf(as->id, sizeof(as->id), "%s", al->id);
-            else
-                print_error("extra alert: %s on %s\n", al->title, al->machine_id);
         } else if (strcmp(al->id, as->id) != 0) {
             as->other_updates++;
             continue;
@@ -646,13 +646,13 @@ static void test_alert_windows_reference(void **state)
 }
 
 /*
- * KNOWN BUG (rules/ at e7d189b): the Linux reference run raises 7 new alerts instead of
- * one: the correlation's base rule "Sensitive file search command (Linux)"
- * (rules/vigil_linux_sensitive_enum_corr.yml) raises one alert per matching child, although
- * Sigma's default for a correlation's base rule is `generate: false`; and the old
- * rules/vigil_test_alert_linux.yml raises the same title "Enumeration of files with
- * sensitive data" that the correlation is meant to raise. Skipped until fixed; run it with
- * VG_RUN_KNOWN_BUGS=1.
+ * KNOWN BUG (rules/ at 3754461, correlate/shard.c in the working tree of that time): the
+ * Linux reference run raises 6 new alerts instead of one: the correlation's base rule
+ * "Sensitive file search command (Linux)" (rules/vigil_linux_sensitive_enum_corr.yml)
+ * raises one Informational alert per matching child, although Sigma's default for a
+ * correlation's base rule is `generate: false`, and the correlation's own alert
+ * "Enumeration of files with sensitive data" is not raised by the shard. Skipped until
+ * fixed; run it with VG_RUN_KNOWN_BUGS=1.
  */
 static void test_alert_linux_reference(void **state)
 {
