@@ -425,6 +425,14 @@ static bool api_arg_limit(api_server *s, struct MHD_Connection *c, unsigned *v)
     return true;
 }
 
+static bool api_utf8_ok(const char *s)
+{
+    json_t *j = json_string(s); /* NULL for invalid UTF-8 (or no memory: refuse then too) */
+
+    json_decref(j);
+    return j != NULL;
+}
+
 /* ---- endpoints -------------------------------------------------------------------- */
 
 static void api_metrics_get(api_server *s, struct api_resp *out)
@@ -589,8 +597,11 @@ static void api_timeline_get(api_server *s, struct MHD_Connection *c, const stru
     unsigned limit, n = 0;
     int k = 0;
 
-    if (machine == NULL || *machine == '\0' || !api_arg_time(c, "from", &from) ||
-        !api_arg_time(c, "to", &to) || !api_arg_limit(s, c, &limit) ||
+    /* Machine ids are UTF-8 (validated at ingest): anything else cannot match, and could
+     * not be echoed in JSON. */
+    if (machine == NULL || *machine == '\0' || !api_utf8_ok(machine) ||
+        !api_arg_time(c, "from", &from) || !api_arg_time(c, "to", &to) ||
+        !api_arg_limit(s, c, &limit) ||
         (order && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0)) {
         api_error(out, MHD_HTTP_BAD_REQUEST, "need machine; bad from, to, limit or order");
         return;

@@ -683,6 +683,9 @@ static void test_timeline(void **state)
     r = http(f, "GET", "/v1/timeline", TOK_A_READER, NULL);
     assert_int_equal(r.status, 400);
     resp_free(&r);
+    r = http(f, "GET", "/v1/timeline?machine=%ff%fe", TOK_A_READER, NULL);
+    assert_int_equal(r.status, 400);
+    resp_free(&r);
 }
 
 static void test_metrics_endpoint(void **state)
