@@ -50,7 +50,8 @@ static void bench_usage(void)
         "  --no-plot            do not run gnuplot\n"
         "  -q, --quiet          no progress lines\n"
         "The standard benchmark (a few minutes):\n"
-        "  vigil bench --rules ../shared/data/sigma/rules --rules ../shared/data/sigma/correlation\n",
+        "  vigil bench --rules ../shared/data/sigma/rules --rules "
+        "../shared/data/sigma/correlation\n",
         cli_builtin_rules_dir());
 }
 

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "corr.h"
 #include "correlate.h"
 #include "ingest.h"
 #include "storage.h"
@@ -32,6 +33,7 @@ struct cli_common {
     int partitions;        /* embedded broker */
     double duration_s;     /* 0: until SIGINT/SIGTERM */
     double retention_days; /* 0: storage's default (183) */
+    double lateness_s;     /* correlation lateness bound; 0: default (300) */
     bool quiet;
 };
 
@@ -40,7 +42,8 @@ struct cli_common {
 int cli_common_opt(struct cli_common *c, int argc, char **argv, int *i);
 void cli_common_defaults(struct cli_common *c);
 /* Loads the built-in rules plus --rules directories; prints the load summary. */
-int cli_load_rules(const struct cli_common *c, cor_ruleset **out);
+/* Loads the single-event rules and the correlation rules of the same directories. */
+int cli_load_rules(const struct cli_common *c, cor_ruleset **out, struct cor_corrset **corr);
 const char *cli_builtin_rules_dir(void);
 /* True once SIGINT or SIGTERM arrived. */
 bool cli_interrupted(void);
@@ -54,6 +57,8 @@ int cmd_alert(int argc, char **argv);
 int cmd_broker(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_bench_rules(int argc, char **argv);
 int cli_alert_decode(const char *path);
 
 #endif

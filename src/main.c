@@ -20,6 +20,9 @@ static const struct {
     {"replay", cmd_replay, "run the rules over a file (JSON lines or batches) without Kafka"},
     {"import", cmd_import, "JSON-lines recordings into telemetry batches (Kafka or a file)"},
     {"broker", cmd_broker, "run the embedded Kafka broker alone (trials and tests)"},
+    {"bench", cmd_bench, "benchmark: throughput, stage costs, ceiling, latency, memory"},
+    {"bench-rules", cmd_bench_rules,
+     "benchmark: events/s through Sigma rule evaluation by rule count"},
 };
 
 static void usage(FILE *f)
