@@ -23,11 +23,11 @@ struct bench_rules_opts {
     const char *telemetry_dir; /* real recordings (*.jsonl, recursive); NULL: none */
     const char *rule_dirs[BENCH_RULES_MAX_DIRS]; /* "all rules" */
     size_t nrule_dirs;
-    size_t subset;    /* the middle rule set: the first N rule files (default 100) */
-    unsigned runs;    /* runs of each measurement, median quoted (default 3) */
-    uint64_t seed;    /* simulator seed (default 1) */
-    FILE *out;        /* the table and the JSON line (default stdout) */
-    FILE *progress;   /* progress lines, or NULL */
+    size_t subset;  /* the middle rule set: the first N rule files (default 100) */
+    unsigned runs;  /* runs of each measurement, median quoted (default 3) */
+    uint64_t seed;  /* simulator seed (default 1) */
+    FILE *out;      /* the table and the JSON line (default stdout) */
+    FILE *progress; /* progress lines, or NULL */
 };
 
 /* One (rule set, event mix) cell. */

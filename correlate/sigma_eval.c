@@ -48,10 +48,11 @@ cor_scratch *cor_scratch_new(const cor_ruleset *rs)
         return NULL;
     s->rs = rs;
     s->mstamp = vg_calloc(rs->nm + 1, sizeof(*s->mstamp));
-    s->rstamp = vg_calloc(rs->nrules + 1, sizeof(*s->rstamp));
-    s->cand = vg_calloc(rs->nrules + 1, sizeof(*s->cand));
+    s->ncandw = (rs->nrules + 63) / 64;
+    s->cand = vg_calloc(s->ncandw + 1, sizeof(*s->cand));
+    s->slot = vg_calloc(rs->nslots + 1, sizeof(*s->slot));
     s->md = pcre2_match_data_create(16, NULL);
-    if (!s->mstamp || !s->rstamp || !s->cand || !s->md)
+    if (!s->mstamp || !s->cand || !s->slot || !s->md)
         goto out_free;
     for (os = 0; os < SIG_NOS; os++)
         for (c = 0; c < VG_CAT__COUNT; c++)
@@ -76,24 +77,36 @@ void cor_scratch_destroy(cor_scratch *s)
     if (s->md)
         pcre2_match_data_free(s->md);
     vg_free(s->mstamp);
-    vg_free(s->rstamp);
     vg_free(s->cand);
+    vg_free(s->slot);
     vg_free(s);
 }
 
 /* ---- field access ------------------------------------------------------------------- */
 
 /* A typed slot first; names without one (or a typed field the event left empty, as an
- * importer may) are looked up in extra. */
-static bool sig_get(const struct vg_evview *v, const struct sig_fref *f, struct vg_str *out)
+ * importer may) are looked up in extra, once per event and name (a linear search with
+ * strcasecmp: many rules read the same few names). */
+static bool sig_get(cor_scratch *s, const struct vg_evview *v, const struct sig_fref *f,
+                    struct vg_str *out)
 {
+    struct sig_slotval *sv;
+
     if (f->typed >= 0 && v->f[f->typed].p) {
         *out = v->f[f->typed];
         return true;
     }
     if (v->n_extra == 0)
         return false;
-    return vg_evview_get(v, f->name, out);
+    if (VG_NEVER(f->slot >= s->rs->nslots))
+        return vg_evview_get(v, f->name, out);
+    sv = &s->slot[f->slot];
+    if (sv->gen != s->gen) {
+        sv->gen = s->gen;
+        sv->present = vg_evview_get(v, f->name, &sv->v);
+    }
+    *out = sv->v;
+    return sv->present;
 }
 
 /* ---- matchers ----------------------------------------------------------------------- */
@@ -137,13 +150,13 @@ static bool sig_mem_eq(const char *a, const char *b, size_t n, bool cased)
     return cased ? memcmp(a, b, n) == 0 : strncasecmp(a, b, n) == 0;
 }
 
-static bool sig_fieldref_match(const struct sig_matcher *m, const struct vg_evview *v,
-                               const struct vg_str *s)
+static bool sig_fieldref_match(cor_scratch *sc, const struct sig_matcher *m,
+                               const struct vg_evview *v, const struct vg_str *s)
 {
     struct vg_str o;
     size_t i;
 
-    if (!sig_get(v, &m->ref, &o) || o.n > s->n)
+    if (!sig_get(sc, v, &m->ref, &o) || o.n > s->n)
         return false;
     switch (m->pos) {
     case SIG_EXACT:
@@ -188,12 +201,12 @@ static bool sig_lit_match(const struct sig_matcher *m, const struct vg_str *s)
     return false;
 }
 
-static bool sig_re_match(const cor_scratch *s, const pcre2_code *re, const struct vg_str *str)
+static bool sig_re_match(cor_scratch *s, const pcre2_code *re, const struct vg_str *str)
 {
     return pcre2_match(re, (PCRE2_SPTR)(str->p ? str->p : ""), str->n, 0, 0, s->md, NULL) >= 0;
 }
 
-static bool sig_matcher(const cor_scratch *s, uint32_t mid, const struct vg_evview *v, bool present,
+static bool sig_matcher(cor_scratch *s, uint32_t mid, const struct vg_evview *v, bool present,
                         const struct vg_str *str)
 {
     const struct sig_matcher *m = &s->rs->m[mid];
@@ -231,13 +244,13 @@ static bool sig_matcher(const cor_scratch *s, uint32_t mid, const struct vg_evvi
     case SIG_M_CIDR:
         return present && sig_cidr_match(m, str);
     case SIG_M_FIELDREF:
-        return present && sig_fieldref_match(m, v, str);
+        return present && sig_fieldref_match(s, m, v, str);
     }
     return false;
 }
 
 /* A keyword matches when any value of the event matches it. */
-static bool sig_keyword(const cor_scratch *s, uint32_t mid, const struct vg_evview *v)
+static bool sig_keyword(cor_scratch *s, uint32_t mid, const struct vg_evview *v)
 {
     const struct sig_matcher *m = &s->rs->m[mid];
     size_t i;
@@ -256,15 +269,14 @@ static bool sig_keyword(const cor_scratch *s, uint32_t mid, const struct vg_evvi
     return false;
 }
 
-static bool sig_fmatch_eval(const cor_scratch *s, const struct sig_fmatch *fm,
-                            const struct vg_evview *v)
+static bool sig_fmatch_eval(cor_scratch *s, const struct sig_fmatch *fm, const struct vg_evview *v)
 {
     struct vg_str str = {NULL, 0};
     bool present = false, r;
     size_t k;
 
     if (fm->field.typed != SIG_FIELD_KEYWORDS)
-        present = sig_get(v, &fm->field, &str);
+        present = sig_get(s, v, &fm->field, &str);
     for (k = 0; k < fm->n; k++) {
         r = fm->field.typed == SIG_FIELD_KEYWORDS ? sig_keyword(s, fm->m[k], v)
                                                   : sig_matcher(s, fm->m[k], v, present, &str);
@@ -276,7 +288,7 @@ static bool sig_fmatch_eval(const cor_scratch *s, const struct sig_fmatch *fm,
     return fm->all && fm->n > 0;
 }
 
-static bool sig_sel_eval(const cor_scratch *s, const struct sig_sel *sel, const struct vg_evview *v)
+static bool sig_sel_eval(cor_scratch *s, const struct sig_sel *sel, const struct vg_evview *v)
 {
     size_t i, f;
 
@@ -290,7 +302,7 @@ static bool sig_sel_eval(const cor_scratch *s, const struct sig_sel *sel, const 
     return false;
 }
 
-static bool sig_cond_eval(const cor_scratch *s, const struct sig_rule *r, const struct sig_cnode *c,
+static bool sig_cond_eval(cor_scratch *s, const struct sig_rule *r, const struct sig_cnode *c,
                           const struct vg_evview *v)
 {
     size_t i;
@@ -394,10 +406,23 @@ bool sig_rule_may_match_without_hits(const struct cor_ruleset *rs, const struct 
 
 static void sig_candidate(cor_scratch *s, uint32_t rule)
 {
-    if (s->rstamp[rule] != s->gen) {
-        s->rstamp[rule] = s->gen;
-        s->cand[s->ncand++] = rule;
+    s->cand[rule / 64] |= UINT64_C(1) << (rule % 64);
+}
+
+/* The rule's required hits (sigma_req.c) all present? Clause 0 woke it, unless it is an
+ * always-evaluated rule, so it is checked too (cheaply: its first hit ends the loop). */
+static bool sig_req_met(const cor_scratch *s, const struct sig_rule *r)
+{
+    uint32_t k, i;
+
+    for (k = 0; k < r->nreq; k++) {
+        for (i = r->req_off[k]; i < r->req_off[k + 1]; i++)
+            if (s->mstamp[r->req[i]] == s->gen)
+                break;
+        if (i == r->req_off[k + 1])
+            return false;
     }
+    return true;
 }
 
 static int sig_on_hit(unsigned int id, unsigned long long from, unsigned long long to,
@@ -421,7 +446,7 @@ static void sig_scan_bucket(cor_scratch *s, const struct sig_bucket *b, const st
     for (i = 0; i < b->ngroups; i++) {
         const struct sig_group *g = &b->groups[i];
         struct vg_str str;
-        if (!sig_get(v, &g->field, &str))
+        if (!sig_get(s, v, &g->field, &str))
             continue;
         /* An error here (only a bad scratch) leaves the bits unset: no false alerts. */
         if (g->lit.db) {
@@ -448,38 +473,20 @@ static const struct sig_bucket *sig_svc_find(const cor_ruleset *rs, Vigil__Os os
     return NULL;
 }
 
-/* Shell sort: no allocation (glibc's qsort may malloc), and candidate lists are short. */
-static void sig_sort_u32(uint32_t *a, size_t n)
-{
-    static const size_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
-    size_t g, i, j;
-
-    for (g = 0; g < VG_ARRAY_SIZE(gaps); g++) {
-        size_t gap = gaps[g];
-        for (i = gap; i < n; i++) {
-            uint32_t x = a[i];
-            for (j = i; j >= gap && a[j - gap] > x; j -= gap)
-                a[j] = a[j - gap];
-            a[j] = x;
-        }
-    }
-}
-
 int cor_rules_eval(const cor_ruleset *rs, cor_scratch *s, const struct vg_evview *v,
                    cor_match_fn fn, void *ctx)
 {
     Vigil__Os os = (unsigned)v->os < SIG_NOS ? v->os : VIGIL__OS__OS_UNKNOWN;
     int matched = 0;
-    size_t i;
+    size_t w;
 
     if (VG_NEVER(s->rs != rs))
         return 0;
     if (++s->gen == 0) { /* wrapped: old stamps could look current */
         memset(s->mstamp, 0, (rs->nm + 1) * sizeof(*s->mstamp));
-        memset(s->rstamp, 0, (rs->nrules + 1) * sizeof(*s->rstamp));
+        memset(s->slot, 0, (rs->nslots + 1) * sizeof(*s->slot));
         s->gen = 1;
     }
-    s->ncand = 0;
     if (v->cat > VG_CAT_NONE && v->cat < VG_CAT__COUNT)
         sig_scan_bucket(s, &rs->cat[os][v->cat], v);
     if (v->service) {
@@ -487,14 +494,19 @@ int cor_rules_eval(const cor_ruleset *rs, cor_scratch *s, const struct vg_evview
         if (b)
             sig_scan_bucket(s, b, v);
     }
-    /* Rule order, so that callers see the same order on every run. */
-    sig_sort_u32(s->cand, s->ncand);
-    for (i = 0; i < s->ncand; i++) {
-        const struct sig_rule *r = rs->rules[s->cand[i]];
-        if (sig_cond_eval(s, r, r->cond, v)) {
-            matched++;
-            if (fn)
-                fn(ctx, &r->info);
+    /* Rule order, so that callers see the same order on every run; the bits are cleared
+     * on the way for the next event. */
+    for (w = 0; w < s->ncandw; w++) {
+        uint64_t bits = s->cand[w];
+        s->cand[w] = 0;
+        while (bits) {
+            const struct sig_rule *r = rs->rules[w * 64 + (size_t)__builtin_ctzll(bits)];
+            bits &= bits - 1;
+            if (sig_req_met(s, r) && sig_cond_eval(s, r, r->cond, v)) {
+                matched++;
+                if (fn)
+                    fn(ctx, &r->info);
+            }
         }
     }
     return matched;

@@ -381,6 +381,8 @@ int sig_build_index(struct cor_ruleset *rs, char *err, size_t errlen)
 
     for (i = 0; i < rs->nrules; i++)
         sig_mark_triggers(rs, rs->rules[i], rs->rules[i]->cond, true);
+    if ((rc = sig_assign_slots(rs)) < 0) /* before routing: groups copy the field refs */
+        goto out_err;
     if ((rc = sig_route_all(rs, 1)) < 0)
         goto out_err;
     for (os = 0; os < SIG_NOS; os++)
@@ -390,7 +392,9 @@ int sig_build_index(struct cor_ruleset *rs, char *err, size_t errlen)
     for (i = 0; i < rs->nsvc; i++)
         if ((rc = sig_compile_bucket(rs, &rs->svc[i])) < 0)
             goto out_err;
-    /* Only now: a pattern moved to PCRE2 above can make its rule one that must always run. */
+    /* Only now: a pattern moved to PCRE2 above is no longer prefiltered. */
+    if ((rc = sig_build_req(rs)) < 0)
+        goto out_err;
     for (i = 0; i < rs->nrules; i++)
         rs->rules[i]->always = sig_rule_may_match_without_hits(rs, rs->rules[i]);
     if ((rc = sig_route_all(rs, 2)) < 0)
@@ -430,4 +434,7 @@ void sig_free_index(struct cor_ruleset *rs)
     vg_free(rs->svc);
     rs->svc = NULL;
     rs->nsvc = 0;
+    vg_free(rs->slot_name);
+    rs->slot_name = NULL;
+    rs->nslots = 0;
 }

@@ -31,6 +31,9 @@
 struct sig_fref {
     int typed;        /* enum vg_field, -1 for extra-only, SIG_FIELD_KEYWORDS */
     const char *name; /* Sigma name as written (arena) */
+    uint32_t slot;    /* per-event lookup cache slot of name (case-insensitive), set by
+                       * sig_build_index: a name missing from the typed slots is looked up
+                       * in extra once per event, not once per matcher */
 };
 
 enum sig_mkind {
@@ -120,6 +123,14 @@ struct sig_rule {
     const char *service; /* service-routed rule (no category), or NULL */
     bool extra_only;     /* reads a field vigil's own telemetry never supplies */
     bool always;         /* can match with no Hyperscan hit: always evaluated */
+    /* Required hits, computed by sig_build_req: the rule can be true only if, for every
+     * clause k, some matcher in req[req_off[k] .. req_off[k+1]) hit (a necessary condition
+     * derived from the condition tree; `not` contributes nothing). Only the matchers of
+     * clause 0 are triggers: they alone make the rule a candidate. nreq 0: no constraint,
+     * every positive matcher is a trigger. */
+    uint32_t *req;
+    uint32_t *req_off; /* nreq + 1 offsets */
+    uint32_t nreq;
 };
 
 /* Hyperscan patterns of one kind for one (route, field). */
@@ -163,15 +174,26 @@ struct cor_ruleset {
     struct sig_bucket *svc; /* service buckets */
     size_t nsvc;
     size_t cap_svc;
+    const char **slot_name; /* field lookup cache slots (see sig_fref.slot) */
+    size_t nslots;
+    size_t cap_slots;
+};
+
+/* One cached field lookup of the current event. */
+struct sig_slotval {
+    uint32_t gen; /* equal to cor_scratch.gen: looked up for this event */
+    bool present;
+    struct vg_str v;
 };
 
 struct cor_scratch {
     hs_scratch_t *hs;
-    uint32_t gen;     /* current event's generation; stamps equal to it are "hit" */
-    uint32_t *mstamp; /* per matcher */
-    uint32_t *rstamp; /* per rule: already a candidate */
-    uint32_t *cand;   /* candidate rules of this event */
-    size_t ncand;
+    uint32_t gen;             /* current event's generation; stamps equal to it are "hit" */
+    uint32_t *mstamp;         /* per matcher */
+    uint64_t *cand;           /* candidate rules of this event: one bit per rule, so that they are
+                               * visited in rule order without sorting; all clear between events */
+    size_t ncandw;            /* words of cand */
+    struct sig_slotval *slot; /* per field slot: the current event's value */
     pcre2_match_data *md;
     const struct cor_ruleset *rs;
 };
@@ -198,6 +220,13 @@ int sig_build_index(struct cor_ruleset *rs, char *err, size_t errlen);
 void sig_free_index(struct cor_ruleset *rs);
 /* True when vigil's own telemetry can carry field f for category c. */
 bool sig_field_native(enum vg_cat c, int typed);
+
+/* sigma_req.c */
+/* Assigns field cache slots to every field reference (before routing). */
+int sig_assign_slots(struct cor_ruleset *rs);
+/* Computes every rule's required hits and its triggers (after the databases are built, so
+ * that in_db is final). */
+int sig_build_req(struct cor_ruleset *rs);
 
 /* sigma_eval.c */
 /* Three-valued static evaluation: can the rule match with no Hyperscan hit at all? */
