@@ -26,6 +26,7 @@
 #define CI_DEF_PREV    (INT64_C(7) * VG_US_PER_DAY)
 #define CI_DEF_SHARE   0.2
 #define CI_DEF_MINMACH 3
+#define CI_DEF_MAXINC  1000
 
 /* Entity kinds as the index sees them: files and process images share CI_HASH. */
 enum ci_kind { CI_MACHINE = 1, CI_USER, CI_HASH, CI_IP, CI_DOMAIN, CI_URL, CI_LINEAGE };
@@ -46,7 +47,8 @@ struct ci_alert {
     struct ci_alert *ring;     /* next member of the same incident (circular) */
     struct ci_alert *earliest; /* at a root: the incident's earliest alert */
     uint32_t rank;
-    size_t tidx; /* index in t->alerts */
+    uint32_t size; /* at a root: members */
+    size_t tidx;   /* index in t->alerts */
 };
 
 struct ci_entity {
@@ -107,7 +109,16 @@ static void ci_note(cor_incidents *ci, const struct ci_alert *earliest,
 static void ci_settle(cor_incidents *ci, struct ci_tenant *t);
 static void ci_recheck(cor_incidents *ci, struct ci_entity *e);
 static void ci_entity_free(cor_incidents *ci, struct ci_entity *e);
-int ci_build(cor_incidents *ci, struct ci_alert *root, vg_arena *arena, Vigil__Incident **out);
+
+/* Shared with incident_graph.c (not public: the module keeps one header). */
+int cor_inc_build(cor_incidents *ci, struct ci_alert *root, vg_arena *arena, Vigil__Incident **out);
+struct ci_alert **cor_inc_members(struct ci_alert *root, size_t *n);
+const uint8_t *cor_inc_alert_packed(const struct ci_alert *x, size_t *len);
+const char *cor_inc_alert_tenant(const struct ci_alert *x);
+void cor_inc_alert_incident_id(const struct ci_alert *x, char *buf);
+uint64_t cor_inc_entity_key(const char *tenant, Vigil__EntityKind kind, const char *value,
+                            const char *sha256);
+bool cor_inc_entity_common(cor_incidents *ci, uint64_t key);
 
 /* ---- public ----------------------------------------------------------------------- */
 
@@ -127,6 +138,8 @@ cor_incidents *cor_incidents_new(const struct cor_incident_cfg *cfg)
         ci->cfg.common_min_machines = CI_DEF_MINMACH;
     if (ci->cfg.prevalence_window_us <= 0)
         ci->cfg.prevalence_window_us = CI_DEF_PREV;
+    if (ci->cfg.max_alerts == 0)
+        ci->cfg.max_alerts = CI_DEF_MAXINC;
     if (vg_u64map_init(&ci->tenants, 16) < 0 || vg_u64map_init(&ci->alerts, 1024) < 0 ||
         vg_u64map_init(&ci->entities, 1024) < 0 || vg_u64map_init(&ci->chgidx, 64) < 0) {
         cor_incidents_free(ci);
@@ -320,15 +333,15 @@ static bool ci_kind_prevalent(uint8_t kind)
 }
 
 /* Entity key as seen from outside (tests, graph): 0 when it does not link. */
-uint64_t ci_entity_key(const char *tenant, Vigil__EntityKind kind, const char *value,
-                       const char *sha256)
+uint64_t cor_inc_entity_key(const char *tenant, Vigil__EntityKind kind, const char *value,
+                            const char *sha256)
 {
     uint8_t ck;
 
     return ci_ref_key(ci_hash(CI_SEED, tenant, strlen(tenant), false), kind, value, sha256, &ck);
 }
 
-bool ci_entity_common(cor_incidents *ci, uint64_t key)
+bool cor_inc_entity_common(cor_incidents *ci, uint64_t key)
 {
     struct ci_entity *e = key ? vg_u64map_get(&ci->entities, key) : NULL;
 
@@ -340,7 +353,7 @@ bool cor_incidents_is_common(cor_incidents *ci, const char *tenant, Vigil__Entit
 {
     if (tenant == NULL)
         return false;
-    return ci_entity_common(ci, ci_entity_key(tenant, kind, value, sha256));
+    return cor_inc_entity_common(ci, cor_inc_entity_key(tenant, kind, value, sha256));
 }
 
 /* ---- tenants, machines, prevalence ------------------------------------------------ */
@@ -557,6 +570,10 @@ static void ci_union(cor_incidents *ci, struct ci_alert *a, struct ci_alert *b)
 
     if (ra == rb)
         return;
+    if ((uint64_t)ra->size + rb->size > ci->cfg.max_alerts) {
+        ci->st.capped++;
+        return;
+    }
     if (ra->rank < rb->rank) {
         tmp = ra;
         ra = rb;
@@ -565,6 +582,7 @@ static void ci_union(cor_incidents *ci, struct ci_alert *a, struct ci_alert *b)
     rb->parent = ra;
     if (ra->rank == rb->rank)
         ra->rank++;
+    ra->size += rb->size;
     tmp = ra->ring; /* splice the two member rings */
     ra->ring = rb->ring;
     rb->ring = tmp;
@@ -691,6 +709,7 @@ static int ci_rebuild(cor_incidents *ci, struct ci_tenant *t)
 
         x->parent = x->ring = x->earliest = x;
         x->rank = 0;
+        x->size = 1;
     }
     ci->epoch++;
     ci->quiet = true;
@@ -855,6 +874,7 @@ static struct ci_alert *ci_alert_new(cor_incidents *ci, struct ci_tenant *t, uin
     x->id = vg_strdup(a->id);
     x->ts = a->first_event_us;
     x->parent = x->ring = x->earliest = x;
+    x->size = 1;
     if (x->id == NULL || ci_tenant_push(t, x) < 0)
         goto out_free;
     if (vg_u64map_put(&ci->alerts, idh, x) < 0) {
@@ -1037,7 +1057,7 @@ int cor_incidents_get(cor_incidents *ci, const char *incident_id, vg_arena *aren
     x = vg_u64map_get(&ci->alerts, idh);
     if (x == NULL || ci_find(x)->earliest != x)
         return -VG_ENOENT;
-    return ci_build(ci, ci_find(x), arena, out);
+    return cor_inc_build(ci, ci_find(x), arena, out);
 }
 
 /* ---- expiry ----------------------------------------------------------------------- */
@@ -1152,9 +1172,6 @@ size_t cor_incidents_expire(cor_incidents *ci, int64_t now_us)
 
 /* ---- graph building (used by incident_graph.c) ------------------------------------ */
 
-/* Members of the incident rooted at root, ordered by (time, id); vg_malloc'd. */
-struct ci_alert **ci_members(struct ci_alert *root, size_t *n);
-
 static int ci_member_cmp(const void *pa, const void *pb)
 {
     const struct ci_alert *a = *(const struct ci_alert *const *)pa;
@@ -1163,7 +1180,8 @@ static int ci_member_cmp(const void *pa, const void *pb)
     return ci_earlier(a, b) ? -1 : ci_earlier(b, a) ? 1 : 0;
 }
 
-struct ci_alert **ci_members(struct ci_alert *root, size_t *n)
+/* Members of the incident rooted at root, ordered by (time, id); vg_malloc'd. */
+struct ci_alert **cor_inc_members(struct ci_alert *root, size_t *n)
 {
     size_t k = 1, i = 0;
     struct ci_alert **v;
@@ -1182,18 +1200,18 @@ struct ci_alert **ci_members(struct ci_alert *root, size_t *n)
 }
 
 /* The packed alert of a member, and the tenant id. */
-const uint8_t *ci_alert_packed(const struct ci_alert *x, size_t *len)
+const uint8_t *cor_inc_alert_packed(const struct ci_alert *x, size_t *len)
 {
     *len = x->len;
     return x->packed;
 }
 
-const char *ci_alert_tenant(const struct ci_alert *x)
+const char *cor_inc_alert_tenant(const struct ci_alert *x)
 {
     return x->t->id;
 }
 
-void ci_alert_incident_id(const struct ci_alert *x, char *buf)
+void cor_inc_alert_incident_id(const struct ci_alert *x, char *buf)
 {
     ci_incident_id(x->idh, buf);
 }

@@ -32,6 +32,12 @@
  * most to High) when the incident spans three or more distinct MITRE tactics or three or
  * more machines.
  *
+ * Size cap: an incident holds at most max_alerts alerts. A link that would make it larger
+ * is not made (counted in capped), so a machine that raises an alert every few hours for
+ * months, or a chain of busy accounts, yields several incidents rather than one that
+ * never closes and costs O(alerts) at every update. Past the cap, which alerts end up
+ * together depends on arrival order; below it, never.
+ *
  * Closing and memory: an incident closes when cor_incidents_expire finds its newest
  * activity (max Alert.last_event_us) older than the window before the tenant's newest
  * event time (or before now_us when given). A closed incident's alerts and postings are
@@ -61,6 +67,7 @@ struct cor_incident_cfg {
     double common_share;          /* common above this share of machines; default 0.2 */
     uint32_t common_min_machines; /* ...and on at least this many machines; default 3 */
     int64_t prevalence_window_us; /* sightings remembered this long; default 7 days */
+    uint32_t max_alerts;          /* an incident holds at most this many; default 1000 */
 };
 
 /* What happened to an incident since the last drain. */
@@ -82,6 +89,7 @@ struct cor_incident_stats {
     uint64_t alerts_same;    /* re-deliveries with identical content */
     uint64_t rejected;       /* bad input: no id, no tenant, undecodable */
     uint64_t merges;         /* incidents joined by an alert */
+    uint64_t capped;         /* links not made because of max_alerts */
     uint64_t rebuilds;       /* tenant recomputations (an entity became common...) */
     uint64_t closed;         /* incidents closed by expiry */
     uint64_t alerts_held;    /* now */

@@ -25,14 +25,14 @@
 
 /* Shared with incident.c (the module keeps one public header). */
 struct ci_alert;
-int ci_build(cor_incidents *ci, struct ci_alert *root, vg_arena *arena, Vigil__Incident **out);
-struct ci_alert **ci_members(struct ci_alert *root, size_t *n);
-const uint8_t *ci_alert_packed(const struct ci_alert *x, size_t *len);
-const char *ci_alert_tenant(const struct ci_alert *x);
-void ci_alert_incident_id(const struct ci_alert *x, char *buf);
-uint64_t ci_entity_key(const char *tenant, Vigil__EntityKind kind, const char *value,
-                       const char *sha256);
-bool ci_entity_common(cor_incidents *ci, uint64_t key);
+int cor_inc_build(cor_incidents *ci, struct ci_alert *root, vg_arena *arena, Vigil__Incident **out);
+struct ci_alert **cor_inc_members(struct ci_alert *root, size_t *n);
+const uint8_t *cor_inc_alert_packed(const struct ci_alert *x, size_t *len);
+const char *cor_inc_alert_tenant(const struct ci_alert *x);
+void cor_inc_alert_incident_id(const struct ci_alert *x, char *buf);
+uint64_t cor_inc_entity_key(const char *tenant, Vigil__EntityKind kind, const char *value,
+                            const char *sha256);
+bool cor_inc_entity_common(cor_incidents *ci, uint64_t key);
 
 struct ci_graph {
     vg_arena *a;
@@ -220,11 +220,11 @@ static void ci_graph_tree(struct ci_graph *g, const Vigil__Alert *al, const char
 static void ci_graph_entity(cor_incidents *ci, struct ci_graph *g, const Vigil__Alert *al,
                             const char *anode, const Vigil__Entity *en)
 {
-    uint64_t key = ci_entity_key(al->tenant_id, en->kind, en->value, en->sha256);
+    uint64_t key = cor_inc_entity_key(al->tenant_id, en->kind, en->value, en->sha256);
     vg_arena *a = g->a;
     const char *n;
 
-    if (key != 0 && ci_entity_common(ci, key))
+    if (key != 0 && cor_inc_entity_common(ci, key))
         return;
     switch (en->kind) {
     case VIGIL__ENTITY_KIND__ENTITY_MACHINE:
@@ -407,7 +407,7 @@ static int ci_summary(vg_arena *a, Vigil__Alert **al, size_t n, Vigil__Incident 
     return inc->title ? 0 : -VG_ENOMEM;
 }
 
-int ci_build(cor_incidents *ci, struct ci_alert *root, vg_arena *arena, Vigil__Incident **out)
+int cor_inc_build(cor_incidents *ci, struct ci_alert *root, vg_arena *arena, Vigil__Incident **out)
 {
     ProtobufCAllocator alloc;
     struct ci_alert **m;
@@ -417,7 +417,7 @@ int ci_build(cor_incidents *ci, struct ci_alert *root, vg_arena *arena, Vigil__I
     size_t n = 0;
     int rc = -VG_ENOMEM;
 
-    m = ci_members(root, &n);
+    m = cor_inc_members(root, &n);
     if (m == NULL)
         return -VG_ENOMEM;
     vg_arena_pb_allocator(arena, &alloc);
@@ -427,16 +427,16 @@ int ci_build(cor_incidents *ci, struct ci_alert *root, vg_arena *arena, Vigil__I
         goto out_free_members;
     for (size_t i = 0; i < n; i++) {
         size_t len;
-        const uint8_t *p = ci_alert_packed(m[i], &len);
+        const uint8_t *p = cor_inc_alert_packed(m[i], &len);
 
         al[i] = vigil__alert__unpack(&alloc, len, p);
         if (al[i] == NULL)
             goto out_free_members; /* packed by us: only memory can fail */
     }
     vigil__incident__init(inc);
-    ci_alert_incident_id(m[0], id);
+    cor_inc_alert_incident_id(m[0], id);
     inc->id = ci_fmt(arena, "%s", id);
-    inc->tenant_id = ci_fmt(arena, "%s", ci_alert_tenant(m[0]));
+    inc->tenant_id = ci_fmt(arena, "%s", cor_inc_alert_tenant(m[0]));
     if (inc->id == NULL || inc->tenant_id == NULL)
         goto out_free_members;
     rc = ci_summary(arena, al, n, inc);

@@ -712,6 +712,46 @@ static void test_update(void **state)
     vg_arena_destroy(a);
 }
 
+/* A machine alerting all day does not make one unbounded incident. */
+static void test_cap(void **state)
+{
+    struct cor_incident_cfg cfg = {.max_alerts = 3};
+    vg_arena *a = vg_arena_new(0), *ar = vg_arena_new(0);
+    cor_incidents *ci = cor_incidents_new(&cfg);
+    Vigil__Alert *al[7];
+    char ids[7][COR_INCIDENT_ID_MAX], aid[8];
+    struct cor_incident_stats st;
+    size_t total = 0;
+
+    (void)state;
+    for (int i = 0; i < 7; i++) {
+        snprintf(aid, sizeof(aid), "K%d", i);
+        al[i] = mk(a, "t", aid, "m1", T0 + i * HR, SEV_LOW, NULL, "k");
+        add(ci, al[i], NULL);
+    }
+    for (int i = 0; i < 7; i++) {
+        Vigil__Incident *inc;
+        bool first = true;
+
+        current(ci, al[i], ids[i]);
+        for (int j = 0; j < i; j++)
+            first &= strcmp(ids[i], ids[j]) != 0;
+        if (!first)
+            continue;
+        assert_int_equal(cor_incidents_get(ci, ids[i], ar, &inc), 0);
+        assert_true(inc->n_alert_ids <= 3);
+        total += inc->n_alert_ids;
+    }
+    assert_int_equal(total, 7); /* every alert in exactly one incident */
+    assert_string_equal(ids[0], ids[2]);
+    assert_string_not_equal(ids[0], ids[3]);
+    cor_incidents_get_stats(ci, &st);
+    assert_true(st.capped > 0);
+    cor_incidents_free(ci);
+    vg_arena_destroy(ar);
+    vg_arena_destroy(a);
+}
+
 static void test_severity_rule(void **state)
 {
     vg_arena *a = vg_arena_new(0);
@@ -979,6 +1019,7 @@ int main(void)
         cmocka_unit_test(test_window),
         cmocka_unit_test(test_expire),
         cmocka_unit_test(test_update),
+        cmocka_unit_test(test_cap),
         cmocka_unit_test(test_severity_rule),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_output),
