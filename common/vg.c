@@ -453,5 +453,8 @@ size_t vg_json_escape(char *buf, size_t cap, const char *s, size_t n)
         }
     }
 #undef VG_PUT
+    /* Terminated like snprintf: always, when there is room for anything. */
+    if (cap > 0)
+        buf[out < cap ? out : cap - 1] = '\0';
     return out;
 }

@@ -153,8 +153,9 @@ int vg_parse_time(const char *s, int64_t *ts_us);
 #define VG_MIN(a, b)     ((a) < (b) ? (a) : (b))
 #define VG_MAX(a, b)     ((a) > (b) ? (a) : (b))
 
-/* Appends s JSON-escaped (without quotes) to buf. Invalid UTF-8 bytes become \u00XX.
- * Returns the bytes needed (like snprintf); output is truncated to cap. */
+/* Writes s JSON-escaped (without quotes) to buf. Invalid UTF-8 bytes become \u00XX.
+ * Like snprintf: returns the length needed (without the NUL); the output is truncated to
+ * cap - 1 bytes and NUL-terminated when cap > 0. */
 size_t vg_json_escape(char *buf, size_t cap, const char *s, size_t n);
 
 /* ---- u64 -> pointer map ----------------------------------------------------------- */

@@ -101,6 +101,9 @@ struct cor_shard_cfg {
     uint32_t index;
     uint32_t nshards;
     cor_ruleset *rules;        /* shared; the shard takes a reference */
+    struct cor_corrset *corr;  /* correlation rules (corr.h); shared, referenced; NULL ok */
+    int64_t corr_lateness_us;  /* how late an event may be and still correlate in order;
+                                  0: default (5 minutes); negative: none */
     sto_db *db;                /* for reading machine records and alerts */
     unsigned in_ring_size;     /* power of two; default 4096 */
     unsigned out_ring_size;    /* power of two; default 64 */
@@ -125,9 +128,11 @@ struct cor_shard_stats {
     uint64_t alerts_updated;
     uint64_t rule_hits;
     uint64_t blocks_sealed;
-    uint64_t machines;  /* tracked now */
-    uint64_t processes; /* tracked now */
-    uint64_t in_depth;  /* items waiting on the inbound ring */
+    uint64_t machines;     /* tracked now */
+    uint64_t processes;    /* tracked now */
+    uint64_t in_depth;     /* items waiting on the inbound ring */
+    uint64_t corr_late;    /* base-rule matches too late to correlate */
+    uint64_t corr_pending; /* matches waiting in correlation reorder buffers */
 };
 
 int cor_shard_new(const struct cor_shard_cfg *cfg, cor_shard **out);

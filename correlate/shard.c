@@ -22,6 +22,7 @@
 
 #include <ck_ring.h>
 
+#include "corr.h"
 #include "proctab.h"
 
 #define COR_EVIDENCE_MAX 16
@@ -88,6 +89,7 @@ struct cor_shard {
     struct vg_u64map alerts;   /* alert key -> struct cor_alert_state */
     cor_proctab *procs;
     cor_scratch *scratch;
+    cor_corrstate *corr;    /* open correlation windows of this shard's machines */
     struct cor_part *parts; /* pending tickets by partition */
     size_t nparts, capparts;
     struct cor_unit *unit;   /* being filled until the next barrier */
@@ -119,6 +121,7 @@ static void cor_rebuild_procs(cor_shard *s, struct cor_machine *m);
 static void cor_event(cor_shard *s, struct cor_machine *m, const Vigil__TelemetryBatch *tb,
                       const Vigil__Event *ev);
 static void cor_on_match(void *ctx, const struct cor_rule_info *rule);
+static void cor_on_corr_fire(void *ctx, const struct cor_corr_fire *f);
 static int cor_block_append(cor_shard *s, struct cor_machine *m, int32_t partition, int64_t offset,
                             const Vigil__Event *ev, const uint8_t *raw, size_t rawlen);
 static void cor_block_seal(cor_shard *s, struct cor_machine *m);
@@ -222,22 +225,34 @@ int cor_shard_new(const struct cor_shard_cfg *cfg, cor_shard **out)
         s->scratch_arena == NULL || vg_u64map_init(&s->machines, 1024) < 0 ||
         vg_u64map_init(&s->alerts, 64) < 0)
         goto out_free;
+    if (cfg->corr != NULL &&
+        (s->corr = cor_corrstate_new(cfg->corr,
+                                     cfg->corr_lateness_us == 0  ? COR_CORR_DEFAULT_LATENESS_US
+                                     : cfg->corr_lateness_us < 0 ? 0
+                                                                 : cfg->corr_lateness_us,
+                                     cor_on_corr_fire, s)) == NULL)
+        goto out_free;
     if (cfg->rules != NULL) {
-        s->scratch = cor_scratch_new(cfg->rules);
         s->nrules = cor_ruleset_count(cfg->rules);
+        s->scratch = cor_scratch_new(cfg->rules);
         s->rule_hits = vg_calloc(s->nrules + 1, sizeof(*s->rule_hits));
         s->rule_alerts = vg_calloc(s->nrules + 1, sizeof(*s->rule_alerts));
         if (s->scratch == NULL || s->rule_hits == NULL || s->rule_alerts == NULL)
             goto out_free;
-        cor_ruleset_ref(cfg->rules);
     }
+    /* References are taken last, when nothing can fail any more. */
+    if (cfg->rules != NULL)
+        cor_ruleset_ref(cfg->rules);
+    if (cfg->corr != NULL)
+        cor_corrset_ref(cfg->corr);
     ck_ring_init(&s->in_ring, s->cfg.in_ring_size);
     ck_ring_init(&s->out_ring, s->cfg.out_ring_size);
     *out = s;
     return 0;
 
 out_free:
-    s->cfg.rules = NULL;
+    s->cfg.rules = NULL; /* no reference was taken */
+    s->cfg.corr = NULL;
     cor_shard_destroy(s);
     return -VG_ENOMEM;
 }
@@ -280,6 +295,9 @@ void cor_shard_destroy(cor_shard *s)
         cor_scratch_destroy(s->scratch);
     if (s->cfg.rules)
         cor_ruleset_unref(s->cfg.rules);
+    cor_corrstate_destroy(s->corr);
+    if (s->cfg.corr)
+        cor_corrset_unref(s->cfg.corr);
     vg_arena_destroy(s->scratch_arena);
     vg_free(s->rule_hits);
     vg_free(s->rule_alerts);
@@ -810,30 +828,22 @@ static void cor_alert_remember(cor_shard *s, uint64_t key, struct cor_alert_stat
     st->len = len;
 }
 
-static void cor_on_match(void *ctx, const struct cor_rule_info *r)
+/* The alert's current state, unpacked into the unit's arena: from this shard's memory or,
+ * for an alert an earlier run stored, from RocksDB. NULL when it is new. *stored_before is
+ * set when it came from RocksDB. */
+static Vigil__Alert *cor_alert_load(cor_shard *s, uint64_t key, const char *id,
+                                    struct cor_alert_state **st, bool *stored_before)
 {
-    cor_shard *s = ctx;
-    struct cor_machine *m = s->cur_m;
-    const Vigil__Event *ev = s->cur_ev;
     vg_arena *a = s->unit->arena;
-    const cor_proc *anchor = cor_anchor(s, r->group);
-    struct cor_alert_state *st;
     ProtobufCAllocator alloc;
     Vigil__Alert *al = NULL, *stored = NULL;
-    char id[33];
-    uint64_t key;
-    bool is_new = false;
 
-    cor_stat_add(&s->st.rule_hits, 1);
-    if (r->index < s->nrules)
-        cor_stat_add(&s->rule_hits[r->index], 1);
-    cor_alert_id(s, r, anchor, id, &key);
+    *stored_before = false;
     vg_arena_pb_allocator(a, &alloc);
-    st = vg_u64map_get(&s->alerts, key);
-    if (st != NULL) {
-        al = vigil__alert__unpack(&alloc, st->len, st->packed);
-    } else if (s->cfg.db != NULL && sto_get_alert(s->cfg.db, id, &stored) == 0) {
-        /* Stored by an earlier run: a re-delivered event must not make it new again. */
+    *st = vg_u64map_get(&s->alerts, key);
+    if (*st != NULL)
+        return vigil__alert__unpack(&alloc, (*st)->len, (*st)->packed);
+    if (s->cfg.db != NULL && sto_get_alert(s->cfg.db, id, &stored) == 0) {
         size_t len = vigil__alert__get_packed_size(stored);
         uint8_t *tmp = vg_arena_alloc(a, len);
 
@@ -842,53 +852,190 @@ static void cor_on_match(void *ctx, const struct cor_rule_info *r)
             al = vigil__alert__unpack(&alloc, len, tmp);
         }
         vigil__alert__free_unpacked(stored, NULL);
-        if (al != NULL && ev->ts_us <= al->last_event_us)
-            return; /* this event was folded in before the restart */
+        *stored_before = al != NULL;
     }
+    return al;
+}
+
+/* A new alert of rule r on machine m, in the unit's arena. */
+static Vigil__Alert *cor_alert_new(cor_shard *s, const struct cor_rule_info *r,
+                                   const struct cor_machine *m, const char *id, int64_t ts_us,
+                                   const char *source)
+{
+    vg_arena *a = s->unit->arena;
+    Vigil__Alert *al = vg_arena_alloc(a, sizeof(*al));
+
+    if (al == NULL)
+        return NULL;
+    vigil__alert__init(al);
+    al->id = cor_dup(a, id);
+    /* Copies: the writer reads the alert after this machine or ruleset may be gone. */
+    al->tenant_id = cor_dup(a, m->tenant);
+    al->machine_id = cor_dup(a, m->machine_id);
+    al->machine_name = cor_dup(a, m->name);
+    al->title = cor_dup(a, r->title);
+    al->description = cor_dup(a, r->description);
+    al->severity = r->severity;
+    al->category = r->category;
+    al->mitre_techniques = cor_dup_list(a, r->techniques, r->n_techniques);
+    al->n_mitre_techniques = al->mitre_techniques ? r->n_techniques : 0;
+    al->mitre_tactics = cor_dup_list(a, r->tactics, r->n_tactics);
+    al->n_mitre_tactics = al->mitre_tactics ? r->n_tactics : 0;
+    al->detection_source = (char *)source;
+    al->rule_id = cor_dup(a, r->id);
+    al->first_event_us = al->last_event_us = ts_us;
+    al->status = VIGIL__ALERT_STATUS__ALERT_STATUS_NEW;
+    cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_MACHINE, m->machine_id, NULL);
+    cor_stat_add(&s->st.alerts_new, 1);
+    if (r->index < s->nrules && strcmp(source, "sigma") == 0)
+        cor_stat_add(&s->rule_alerts[r->index], 1);
+    return al;
+}
+
+static void cor_on_match(void *ctx, const struct cor_rule_info *r)
+{
+    cor_shard *s = ctx;
+    struct cor_machine *m = s->cur_m;
+    const Vigil__Event *ev = s->cur_ev;
+    vg_arena *a = s->unit->arena;
+    const cor_proc *anchor = cor_anchor(s, r->group);
+    struct cor_alert_state *st;
+    Vigil__Alert *al;
+    char id[33];
+    uint64_t key;
+    bool is_new = false, stored_before;
+
+    cor_stat_add(&s->st.rule_hits, 1);
+    if (r->index < s->nrules)
+        cor_stat_add(&s->rule_hits[r->index], 1);
+    if (s->corr != NULL && cor_corrset_wants(s->cfg.corr, r->id)) {
+        struct cor_corr_match cm = {
+            .mkey = m->mkey,
+            .tenant = m->tenant,
+            .machine = m->machine_id,
+            .view = s->cur_view,
+            .ts_us = ev->ts_us,
+            .seq = ev->seq,
+            .proc = s->cur_proc,
+            .kind = cor_event_kind(ev),
+            .summary = cor_event_summary(s->scratch_arena, ev),
+        };
+
+        cor_corrstate_on_match(s->corr, r->id, &cm);
+        vg_arena_reset(s->scratch_arena);
+        /* A step of a correlation raises no alert of its own unless it asks to. */
+        if (cor_corrset_suppresses(s->cfg.corr, r->id))
+            return;
+    }
+    cor_alert_id(s, r, anchor, id, &key);
+    al = cor_alert_load(s, key, id, &st, &stored_before);
+    if (al != NULL && stored_before && ev->ts_us <= al->last_event_us)
+        return; /* a re-delivered event, folded in before the restart */
     if (al != NULL) {
         if (ev->ts_us < al->first_event_us)
             al->first_event_us = ev->ts_us;
         if (ev->ts_us > al->last_event_us)
             al->last_event_us = ev->ts_us;
-        al->event_count++;
-        cor_add_evidence(a, al, ev);
-        cor_add_entities(a, al, m, ev);
         cor_stat_add(&s->st.alerts_updated, 1);
     } else {
-        al = vg_arena_alloc(a, sizeof(*al));
-        if (al == NULL)
+        if ((al = cor_alert_new(s, r, m, id, ev->ts_us, "sigma")) == NULL)
             return;
-        vigil__alert__init(al);
         is_new = true;
-        al->id = vg_arena_strndup(a, id, 32);
-        /* Copies: the writer reads the alert after this machine or ruleset may be gone. */
-        al->tenant_id = cor_dup(a, m->tenant);
-        al->machine_id = cor_dup(a, m->machine_id);
-        al->machine_name = cor_dup(a, m->name);
-        al->title = cor_dup(a, r->title);
-        al->description = cor_dup(a, r->description);
-        al->severity = r->severity;
-        al->category = r->category;
-        al->mitre_techniques = cor_dup_list(a, r->techniques, r->n_techniques);
-        al->n_mitre_techniques = al->mitre_techniques ? r->n_techniques : 0;
-        al->mitre_tactics = cor_dup_list(a, r->tactics, r->n_tactics);
-        al->n_mitre_tactics = al->mitre_tactics ? r->n_tactics : 0;
-        al->detection_source = "sigma";
-        al->rule_id = cor_dup(a, r->id);
-        al->first_event_us = al->last_event_us = ev->ts_us;
-        al->event_count = 1;
-        al->status = VIGIL__ALERT_STATUS__ALERT_STATUS_NEW;
-        cor_add_evidence(a, al, ev);
-        cor_add_entities(a, al, m, ev);
-        cor_stat_add(&s->st.alerts_new, 1);
-        if (r->index < s->nrules)
-            cor_stat_add(&s->rule_alerts[r->index], 1);
     }
+    al->event_count++;
+    cor_add_evidence(a, al, ev);
+    cor_add_entities(a, al, m, ev);
     /* The process tree as the shard knows it now: ancestors, trigger, descendants. */
     if (s->cur_proc != NULL || anchor != NULL) {
         al->n_process_tree = 0;
         al->process_tree = NULL;
         cor_proctab_alert_tree(s->procs, anchor ? anchor : s->cur_proc, a, al, COR_TREE_MAX);
+    }
+    cor_alert_remember(s, key, st, al);
+    cor_unit_add_alert(s, al, is_new);
+}
+
+/* The process a correlation grouped on, from a vigil.process_tree / vigil.parent_process
+ * value ("image[pid]@ctime"), for the alert's process tree. */
+static const cor_proc *cor_corr_anchor(cor_shard *s, const struct cor_corr_fire *f)
+{
+    for (size_t i = 0; i < f->n_group_by; i++) {
+        const char *v = f->group_by[i].value, *lb;
+        unsigned long pid;
+        long long ctime;
+
+        if (strcmp(f->group_by[i].key, COR_CORR_F_TREE) != 0 &&
+            strcmp(f->group_by[i].key, COR_CORR_F_PARENT) != 0)
+            continue;
+        lb = strrchr(v, '[');
+        if (lb != NULL && sscanf(lb, "[%lu]@%lld", &pid, &ctime) == 2)
+            return cor_proctab_get(s->procs, f->mkey, (uint32_t)pid, ctime);
+    }
+    return NULL;
+}
+
+/* A correlation fired or grew: one alert per episode (f->id), folded like the others. */
+static void cor_on_corr_fire(void *ctx, const struct cor_corr_fire *f)
+{
+    cor_shard *s = ctx;
+    struct cor_machine *m = vg_u64map_get(&s->machines, f->mkey);
+    struct cor_alert_state *st;
+    const cor_proc *anchor;
+    Vigil__Alert *al;
+    vg_arena *a;
+    uint64_t key = vg_hash64(f->id, 32, 0x616c657274) | 1;
+    bool is_new = false, stored_before;
+
+    if (m == NULL || s->unit == NULL)
+        return;
+    a = s->unit->arena;
+    al = cor_alert_load(s, key, f->id, &st, &stored_before);
+    if (al != NULL && stored_before && f->last_ts_us <= al->last_event_us)
+        return; /* re-delivered events: this episode was stored before a restart */
+    if (al == NULL) {
+        if ((al = cor_alert_new(s, f->rule, m, f->id, f->first_ts_us, "correlation")) == NULL)
+            return;
+        is_new = true;
+        al->group_by = vg_arena_alloc(a, (f->n_group_by + 1) * sizeof(*al->group_by));
+        for (size_t i = 0; al->group_by != NULL && i < f->n_group_by; i++) {
+            Vigil__Alert__KeyValue *kv = vg_arena_alloc(a, sizeof(*kv));
+
+            if (kv == NULL)
+                break;
+            vigil__alert__key_value__init(kv);
+            kv->key = cor_dup(a, f->group_by[i].key);
+            kv->value = cor_dup(a, f->group_by[i].value);
+            al->group_by[al->n_group_by++] = kv;
+        }
+    } else {
+        cor_stat_add(&s->st.alerts_updated, 1);
+    }
+    al->first_event_us = f->first_ts_us;
+    al->last_event_us = f->last_ts_us;
+    al->event_count = f->count;
+    for (size_t i = 0; i < f->n_events && al->n_evidence < COR_EVIDENCE_MAX; i++) {
+        Vigil__EvidenceEvent *e = vg_arena_alloc(a, sizeof(*e)), **arr;
+
+        arr = vg_arena_alloc(a, (al->n_evidence + 1) * sizeof(*arr));
+        if (e == NULL || arr == NULL)
+            break;
+        vigil__evidence_event__init(e);
+        e->seq = f->events[i].seq;
+        e->ts_us = f->events[i].ts_us;
+        e->kind = cor_dup(a, f->events[i].kind);
+        e->summary = cor_dup(a, f->events[i].summary);
+        if (al->n_evidence)
+            memcpy(arr, al->evidence, al->n_evidence * sizeof(*arr));
+        arr[al->n_evidence++] = e;
+        al->evidence = arr;
+    }
+    anchor = cor_corr_anchor(s, f);
+    if (anchor != NULL) {
+        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_PROCESS, cor_proc_image(anchor), NULL);
+        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_USER, cor_proc_account(anchor), NULL);
+        al->n_process_tree = 0;
+        al->process_tree = NULL;
+        cor_proctab_alert_tree(s->procs, anchor, a, al, COR_TREE_MAX);
     }
     cor_alert_remember(s, key, st, al);
     cor_unit_add_alert(s, al, is_new);
@@ -1084,6 +1231,7 @@ static struct cor_part *cor_part_get(cor_shard *s, int32_t partition)
 
 static void cor_handle_barrier(cor_shard *s, struct cor_barrier *b)
 {
+    struct cor_corrstate_stats cst;
     int64_t now = vg_now_us();
     struct cor_unit *u;
     size_t np = 0;
@@ -1123,6 +1271,17 @@ static void cor_handle_barrier(cor_shard *s, struct cor_barrier *b)
     u->barrier = b; /* the shard's reference moves to the unit */
     if (s->last_event_us != 0)
         cor_proctab_expire(s->procs, s->last_event_us, s->cfg.proc_window_us, 4096);
+    /* Correlation windows move with event time, never the wall clock (a replay of old data
+     * would look idle); a seal-all barrier (shutdown, revocation) closes them all. */
+    if (s->corr != NULL) {
+        if (b->seal_all)
+            cor_corrstate_flush(s->corr);
+        else if (s->last_event_us != 0)
+            cor_corrstate_advance(s->corr, s->last_event_us);
+        cor_corrstate_get_stats(s->corr, &cst);
+        __atomic_store_n(&s->st.corr_late, cst.late, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->st.corr_pending, (uint64_t)cst.pending, __ATOMIC_RELAXED);
+    }
     __atomic_store_n(&s->st.processes, cor_proctab_count(s->procs), __ATOMIC_RELAXED);
     __atomic_store_n(&s->st.machines, s->machines.count, __ATOMIC_RELAXED);
     s->unit = cor_unit_new(s->cfg.index); /* NULL: retried at the next batch */

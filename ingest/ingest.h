@@ -108,6 +108,7 @@ void *ing_producer_handle(ing_producer *p);
 
 typedef struct ing_pipeline ing_pipeline;
 struct cor_ruleset;
+struct cor_corrset;
 struct sto_db;
 struct ProtobufCMessage;
 
@@ -115,6 +116,8 @@ struct ing_pipeline_cfg {
     struct ing_kafka_cfg kafka; /* brokers must be set (the embedded broker's address) */
     uint32_t nshards;           /* default 2 */
     struct cor_ruleset *rules;  /* shared; may be NULL (no detection) */
+    struct cor_corrset *corr;   /* correlation rules; shared; may be NULL */
+    int64_t corr_lateness_us;   /* 0: default (5 minutes) */
     struct sto_db *db;          /* required */
     FILE *alerts_jsonl;         /* NULL: none */
     /* Called on the writer thread for every new alert once it is durable. */
@@ -124,6 +127,9 @@ struct ing_pipeline_cfg {
     int commit_ms;            /* Kafka offset commit interval; default 1000 */
     struct ing_limits limits; /* zero: defaults */
     size_t queue_kbytes;      /* librdkafka's fetch queue per partition; default 16 MiB */
+    int session_timeout_ms;   /* consumer group session; 0: librdkafka's default (45 s). The
+                                 embedded broker waits a whole session out before it lets a
+                                 restarted member rejoin, so short there */
     int64_t block_max_age_us; /* default 5 s */
 };
 

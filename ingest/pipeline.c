@@ -180,6 +180,13 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
         rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, errlen) != RD_KAFKA_CONF_OK ||
         rd_kafka_conf_set(conf, "queued.max.messages.kbytes", qk, err, errlen) != RD_KAFKA_CONF_OK)
         goto out_free;
+    if (p->cfg.session_timeout_ms > 0) {
+        char st[16];
+
+        snprintf(st, sizeof(st), "%d", p->cfg.session_timeout_ms);
+        if (rd_kafka_conf_set(conf, "session.timeout.ms", st, err, errlen) != RD_KAFKA_CONF_OK)
+            goto out_free;
+    }
     rd_kafka_conf_set_rebalance_cb(conf, ing_rebalance_cb);
     rd_kafka_conf_set_error_cb(conf, ing_error_cb);
     rd_kafka_conf_set_opaque(conf, p);
@@ -198,6 +205,8 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
             .index = i,
             .nshards = p->nshards,
             .rules = p->cfg.rules,
+            .corr = p->cfg.corr,
+            .corr_lateness_us = p->cfg.corr_lateness_us,
             .db = p->cfg.db,
             .block_max_age_us = p->cfg.block_max_age_us,
             .release = ing_release,
@@ -906,16 +915,18 @@ static void ing_write_round(ing_pipeline *p, struct cor_unit **units)
     }
     if (p->cfg.alerts_jsonl != NULL)
         fflush(p->cfg.alerts_jsonl);
-    pthread_mutex_lock(&p->lock);
-    p->written_barrier = b->id;
-    pthread_cond_broadcast(&p->cond);
-    pthread_mutex_unlock(&p->lock);
     if (b->seal_all || vg_mono_ns() - p->last_commit_ns >= (uint64_t)p->cfg.commit_ms * 1000000u) {
         /* Dead letters and alerts must be at the broker before their offsets are. */
         ing_producer_flush(p->prod, b->seal_all ? 10000 : 1000);
         ing_commit(p, b->seal_all);
         p->last_commit_ns = vg_mono_ns();
     }
+    /* Only now may a waiter (revocation, shutdown) go on to close the consumer: a seal-all
+     * barrier's commit is synchronous and must finish first. */
+    pthread_mutex_lock(&p->lock);
+    p->written_barrier = b->id;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
 }
 
 static void *ing_writer_main(void *arg)

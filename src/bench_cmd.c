@@ -33,6 +33,7 @@ static void bench_usage(void)
         "  --modes LIST         comma list of inproc,kafka,latency,memory,scaling (default all)\n"
         "  --brokers LIST       external Kafka (topics vigil-bench, vigil-bench-lat-0..2);\n"
         "                       default: the embedded broker\n"
+        "  -X key=value         librdkafka property for every client of the bench, repeatable\n"
         "  --rules DIR          more Sigma rules, repeatable (plus the built-in rules: %s)\n"
         "  --no-builtin-rules   do not load the built-in rules\n"
         "  --out DIR            output directory (default bench-out)\n"
@@ -111,6 +112,14 @@ static int bench_opt(struct bench_opts *o, int argc, char **argv, int *i, bool *
             return -1;
     } else if (BENCH_IS("--brokers") || BENCH_IS("-b")) {
         o->brokers = v;
+    } else if (BENCH_IS("-X")) {
+        char *eq = strchr(v, '=');
+
+        if (eq == NULL || eq == v || o->nprops == VG_ARRAY_SIZE(o->props))
+            return -1;
+        *eq = '\0';
+        o->props[o->nprops].key = v;
+        o->props[o->nprops++].value = eq + 1;
     } else if (BENCH_IS("--rules")) {
         if (o->nrule_dirs == BENCH_MAX_RULE_DIRS - 1)
             return -1;

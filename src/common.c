@@ -128,6 +128,14 @@ int cli_common_opt(struct cli_common *c, int argc, char **argv, int *i)
             fprintf(stderr, "vigil: --retention takes a number of days\n");
             return -1;
         }
+    } else if (CLI_IS("--lateness")) {
+        if ((v = cli_val(argc, argv, i)) == NULL)
+            return -1;
+        c->lateness_s = strtod(v, NULL);
+        if (c->lateness_s <= 0) {
+            fprintf(stderr, "vigil: --lateness takes seconds (> 0)\n");
+            return -1;
+        }
     } else if (CLI_IS("--quiet") || CLI_IS("-q")) {
         c->quiet = true;
     } else {
@@ -137,8 +145,9 @@ int cli_common_opt(struct cli_common *c, int argc, char **argv, int *i)
     return 1;
 }
 
-int cli_load_rules(const struct cli_common *c, cor_ruleset **out)
+int cli_load_rules(const struct cli_common *c, cor_ruleset **out, struct cor_corrset **corr)
 {
+    struct cor_corr_load_summary csum;
     const char *dirs[CLI_MAX_RULE_DIRS + 1];
     struct cor_load_summary sum;
     char err[256];
@@ -154,10 +163,17 @@ int cli_load_rules(const struct cli_common *c, cor_ruleset **out)
         fprintf(stderr, "vigil: rules: %s\n", err);
         return -1;
     }
+    memset(&csum, 0, sizeof(csum));
+    if (cor_corrset_load(dirs, n, corr, &csum, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vigil: correlation rules: %s\n", err);
+        cor_ruleset_unref(*out);
+        *out = NULL;
+        return -1;
+    }
     fprintf(stderr,
-            "vigil: rules: %u loaded from %u files, %u skipped, %u correlation rules set "
-            "aside, in %.0f ms\n",
-            sum.loaded, sum.files, sum.skipped, sum.correlations,
+            "vigil: rules: %u loaded from %u files, %u skipped; correlations: %u loaded, %u "
+            "skipped; in %.0f ms\n",
+            sum.loaded, sum.files, sum.skipped, csum.loaded, csum.skipped,
             (double)(vg_mono_ns() - t0) / 1e6);
     return 0;
 }

@@ -172,6 +172,7 @@ int cmd_replay(int argc, char **argv)
     struct replay r;
     struct cor_shard_cfg sc;
     cor_ruleset *rules = NULL;
+    struct cor_corrset *corr = NULL;
     vg_arena *a = NULL;
     char err[256];
     uint64_t t0;
@@ -214,11 +215,13 @@ int cmd_replay(int argc, char **argv)
         perror(c.alerts_jsonl);
         return 1;
     }
-    if (cli_load_rules(&c, &rules) < 0 || (a = vg_arena_new(1 << 16)) == NULL)
+    if (cli_load_rules(&c, &rules, &corr) < 0 || (a = vg_arena_new(1 << 16)) == NULL)
         goto out;
     memset(&sc, 0, sizeof(sc));
     sc.nshards = 1;
     sc.rules = rules;
+    sc.corr = corr;
+    sc.corr_lateness_us = c.lateness_s > 0 ? (int64_t)(c.lateness_s * 1e6) : 0;
     sc.release = replay_release;
     sc.reject = replay_reject;
     sc.ctx = &r;
@@ -266,6 +269,7 @@ out:
     cor_shard_destroy(r.shard);
     if (rules)
         cor_ruleset_unref(rules);
+    cor_corrset_unref(corr);
     vg_arena_destroy(a);
     return rc;
 }

@@ -20,6 +20,7 @@ struct run_ctx {
     ing_mock *mock;
     sto_db *db;
     cor_ruleset *rules;
+    struct cor_corrset *corr;
     ing_pipeline *pipe;
     FILE *jsonl;
     bool print_alerts;
@@ -57,9 +58,11 @@ static void run_usage(const char *cmd)
            "  --duration SECONDS   stop after this long (default: until SIGINT/SIGTERM)\n"
            "  --retention DAYS     keep this many days of timeline, by event time "
            "(default 183)\n"
+           "  --lateness SECONDS   how late an event may arrive and still correlate in\n"
+           "                       event-time order (default 300%s)\n"
            "  -q, --quiet          no progress lines\n",
            cmd, strcmp(cmd, "demo") == 0 ? "; demo: ./demo-data, wiped first" : "",
-           cli_builtin_rules_dir());
+           cli_builtin_rules_dir(), strcmp(cmd, "demo") == 0 ? "; demo: 2" : "");
     if (strcmp(cmd, "demo") == 0)
         printf("  --machines N         simulated machines (default 1000)\n"
                "  --rate R             events per machine per second (default 20)\n"
@@ -77,7 +80,7 @@ static int run_open(struct run_ctx *r)
         fprintf(stderr, "vigil: storage %s: %s\n", r->c.data_dir, err);
         return -1;
     }
-    if (cli_load_rules(&r->c, &r->rules) < 0)
+    if (cli_load_rules(&r->c, &r->rules, &r->corr) < 0)
         return -1;
     if (r->c.brokers == NULL || r->c.brokers[0] == '\0') {
         if (ing_mock_start(1, r->c.partitions, run_topics, VG_ARRAY_SIZE(run_topics), &r->mock, err,
@@ -115,8 +118,11 @@ static int run_start(struct run_ctx *r)
     pc.kafka.nprops = r->c.nprops;
     pc.nshards = r->c.shards;
     pc.rules = r->rules;
+    pc.corr = r->corr;
+    pc.corr_lateness_us = (int64_t)(r->c.lateness_s * 1e6);
     pc.db = r->db;
     pc.alerts_jsonl = r->jsonl;
+    pc.session_timeout_ms = r->mock != NULL ? 6000 : 0;
     pc.on_alert = run_print_alert;
     pc.on_alert_ctx = r;
     if (ing_pipeline_new(&pc, &r->pipe, err, sizeof(err)) < 0 ||
@@ -135,6 +141,7 @@ static void run_close(struct run_ctx *r)
     }
     if (r->rules)
         cor_ruleset_unref(r->rules);
+    cor_corrset_unref(r->corr);
     if (r->jsonl && r->jsonl != stdout)
         fclose(r->jsonl);
     if (r->db)
@@ -344,6 +351,8 @@ int cmd_demo(int argc, char **argv)
     memset(&d, 0, sizeof(d));
     cli_common_defaults(&r.c);
     r.c.data_dir = "./demo-data";
+    /* Correlation alerts wait for the lateness bound; the demo is short, so is its bound. */
+    r.c.lateness_s = 2;
     bench_sim_opts_default(&d.so);
     d.so.machines = 1000;
     d.so.tenants = 3;

@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "corr.h"
 #include "correlate.h"
 #include "ingest.h"
 #include "rules.h"
@@ -147,6 +148,9 @@ static struct cor_unit *barrier(cor_shard *s, uint64_t id, bool seal_all)
     return u;
 }
 
+/* The correlation rules of rules/, loaded with the ruleset by rules_setup. */
+static cor_corrset *g_corr;
+
 static cor_shard *shard_new(struct ctx *x, cor_ruleset *rules, int64_t max_age_us,
                             uint32_t block_max_events)
 {
@@ -154,6 +158,7 @@ static cor_shard *shard_new(struct ctx *x, cor_ruleset *rules, int64_t max_age_u
         .index = 0,
         .nshards = 1,
         .rules = rules,
+        .corr = rules != NULL ? g_corr : NULL,
         .block_max_age_us = max_age_us,
         .block_max_events = block_max_events,
         .release = release_cb,
@@ -596,6 +601,11 @@ static int rules_setup(void **state)
         print_error("rules: %s\n", err);
         return -1;
     }
+    if (cor_corrset_load(dirs, 1, &g_corr, NULL, err, sizeof(err)) != 0) {
+        print_error("correlation rules: %s\n", err);
+        cor_ruleset_unref(rs);
+        return -1;
+    }
     *state = rs;
     return 0;
 }
@@ -603,6 +613,8 @@ static int rules_setup(void **state)
 static int rules_teardown(void **state)
 {
     cor_ruleset_unref(*state);
+    cor_corrset_unref(g_corr);
+    g_corr = NULL;
     return 0;
 }
 
@@ -646,13 +658,10 @@ static void test_alert_windows_reference(void **state)
 }
 
 /*
- * KNOWN BUG (rules/ at 3754461, correlate/shard.c in the working tree of that time): the
- * Linux reference run raises 6 new alerts instead of one: the correlation's base rule
- * "Sensitive file search command (Linux)" (rules/vigil_linux_sensitive_enum_corr.yml)
- * raises one Informational alert per matching child, although Sigma's default for a
- * correlation's base rule is `generate: false`, and the correlation's own alert
- * "Enumeration of files with sensitive data" is not raised by the shard. Skipped until
- * fixed; run it with VG_RUN_KNOWN_BUGS=1.
+ * The Linux reference run is one correlation alert (rules/vigil_linux_sensitive_enum_corr.yml:
+ * value_count of the sensitive-file commands grouped by process tree), raised when the
+ * seal-all barrier closes the windows, folding every matching child; its base rule raises
+ * nothing of its own (generate: false).
  */
 static void test_alert_linux_reference(void **state)
 {
@@ -660,8 +669,6 @@ static void test_alert_linux_reference(void **state)
     bench_sim *sim;
     Vigil__Alert *al;
 
-    if (getenv("VG_RUN_KNOWN_BUGS") == NULL)
-        skip();
     run_scenario(BENCH_SIM_RUN_LNX_REF, &r, &sim, *state);
     print_message("  linux script: %u children, %u matching the rule\n", r.children, r.matching);
     assert_true(r.children > r.matching && r.matching > 1);
