@@ -35,6 +35,8 @@ int bench_pipeline_throughput(const struct bench_data *d, cor_ruleset *rules, co
                               bool compact, struct bench_report *r, double *eps,
                               bench_progress_fn progress, void *pctx);
 
+void bench_kafka_props(const struct ing_kv *props, size_t n);
+
 #define BENCH_TOPIC "vigil-bench"
 
 static const double bench_loads[] = {0.10, 0.50, 0.90};
@@ -44,9 +46,11 @@ void bench_opts_default(struct bench_opts *o)
     memset(o, 0, sizeof(*o));
     o->modes = BENCH_MODE_ALL;
     o->out_dir = "bench-out";
-    o->machines = 10000;
-    o->rate = 100;
-    o->sim_seconds = 3;
+    /* About a million events; 8 simulated seconds so every step of the attack chain
+     * (+1 s, +4 s, +7 s after its round starts) is in the data. */
+    o->machines = 2000;
+    o->rate = 60;
+    o->sim_seconds = 8;
     o->events_per_batch = 100;
     o->shards = 2;
     o->partitions = 64;
@@ -378,6 +382,7 @@ int bench_run(const struct bench_opts *o, struct bench_report *r, bench_progress
     int rc;
 
     memset(&d, 0, sizeof(d));
+    bench_kafka_props(o->props, o->nprops);
     bench_machine_info(r);
     snprintf(dbdir, sizeof(dbdir), "%s/db", o->out_dir);
     mkdir(o->out_dir, 0755);

@@ -46,8 +46,10 @@
 #define BENCH_MODE_ALL     0x1fu
 
 struct bench_opts {
-    unsigned modes;      /* BENCH_MODE_* bits */
-    const char *brokers; /* NULL: the embedded broker */
+    unsigned modes;          /* BENCH_MODE_* bits */
+    const char *brokers;     /* NULL: the embedded broker */
+    struct ing_kv props[16]; /* -X key=value for every Kafka client of the bench */
+    size_t nprops;
     const char *rule_dirs[BENCH_MAX_RULE_DIRS];
     size_t nrule_dirs;         /* every rule directory, built-in ones included */
     const char *out_dir;       /* report, JSON, plot, RocksDB scratch; created */

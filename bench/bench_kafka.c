@@ -97,6 +97,16 @@ static void bench_tasks_diff(const struct bench_tasks *a, const struct bench_tas
     }
 }
 
+static const struct ing_kv *bench_props;
+static size_t bench_nprops;
+
+/* Kafka properties for every client the bench makes (set before any is made). */
+void bench_kafka_props(const struct ing_kv *props, size_t n)
+{
+    bench_props = props;
+    bench_nprops = n;
+}
+
 /* ---- loading ------------------------------------------------------------------------ */
 
 int bench_kafka_load(const struct bench_data *d, const char *brokers, const char *topic, char *err,
@@ -129,7 +139,7 @@ int bench_kafka_load(const struct bench_data *d, const char *brokers, const char
 static rd_kafka_t *bench_consumer(const char *brokers, const char *group, const char *topic,
                                   int partitions, char *err, size_t errlen)
 {
-    struct ing_kafka_cfg kc = {.brokers = brokers};
+    struct ing_kafka_cfg kc = {.brokers = brokers, .props = bench_props, .nprops = bench_nprops};
     rd_kafka_conf_t *conf = ing_conf_new(&kc, brokers, err, errlen);
     rd_kafka_topic_partition_list_t *l;
     rd_kafka_t *rk;
@@ -312,7 +322,7 @@ static void *bench_pace_main(void *arg)
 {
     struct bench_lat *l = arg;
     const struct bench_data *d = l->d;
-    struct ing_kafka_cfg kc = {.brokers = l->brokers};
+    struct ing_kafka_cfg kc = {.brokers = l->brokers, .props = bench_props, .nprops = bench_nprops};
     ing_producer *prod;
     char err[256];
     uint64_t t0, ev = 0;
@@ -374,6 +384,8 @@ int bench_pipeline_run(const struct bench_data *d, cor_ruleset *rules, const cha
     pc.kafka.brokers = brokers;
     pc.kafka.group = pr->group;
     pc.kafka.topic = pr->topic;
+    pc.kafka.props = bench_props;
+    pc.kafka.nprops = bench_nprops;
     pc.nshards = pr->shards;
     pc.rules = rules;
     pc.db = db;
