@@ -74,6 +74,11 @@ struct ing_kafka_cfg {
 
 /* ---- the embedded broker ---------------------------------------------------------- */
 
+/* The topics vigil uses by default: telemetry, telemetry.dlq, alerts, alerts.tenant (the
+ * incident stage's input, keyed by tenant), incidents. */
+extern const char *const ing_default_topics[];
+#define ING_DEFAULT_NTOPICS 5
+
 typedef struct ing_mock ing_mock;
 
 /* Starts librdkafka's mock cluster (brokers: 1 or more) with the telemetry, alerts,
@@ -164,5 +169,37 @@ void ing_pipeline_stats(ing_pipeline *p, struct ing_stats *st);
 size_t ing_pipeline_lag(ing_pipeline *p, int32_t *partitions, int64_t *lags, size_t max);
 /* False while librdkafka reports all brokers down, or before partitions are assigned. */
 bool ing_pipeline_broker_ok(ing_pipeline *p);
+
+/* ---- the incident stage (incidents.c) --------------------------------------------- */
+
+typedef struct ing_incidents ing_incidents;
+
+struct ing_incidents_cfg {
+    struct ing_kafka_cfg kafka; /* brokers, group (the stage's group is GROUP.incidents) */
+    const char *topic;          /* tenant-keyed alerts; default "alerts.tenant" */
+    const char *out_topic;      /* default "incidents" (key: tenant) */
+    struct sto_db *db;          /* incidents are stored here; may be NULL */
+    FILE *incidents_jsonl;      /* NULL: none */
+    int64_t window_us;          /* link window; 0: 24 h */
+    int session_timeout_ms;
+    /* Called on the stage's thread for every incident emitted (a Vigil__Incident). */
+    void (*on_incident)(void *ctx, const struct ProtobufCMessage *incident);
+    void *on_incident_ctx;
+};
+
+struct ing_incidents_stats {
+    uint64_t alerts;  /* alerts grouped */
+    uint64_t bad;     /* messages that were not alerts */
+    uint64_t emitted; /* incident states stored and emitted */
+    uint64_t retired; /* incident ids merged away */
+};
+
+int ing_incidents_new(const struct ing_incidents_cfg *cfg, ing_incidents **out, char *err,
+                      size_t errlen);
+int ing_incidents_start(ing_incidents *s, char *err, size_t errlen);
+/* Flushes what changed, then stops the thread and leaves the group. */
+void ing_incidents_stop(ing_incidents *s);
+void ing_incidents_destroy(ing_incidents *s);
+void ing_incidents_stats(ing_incidents *s, struct ing_incidents_stats *st);
 
 #endif /* VG_INGEST_H */

@@ -15,6 +15,9 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+const char *const ing_default_topics[ING_DEFAULT_NTOPICS] = {"telemetry", "telemetry.dlq", "alerts",
+                                                             "alerts.tenant", "incidents"};
+
 struct ing_mock {
     rd_kafka_t *rk; /* hosts the cluster */
     rd_kafka_mock_cluster_t *mc;

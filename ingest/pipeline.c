@@ -65,7 +65,7 @@ struct ing_outbox_item {
 
 struct ing_pipeline {
     struct ing_pipeline_cfg cfg;
-    char *brokers, *group, *topic, *dlq_topic, *alerts_topic;
+    char *brokers, *group, *topic, *dlq_topic, *alerts_topic, *alerts_tenant_topic;
     char *offsets_ns;   /* "<cluster id>/<topic>": offsets of another cluster (a new
                            embedded broker, say) never apply */
     rd_kafka_t *rk;     /* the consumer */
@@ -147,6 +147,7 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
     p->topic = vg_strdup(cfg->kafka.topic ? cfg->kafka.topic : "telemetry");
     p->dlq_topic = vg_strdup(cfg->kafka.dlq_topic ? cfg->kafka.dlq_topic : "telemetry.dlq");
     p->alerts_topic = vg_strdup(cfg->kafka.alerts_topic ? cfg->kafka.alerts_topic : "alerts");
+    p->alerts_tenant_topic = vg_strdup("alerts.tenant");
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
     for (int i = 0; i < ING_MAX_PARTS; i++) {
@@ -160,7 +161,7 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
     if (vg_u64map_init(&p->owners, 1024) < 0)
         p->wb = NULL; /* reported as out of memory below */
     if (p->brokers == NULL || p->group == NULL || p->topic == NULL || p->dlq_topic == NULL ||
-        p->alerts_topic == NULL || p->wb == NULL) {
+        p->alerts_topic == NULL || p->alerts_tenant_topic == NULL || p->wb == NULL) {
         snprintf(err, errlen, "out of memory");
         goto out_free;
     }
@@ -323,6 +324,7 @@ void ing_pipeline_destroy(ing_pipeline *p)
     vg_free(p->offsets_ns);
     vg_free(p->dlq_topic);
     vg_free(p->alerts_topic);
+    vg_free(p->alerts_tenant_topic);
     vg_free(p);
 }
 
@@ -770,6 +772,26 @@ static void ing_outbox_done(struct ing_delivery *d, bool ok)
     vg_free(it);
 }
 
+/* Every alert state, new or updated, also goes to the tenant-keyed topic the incident
+ * stage reads, so one tenant's alerts meet in one place whichever instance raised them. */
+static void ing_repartition(ing_pipeline *p, const Vigil__Alert *a, const uint8_t *buf, size_t len)
+{
+    ing_produce(p->prod, p->alerts_tenant_topic, a->tenant_id, strlen(a->tenant_id), buf, len, NULL,
+                0);
+}
+
+static void ing_emit_update(ing_pipeline *p, const Vigil__Alert *a)
+{
+    size_t len = vigil__alert__get_packed_size(a);
+    uint8_t *buf = vg_malloc(len);
+
+    if (buf != NULL) {
+        vigil__alert__pack(a, buf);
+        ing_repartition(p, a, buf, len);
+    }
+    vg_free(buf);
+}
+
 static void ing_emit(ing_pipeline *p, const Vigil__Alert *a)
 {
     size_t len = vigil__alert__get_packed_size(a);
@@ -781,6 +803,7 @@ static void ing_emit(ing_pipeline *p, const Vigil__Alert *a)
         it->d.done = ing_outbox_done;
         it->p = p;
         snprintf(it->id, sizeof(it->id), "%s", a->id);
+        ing_repartition(p, a, buf, len);
         if (ing_produce_opaque(p->prod, p->alerts_topic, a->machine_id, strlen(a->machine_id), buf,
                                len, NULL, 0, &it->d) < 0)
             vg_free(it); /* stays in the outbox */
@@ -907,6 +930,7 @@ static void ing_write_round(ing_pipeline *p, struct cor_unit **units)
                 __atomic_store_n(&p->st.last_event_us, a->last_event_us, __ATOMIC_RELAXED);
             if (!u->alerts[i].is_new) {
                 ing_stat_add(&p->st.alerts_updated, 1);
+                ing_emit_update(p, a);
                 continue;
             }
             ing_stat_add(&p->st.alerts[a->severity & 3], 1);

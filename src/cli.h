@@ -29,6 +29,7 @@ struct cli_common {
     struct ing_kv props[CLI_MAX_PROPS];
     size_t nprops;
     const char *alerts_jsonl;
+    const char *incidents_jsonl;
     uint32_t shards;
     int partitions;        /* embedded broker */
     double duration_s;     /* 0: until SIGINT/SIGTERM */
@@ -54,6 +55,7 @@ int cmd_demo(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
 int cmd_timeline(int argc, char **argv);
 int cmd_alert(int argc, char **argv);
+int cmd_incident(int argc, char **argv);
 int cmd_broker(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_replay(int argc, char **argv);

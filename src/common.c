@@ -100,6 +100,9 @@ int cli_common_opt(struct cli_common *c, int argc, char **argv, int *i)
     } else if (CLI_IS("--alerts-jsonl")) {
         if ((c->alerts_jsonl = cli_val(argc, argv, i)) == NULL)
             return -1;
+    } else if (CLI_IS("--incidents-jsonl")) {
+        if ((c->incidents_jsonl = cli_val(argc, argv, i)) == NULL)
+            return -1;
     } else if (CLI_IS("--shards")) {
         if ((v = cli_val(argc, argv, i)) == NULL)
             return -1;

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "incident.h"
 #include "sim.h"
 
 /* ---- simulate --------------------------------------------------------------------- */
@@ -350,6 +351,71 @@ int cmd_alert(int argc, char **argv)
 out:
     if (a)
         vigil__alert__free_unpacked(a, NULL);
+    sto_close(db);
+    return rc;
+}
+
+/* ---- incident show ---------------------------------------------------------------- */
+
+int cmd_incident(int argc, char **argv)
+{
+    const char *data = "./data", *fmt = "text";
+    struct sto_opts so = {0};
+    sto_db *db = NULL;
+    Vigil__Incident *inc = NULL;
+    char err[256], ts[32];
+    int rc = 1;
+
+    if (argc < 3 || strcmp(argv[1], "show") != 0) {
+        printf("usage: vigil incident show ID [--data DIR] [--format text|json|dot]\n"
+               "dot renders with Graphviz: vigil incident show ID --format dot | dot -Tsvg\n");
+        return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
+    }
+    for (int i = 3; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--data") == 0)
+            data = argv[i + 1];
+        else if (strcmp(argv[i], "--format") == 0)
+            fmt = argv[i + 1];
+    }
+    so.path = data;
+    so.read_only = true;
+    if (sto_open(&so, &db, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vigil incident: %s: %s\n", data, err);
+        return 1;
+    }
+    if (sto_get_incident(db, argv[2], &inc) < 0) {
+        fprintf(stderr, "vigil incident: no incident %s\n", argv[2]);
+        goto out;
+    }
+    if (strcmp(fmt, "json") == 0 || strcmp(fmt, "dot") == 0) {
+        bool json = strcmp(fmt, "json") == 0;
+        char *s = json ? cor_incident_to_json(inc) : cor_incident_to_dot(inc);
+
+        fputs(s ? s : "", stdout);
+        if (json)
+            fputc('\n', stdout);
+        if (json)
+            free(s);
+        else
+            vg_free(s);
+    } else {
+        printf("%s  [%s]\nid %s  tenant %s  %zu alerts on %zu machines\n", inc->title,
+               cor_severity_name(inc->severity), inc->id, inc->tenant_id, inc->n_alert_ids,
+               inc->n_machine_ids);
+        printf("first %s  ", vg_fmt_time(inc->first_event_us, ts));
+        printf("last %s\n", vg_fmt_time(inc->last_event_us, ts));
+        for (size_t i = 0; i < inc->n_machine_ids; i++)
+            printf("machine  %s\n", inc->machine_ids[i]);
+        for (size_t i = 0; i < inc->n_alert_ids; i++)
+            printf("alert    %s\n", inc->alert_ids[i]);
+        for (size_t i = 0; i < inc->n_edges; i++)
+            printf("edge     %s -[%s]-> %s\n", inc->edges[i]->from, inc->edges[i]->relation,
+                   inc->edges[i]->to);
+    }
+    rc = 0;
+out:
+    if (inc)
+        vigil__incident__free_unpacked(inc, NULL);
     sto_close(db);
     return rc;
 }

@@ -18,6 +18,7 @@ static const struct {
     {"timeline", cmd_timeline, "show a machine's stored events in time order"},
     {"alert", cmd_alert, "alert show ID | alert decode FILE: an alert, its evidence, its tree"},
     {"replay", cmd_replay, "run the rules over a file (JSON lines or batches) without Kafka"},
+    {"incident", cmd_incident, "incident show ID: an incident and its graph (json, dot)"},
     {"import", cmd_import, "JSON-lines recordings into telemetry batches (Kafka or a file)"},
     {"broker", cmd_broker, "run the embedded Kafka broker alone (trials and tests)"},
     {"bench", cmd_bench, "benchmark: throughput, stage costs, ceiling, latency, memory"},

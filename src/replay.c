@@ -11,10 +11,13 @@
 
 #include "cli.h"
 #include "import.h"
+#include "incident.h"
 
 struct replay {
     cor_shard *shard;
     FILE *out;
+    FILE *inc_out; /* incidents as JSON lines, or NULL */
+    uint64_t incidents;
     uint64_t events, batches, alerts, bad;
     struct ing_limits limits;
 };
@@ -56,6 +59,65 @@ static int replay_cmp(const void *x, const void *y)
     return strcmp(a->alert->id, b->alert->id);
 }
 
+/* The same incident logic as the live stage, over the replay's alerts in their final
+ * state; one line per incident, ordered by id. */
+static int replay_inc_cmp(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+static void replay_incidents(struct replay *r, const struct cor_unit *u)
+{
+    struct cor_incident_cfg cfg = {0};
+    cor_incidents *ci = cor_incidents_new(&cfg);
+    struct cor_incident_change ch;
+    vg_arena *a = vg_arena_new(1 << 16);
+    char id[COR_INCIDENT_ID_MAX], **ids = NULL;
+    size_t n = 0, cap = 0;
+    bool changed;
+
+    if (ci == NULL || a == NULL)
+        goto out;
+    for (size_t i = 0; i < u->nalerts; i++)
+        cor_incidents_add(ci, u->alerts[i].alert, id, &changed);
+    while (cor_incidents_next_change(ci, &ch)) {
+        if (ch.kind != COR_INCIDENT_UPDATED)
+            continue;
+        if (n == cap) {
+            char **nn = vg_realloc(ids, (cap = cap ? cap * 2 : 64) * sizeof(*ids));
+
+            if (nn == NULL)
+                break;
+            ids = nn;
+        }
+        if ((ids[n] = vg_strdup(ch.id)) != NULL)
+            n++;
+    }
+    if (n > 0)
+        qsort(ids, n, sizeof(*ids), replay_inc_cmp);
+    for (size_t i = 0; i < n; i++) {
+        Vigil__Incident *inc;
+        char *js;
+
+        vg_arena_reset(a);
+        /* An id merged away later has no incident any more: skip it. */
+        if ((i > 0 && strcmp(ids[i], ids[i - 1]) == 0) ||
+            cor_incidents_get(ci, ids[i], a, &inc) < 0 || inc == NULL)
+            continue;
+        if ((js = cor_incident_to_json(inc)) != NULL) {
+            fprintf(r->inc_out, "%s\n", js);
+            free(js);
+            r->incidents++;
+        }
+    }
+out:
+    for (size_t i = 0; i < n; i++)
+        vg_free(ids[i]);
+    vg_free(ids);
+    vg_arena_destroy(a);
+    cor_incidents_free(ci);
+}
+
 static void replay_finish(struct replay *r)
 {
     struct cor_barrier *b = cor_barrier_new(1, true, NULL, 0, 1);
@@ -76,6 +138,8 @@ static void replay_finish(struct replay *r)
                 r->alerts++;
             }
         }
+        if (r->inc_out != NULL)
+            replay_incidents(r, u);
         cor_unit_free(u);
     }
 }
@@ -195,7 +259,8 @@ int cmd_replay(int argc, char **argv)
             rule_stats = true;
         else {
             printf("usage: vigil replay --input FILE [--rules DIR]... [--no-builtin-rules]\n"
-                   "       [--alerts-jsonl PATH|-] [--tenant T] [--rule-stats]\n"
+                   "       [--alerts-jsonl PATH|-] [--incidents-jsonl PATH|-] [--tenant T]\n"
+                   "       [--lateness SECONDS] [--rule-stats]\n"
                    "FILE is JSON lines (the schema of shared/data/telemetry) or telemetry\n"
                    "batches (as vigil import --output writes them). Alerts are written once\n"
                    "each, in their final state, ordered by first event. --rule-stats prints,\n"
@@ -214,6 +279,12 @@ int cmd_replay(int argc, char **argv)
         (r.out = fopen(c.alerts_jsonl, "w")) == NULL) {
         perror(c.alerts_jsonl);
         return 1;
+    }
+    if (c.incidents_jsonl != NULL &&
+        (r.inc_out = strcmp(c.incidents_jsonl, "-") == 0 ? stdout
+                                                         : fopen(c.incidents_jsonl, "w")) == NULL) {
+        perror(c.incidents_jsonl);
+        goto out;
     }
     if (cli_load_rules(&c, &rules, &corr) < 0 || (a = vg_arena_new(1 << 16)) == NULL)
         goto out;
@@ -255,10 +326,11 @@ int cmd_replay(int argc, char **argv)
     }
     replay_finish(&r);
     fprintf(stderr,
-            "vigil replay: %llu events in %llu batches, %llu alerts, %llu bad inputs, "
-            "%.0f events/s\n",
+            "vigil replay: %llu events in %llu batches, %llu alerts, %llu incidents, %llu bad "
+            "inputs, %.0f events/s\n",
             (unsigned long long)r.events, (unsigned long long)r.batches,
-            (unsigned long long)r.alerts, (unsigned long long)r.bad,
+            (unsigned long long)r.alerts, (unsigned long long)r.incidents,
+            (unsigned long long)r.bad,
             (double)r.events / ((double)(vg_mono_ns() - t0) / 1e9 + 1e-9));
     if (rule_stats)
         replay_rule_stats(&r, rules);
@@ -266,6 +338,8 @@ int cmd_replay(int argc, char **argv)
 out:
     if (r.out != stdout && r.out != NULL)
         fclose(r.out);
+    if (r.inc_out != stdout && r.inc_out != NULL)
+        fclose(r.inc_out);
     cor_shard_destroy(r.shard);
     if (rules)
         cor_ruleset_unref(rules);

@@ -13,8 +13,6 @@
 #include "cli.h"
 #include "sim.h"
 
-static const char *const run_topics[] = {"telemetry", "alerts", "incidents", "telemetry.dlq"};
-
 struct run_ctx {
     struct cli_common c;
     ing_mock *mock;
@@ -22,7 +20,9 @@ struct run_ctx {
     cor_ruleset *rules;
     struct cor_corrset *corr;
     ing_pipeline *pipe;
+    ing_incidents *inc;
     FILE *jsonl;
+    FILE *inc_jsonl;
     bool print_alerts;
     uint64_t printed;
 };
@@ -42,6 +42,19 @@ static void run_print_alert(void *ctx, const ProtobufCMessage *msg)
     fflush(stdout);
 }
 
+static void run_print_incident(void *ctx, const ProtobufCMessage *msg)
+{
+    struct run_ctx *r = ctx;
+    const Vigil__Incident *inc = (const Vigil__Incident *)msg;
+
+    if (!r->print_alerts)
+        return;
+    fprintf(stdout, "INCIDENT %-13s %s  [%s]  %zu alerts on %zu machines  id=%s\n",
+            cor_severity_name(inc->severity), inc->title, inc->tenant_id, inc->n_alert_ids,
+            inc->n_machine_ids, inc->id);
+    fflush(stdout);
+}
+
 static void run_usage(const char *cmd)
 {
     printf("usage: vigil %s [options]\n"
@@ -53,6 +66,7 @@ static void run_usage(const char *cmd)
            "  --rules DIR          more Sigma rules, repeatable (built-in rules: %s)\n"
            "  --no-builtin-rules   do not load the built-in rules\n"
            "  --alerts-jsonl PATH  also write alerts as JSON lines to PATH, or - for stdout\n"
+           "  --incidents-jsonl PATH  write incidents as JSON lines to PATH, or - for stdout\n"
            "  --shards N           correlator shards (default 2)\n"
            "  --partitions N       partitions of the embedded broker's topics (default 6)\n"
            "  --duration SECONDS   stop after this long (default: until SIGINT/SIGTERM)\n"
@@ -83,8 +97,8 @@ static int run_open(struct run_ctx *r)
     if (cli_load_rules(&r->c, &r->rules, &r->corr) < 0)
         return -1;
     if (r->c.brokers == NULL || r->c.brokers[0] == '\0') {
-        if (ing_mock_start(1, r->c.partitions, run_topics, VG_ARRAY_SIZE(run_topics), &r->mock, err,
-                           sizeof(err)) < 0) {
+        if (ing_mock_start(1, r->c.partitions, ing_default_topics, ING_DEFAULT_NTOPICS, &r->mock,
+                           err, sizeof(err)) < 0) {
             fprintf(stderr, "vigil: embedded broker: %s\n", err);
             return -1;
         }
@@ -94,6 +108,14 @@ static int run_open(struct run_ctx *r)
                 "vigil:   send telemetry:  kcat -P -b %s -t telemetry -k MACHINE FILE\n"
                 "vigil:   read alerts:     kcat -C -b %s -t alerts -e\n",
                 r->c.brokers, r->c.brokers, r->c.brokers);
+    }
+    if (r->c.incidents_jsonl != NULL) {
+        r->inc_jsonl =
+            strcmp(r->c.incidents_jsonl, "-") == 0 ? stdout : fopen(r->c.incidents_jsonl, "a");
+        if (r->inc_jsonl == NULL) {
+            perror(r->c.incidents_jsonl);
+            return -1;
+        }
     }
     if (r->c.alerts_jsonl != NULL) {
         r->jsonl = strcmp(r->c.alerts_jsonl, "-") == 0 ? stdout : fopen(r->c.alerts_jsonl, "a");
@@ -107,6 +129,7 @@ static int run_open(struct run_ctx *r)
 
 static int run_start(struct run_ctx *r)
 {
+    struct ing_incidents_cfg ic;
     struct ing_pipeline_cfg pc;
     char err[512];
 
@@ -130,11 +153,26 @@ static int run_start(struct run_ctx *r)
         fprintf(stderr, "vigil: %s\n", err);
         return -1;
     }
+    memset(&ic, 0, sizeof(ic));
+    ic.kafka = pc.kafka;
+    ic.db = r->db;
+    ic.incidents_jsonl = r->inc_jsonl;
+    ic.session_timeout_ms = pc.session_timeout_ms;
+    ic.on_incident = run_print_incident;
+    ic.on_incident_ctx = r;
+    if (ing_incidents_new(&ic, &r->inc, err, sizeof(err)) < 0 ||
+        ing_incidents_start(r->inc, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vigil: incident stage: %s\n", err);
+        return -1;
+    }
     return 0;
 }
 
 static void run_close(struct run_ctx *r)
 {
+    ing_incidents_destroy(r->inc);
+    if (r->inc_jsonl && r->inc_jsonl != stdout)
+        fclose(r->inc_jsonl);
     if (r->pipe) {
         ing_pipeline_stop(r->pipe);
         ing_pipeline_destroy(r->pipe);
@@ -158,31 +196,60 @@ static void run_progress(struct run_ctx *r, double elapsed, const struct ing_sta
             "vigil: %6.1fs  events %llu (%.0f/s)  dup %llu  dead letters %llu  alerts %llu  "
             "partitions %u\n",
             elapsed, (unsigned long long)st.events,
-            prev ? (double)(st.events - prev->events) / 5.0 : 0.0,
+            prev ? (double)(st.events - prev->events) / 5.0 : (double)st.events / elapsed,
             (unsigned long long)st.duplicates, (unsigned long long)st.dead_letters,
             (unsigned long long)(st.alerts[0] + st.alerts[1] + st.alerts[2] + st.alerts[3]),
             st.partitions);
 }
 
+/* After the pipeline stopped: let the incident stage read the last alert states (up to
+ * 10 s), then stop it, so the summary and the stored incidents are complete. */
+static void run_drain_incidents(struct run_ctx *r)
+{
+    struct ing_stats st;
+    struct ing_incidents_stats is;
+    uint64_t want, t0 = vg_mono_ns();
+
+    if (r->inc == NULL)
+        return;
+    ing_pipeline_stats(r->pipe, &st);
+    want = st.alerts[0] + st.alerts[1] + st.alerts[2] + st.alerts[3] + st.alerts_updated;
+    for (;;) {
+        struct timespec ts = {0, 50000000};
+
+        ing_incidents_stats(r->inc, &is);
+        if (is.alerts + is.bad >= want || vg_mono_ns() - t0 > 10000000000u)
+            break;
+        nanosleep(&ts, NULL);
+    }
+    nanosleep(&(struct timespec){0, 300000000}, NULL); /* one flush interval */
+    ing_incidents_stop(r->inc);
+}
+
 static void run_summary(struct run_ctx *r, double elapsed)
 {
     struct ing_stats st;
+    struct ing_incidents_stats is = {0};
 
     ing_pipeline_stats(r->pipe, &st);
+    if (r->inc != NULL)
+        ing_incidents_stats(r->inc, &is);
     printf("\n== vigil summary ==\n"
            "events ingested   %llu in %.1f s (%.0f events/s)\n"
            "duplicates        %llu dropped (re-deliveries)\n"
            "dead letters      %llu (topic telemetry.dlq)\n"
            "alerts            High %llu, Medium %llu, Low %llu, Informational %llu "
            "(%llu updates folded)\n"
+           "incidents         %llu incident states emitted (topic incidents)\n"
            "lost upstream     %llu\n"
            "storage           %s (%.1f MiB on disk)\n",
            (unsigned long long)st.events, elapsed, elapsed > 0 ? (double)st.events / elapsed : 0,
            (unsigned long long)st.duplicates, (unsigned long long)st.dead_letters,
            (unsigned long long)st.alerts[3], (unsigned long long)st.alerts[2],
            (unsigned long long)st.alerts[1], (unsigned long long)st.alerts[0],
-           (unsigned long long)st.alerts_updated, (unsigned long long)st.lost_upstream,
-           r->c.data_dir, (double)sto_disk_bytes(r->db) / (1024.0 * 1024.0));
+           (unsigned long long)st.alerts_updated, (unsigned long long)is.emitted,
+           (unsigned long long)st.lost_upstream, r->c.data_dir,
+           (double)sto_disk_bytes(r->db) / (1024.0 * 1024.0));
 }
 
 static int run_loop(struct run_ctx *r, bool (*done)(void *), void *done_ctx)
@@ -241,6 +308,7 @@ int cmd_run(int argc, char **argv)
     t0 = vg_mono_ns();
     run_loop(&r, NULL, NULL);
     ing_pipeline_stop(r.pipe);
+    run_drain_incidents(&r);
     if (!r.c.quiet)
         run_summary(&r, (double)(vg_mono_ns() - t0) / 1e9);
     rc = 0;
@@ -409,6 +477,7 @@ int cmd_demo(int argc, char **argv)
     __atomic_store_n(&d.stop, 1, __ATOMIC_RELEASE);
     pthread_join(d.thread, NULL);
     ing_pipeline_stop(r.pipe);
+    run_drain_incidents(&r);
     run_summary(&r, (double)(vg_mono_ns() - t0) / 1e9);
     printf("simulated         %llu events in %llu batches\n", (unsigned long long)d.events,
            (unsigned long long)d.batches);

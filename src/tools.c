@@ -14,7 +14,6 @@
 
 int cmd_broker(int argc, char **argv)
 {
-    static const char *const topics[] = {"telemetry", "alerts", "incidents", "telemetry.dlq"};
     int partitions = 6, brokers = 1;
     const char *addr_file = NULL;
     ing_mock *m;
@@ -35,8 +34,8 @@ int cmd_broker(int argc, char **argv)
         }
     }
     if (partitions < 1 || brokers < 1 ||
-        ing_mock_start(brokers, partitions, topics, VG_ARRAY_SIZE(topics), &m, err, sizeof(err)) <
-            0) {
+        ing_mock_start(brokers, partitions, ing_default_topics, ING_DEFAULT_NTOPICS, &m, err,
+                       sizeof(err)) < 0) {
         fprintf(stderr, "vigil broker: %s\n", partitions < 1 || brokers < 1 ? "bad count" : err);
         return 1;
     }

@@ -266,6 +266,11 @@ void sto_put_offset(sto_wbatch *b, const char *topic, int32_t partition, int64_t
     sto_be64(k + tl + 5, (uint64_t)next_offset);
 }
 
+void sto_del_incident(sto_wbatch *b, const char *incident_id)
+{
+    sto_rec_del(b, STO_CF_INCIDENTS, incident_id, strlen(incident_id));
+}
+
 void sto_del_outbox(sto_wbatch *b, const char *alert_id)
 {
     sto_rec_del(b, STO_CF_OUTBOX, alert_id, strlen(alert_id));

@@ -95,6 +95,7 @@ void sto_put_alert(sto_wbatch *b, const Vigil__Alert *a, bool outbox);
 void sto_put_incident(sto_wbatch *b, const Vigil__Incident *inc);
 void sto_put_offset(sto_wbatch *b, const char *topic, int32_t partition, int64_t next_offset);
 void sto_del_outbox(sto_wbatch *b, const char *alert_id);
+void sto_del_incident(sto_wbatch *b, const char *incident_id);
 /* Like sto_put_alert for an alert that replaces old (the stored version of the same id, or
  * NULL): also deletes old's tenant index entry when its tenant or last event time changed,
  * so that sto_scan_alerts finds the alert once, under its new time. */

@@ -83,7 +83,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 
 static int fx_setup(void **state)
 {
-    static const char *const topics[] = {TOPIC, ALERT_TOPIC, "incidents", DLQ_TOPIC};
+
     const char *dirs[] = {VG_SOURCE_DIR "/rules"};
     struct cor_load_summary sum;
     struct sto_opts so = {0};
@@ -97,7 +97,8 @@ static int fx_setup(void **state)
     f->dir = vgt_tmpdir("pipeline");
     so.path = f->dir;
     if (sto_open(&so, &f->db, err, sizeof(err)) != 0 ||
-        ing_mock_start(1, NPARTS, topics, VG_ARRAY_SIZE(topics), &f->mock, err, sizeof(err)) != 0 ||
+        ing_mock_start(1, NPARTS, ing_default_topics, ING_DEFAULT_NTOPICS, &f->mock, err,
+                       sizeof(err)) != 0 ||
         cor_ruleset_load(dirs, 1, &f->rules, &sum, err, sizeof(err)) != 0 ||
         cor_corrset_load(dirs, 1, &f->corr, NULL, err, sizeof(err)) != 0) {
         print_error("setup: %s\n", err);

@@ -1,0 +1,303 @@
+/*
+ * incidents.c - the incident stage: a consumer of the tenant-keyed alert topic that groups
+ * each tenant's alerts into incidents (correlate/incident.h), stores them and emits them.
+ *
+ * THREADS: one thread, vg-incidents, owns the stage's consumer, its cor_incidents state and
+ * its write batches. Statistics are relaxed atomics.
+ *
+ * Scale-out: the writer of every vigil instance produces each alert, new or updated, to
+ * "alerts.tenant" keyed by tenant, so one tenant's alerts meet in one partition, and so in
+ * one incident stage, however many instances run (the Kafka Streams repartition idea).
+ * State: on each assignment the stage re-reads its partitions from one link window back
+ * (offsets for times), so its state is rebuilt from the topic itself after a restart or a
+ * rebalance; it commits no offsets. Incident ids are deterministic, and an incident whose
+ * content did not change since it was stored is not emitted again.
+ */
+#include "ingest.h"
+#include "ingest_int.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "incident.h"
+#include "storage.h"
+
+struct ing_incidents {
+    struct ing_incidents_cfg cfg;
+    char *topic, *out_topic, *group;
+    rd_kafka_t *rk;
+    ing_producer *prod;
+    cor_incidents *ci;
+    sto_wbatch *wb;
+    vg_arena *arena;
+    pthread_t thread;
+    bool started;
+    int stop; /* atomic */
+    struct ing_incidents_stats st;
+};
+
+static void *ing_inc_main(void *arg);
+static void ing_inc_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                              rd_kafka_topic_partition_list_t *parts, void *opaque);
+static void ing_inc_flush(ing_incidents *s);
+
+int ing_incidents_new(const struct ing_incidents_cfg *cfg, ing_incidents **out, char *err,
+                      size_t errlen)
+{
+    ing_incidents *s = vg_calloc(1, sizeof(*s));
+    struct cor_incident_cfg icfg = {.window_us = cfg->window_us};
+    rd_kafka_conf_t *conf;
+    char group[256];
+
+    if (s == NULL)
+        return -VG_ENOMEM;
+    s->cfg = *cfg;
+    snprintf(group, sizeof(group), "%s.incidents", cfg->kafka.group ? cfg->kafka.group : "vigil");
+    s->group = vg_strdup(group);
+    s->topic = vg_strdup(cfg->topic ? cfg->topic : "alerts.tenant");
+    s->out_topic = vg_strdup(cfg->out_topic ? cfg->out_topic : "incidents");
+    s->ci = cor_incidents_new(&icfg);
+    s->wb = sto_wbatch_new();
+    s->arena = vg_arena_new(1 << 16);
+    if (s->group == NULL || s->topic == NULL || s->out_topic == NULL || s->ci == NULL ||
+        s->wb == NULL || s->arena == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out_free;
+    }
+    if (ing_producer_new(&s->cfg.kafka, &s->prod, err, errlen) < 0)
+        goto out_free;
+    conf = ing_conf_new(&s->cfg.kafka, cfg->kafka.brokers, err, errlen);
+    if (conf == NULL)
+        goto out_free;
+    if (rd_kafka_conf_set(conf, "group.id", s->group, err, errlen) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, errlen) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        goto out_free;
+    }
+    if (cfg->session_timeout_ms > 0) {
+        char st[16];
+
+        snprintf(st, sizeof(st), "%d", cfg->session_timeout_ms);
+        rd_kafka_conf_set(conf, "session.timeout.ms", st, NULL, 0);
+    }
+    rd_kafka_conf_set_rebalance_cb(conf, ing_inc_rebalance);
+    rd_kafka_conf_set_opaque(conf, s);
+    s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
+    if (s->rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        goto out_free;
+    }
+    rd_kafka_poll_set_consumer(s->rk);
+    *out = s;
+    return 0;
+
+out_free:
+    ing_incidents_destroy(s);
+    return -VG_EKAFKA;
+}
+
+int ing_incidents_start(ing_incidents *s, char *err, size_t errlen)
+{
+    rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_resp_err_t e;
+
+    rd_kafka_topic_partition_list_add(t, s->topic, RD_KAFKA_PARTITION_UA);
+    e = rd_kafka_subscribe(s->rk, t);
+    rd_kafka_topic_partition_list_destroy(t);
+    if (e) {
+        snprintf(err, errlen, "subscribe to %s: %s", s->topic, rd_kafka_err2str(e));
+        return -VG_EKAFKA;
+    }
+    if (pthread_create(&s->thread, NULL, ing_inc_main, s) != 0) {
+        snprintf(err, errlen, "cannot start the incident thread");
+        return -VG_ENOMEM;
+    }
+    pthread_setname_np(s->thread, "vg-incidents");
+    s->started = true;
+    return 0;
+}
+
+void ing_incidents_stop(ing_incidents *s)
+{
+    if (s == NULL || !s->started)
+        return;
+    __atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
+    pthread_join(s->thread, NULL);
+    s->started = false;
+}
+
+void ing_incidents_destroy(ing_incidents *s)
+{
+    if (s == NULL)
+        return;
+    ing_incidents_stop(s);
+    if (s->rk != NULL)
+        rd_kafka_destroy(s->rk);
+    ing_producer_destroy(s->prod);
+    cor_incidents_free(s->ci);
+    sto_wbatch_destroy(s->wb);
+    vg_arena_destroy(s->arena);
+    vg_free(s->group);
+    vg_free(s->topic);
+    vg_free(s->out_topic);
+    vg_free(s);
+}
+
+void ing_incidents_stats(ing_incidents *s, struct ing_incidents_stats *st)
+{
+    st->alerts = __atomic_load_n(&s->st.alerts, __ATOMIC_RELAXED);
+    st->bad = __atomic_load_n(&s->st.bad, __ATOMIC_RELAXED);
+    st->emitted = __atomic_load_n(&s->st.emitted, __ATOMIC_RELAXED);
+    st->retired = __atomic_load_n(&s->st.retired, __ATOMIC_RELAXED);
+}
+
+/* ---- the thread ------------------------------------------------------------------- */
+
+static void *ing_inc_main(void *arg)
+{
+    ing_incidents *s = arg;
+    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(s->rk);
+    rd_kafka_message_t *msgs[256];
+    uint64_t last_flush = vg_mono_ns();
+
+    while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+        ssize_t n = rd_kafka_consume_batch_queue(q, 50, msgs, 256);
+
+        for (ssize_t i = 0; i < n; i++) {
+            rd_kafka_message_t *m = msgs[i];
+            Vigil__Alert *a;
+            char id[COR_INCIDENT_ID_MAX];
+            bool changed;
+
+            if (m->err == 0 && m->payload != NULL &&
+                (a = vigil__alert__unpack(NULL, m->len, m->payload)) != NULL) {
+                if (cor_incidents_add(s->ci, a, id, &changed) == 0)
+                    __atomic_add_fetch(&s->st.alerts, 1, __ATOMIC_RELAXED);
+                else
+                    __atomic_add_fetch(&s->st.bad, 1, __ATOMIC_RELAXED);
+                vigil__alert__free_unpacked(a, NULL);
+            } else if (m->err == 0) {
+                __atomic_add_fetch(&s->st.bad, 1, __ATOMIC_RELAXED);
+                vg_log(VG_LOG_WARN, "incidents", "%s[%d]@%lld is not an alert", s->topic,
+                       m->partition, (long long)m->offset);
+            }
+            rd_kafka_message_destroy(m);
+        }
+        if (vg_mono_ns() - last_flush >= 200000000u) {
+            ing_inc_flush(s);
+            last_flush = vg_mono_ns();
+        }
+    }
+    ing_inc_flush(s);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_consumer_close(s->rk);
+    return NULL;
+}
+
+/* Stores and emits what changed since the last flush. */
+static void ing_inc_flush(ing_incidents *s)
+{
+    struct cor_incident_change ch;
+    char err[256];
+    bool any = false;
+
+    while (cor_incidents_next_change(s->ci, &ch)) {
+        Vigil__Incident *inc = NULL, *old = NULL;
+
+        vg_arena_reset(s->arena);
+        if (ch.kind == COR_INCIDENT_RETIRED) {
+            struct ing_kv h[] = {{"retired", ch.id}};
+
+            sto_del_incident(s->wb, ch.id);
+            ing_produce(s->prod, s->out_topic, ch.tenant, strlen(ch.tenant), NULL, 0, h, 1);
+            __atomic_add_fetch(&s->st.retired, 1, __ATOMIC_RELAXED);
+            any = true;
+            continue;
+        }
+        if (ch.kind != COR_INCIDENT_UPDATED ||
+            cor_incidents_get(s->ci, ch.id, s->arena, &inc) < 0 || inc == NULL)
+            continue;
+        /* Unchanged since stored (a rebuild after a restart): nothing to say. */
+        if (s->cfg.db != NULL && sto_get_incident(s->cfg.db, ch.id, &old) == 0) {
+            size_t a = vigil__incident__get_packed_size(inc);
+            size_t b = vigil__incident__get_packed_size(old);
+            bool same = false;
+
+            if (a == b) {
+                uint8_t *pa = vg_arena_alloc(s->arena, a + b + 2);
+
+                if (pa != NULL) {
+                    vigil__incident__pack(inc, pa);
+                    vigil__incident__pack(old, pa + a + 1);
+                    same = memcmp(pa, pa + a + 1, a) == 0;
+                }
+            }
+            vigil__incident__free_unpacked(old, NULL);
+            if (same)
+                continue;
+        }
+        {
+            size_t len = vigil__incident__get_packed_size(inc);
+            uint8_t *buf = vg_arena_alloc(s->arena, len + 1);
+
+            if (buf != NULL) {
+                vigil__incident__pack(inc, buf);
+                ing_produce(s->prod, s->out_topic, inc->tenant_id, strlen(inc->tenant_id), buf, len,
+                            NULL, 0);
+            }
+        }
+        if (s->cfg.db != NULL)
+            sto_put_incident(s->wb, inc);
+        if (s->cfg.incidents_jsonl != NULL) {
+            char *js = cor_incident_to_json(inc);
+
+            if (js != NULL) {
+                fprintf(s->cfg.incidents_jsonl, "%s\n", js);
+                free(js);
+            }
+        }
+        if (s->cfg.on_incident != NULL)
+            s->cfg.on_incident(s->cfg.on_incident_ctx, &inc->base);
+        __atomic_add_fetch(&s->st.emitted, 1, __ATOMIC_RELAXED);
+        any = true;
+    }
+    if (any && s->cfg.db != NULL && sto_write(s->cfg.db, s->wb, err, sizeof(err)) < 0)
+        vg_log(VG_LOG_ERROR, "incidents", "storing incidents: %s", err);
+    sto_wbatch_clear(s->wb);
+    if (any && s->cfg.incidents_jsonl != NULL)
+        fflush(s->cfg.incidents_jsonl);
+    cor_incidents_expire(s->ci, 0);
+}
+
+/* Each assignment re-reads one link window back, so the stage's state is rebuilt from the
+ * topic, whoever owned the partition before. */
+static void ing_inc_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                              rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    ing_incidents *s = opaque;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        int64_t since_ms =
+            (vg_now_us() - (s->cfg.window_us ? s->cfg.window_us : 24 * 3600 * VG_US_PER_SEC)) /
+            1000;
+
+        for (int i = 0; i < parts->cnt; i++)
+            parts->elems[i].offset = since_ms;
+        if (rd_kafka_offsets_for_times(rk, parts, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            for (int i = 0; i < parts->cnt; i++)
+                parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+        }
+        for (int i = 0; i < parts->cnt; i++)
+            if (parts->elems[i].offset < 0)
+                parts->elems[i].offset = RD_KAFKA_OFFSET_END; /* nothing that recent */
+        rd_kafka_assign(rk, parts);
+    } else {
+        ing_inc_flush(s);
+        rd_kafka_assign(rk, NULL);
+    }
+}
