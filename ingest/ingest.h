@@ -169,6 +169,9 @@ void ing_pipeline_stats(ing_pipeline *p, struct ing_stats *st);
 size_t ing_pipeline_lag(ing_pipeline *p, int32_t *partitions, int64_t *lags, size_t max);
 /* False while librdkafka reports all brokers down, or before partitions are assigned. */
 bool ing_pipeline_broker_ok(ing_pipeline *p);
+/* The shards, for their statistics and per-rule counters. Any thread. */
+uint32_t ing_pipeline_nshards(const ing_pipeline *p);
+struct cor_shard *ing_pipeline_shard(ing_pipeline *p, uint32_t i);
 
 /* ---- the incident stage (incidents.c) --------------------------------------------- */
 

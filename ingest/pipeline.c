@@ -554,6 +554,16 @@ size_t ing_pipeline_lag(ing_pipeline *p, int32_t *partitions, int64_t *lags, siz
     return n;
 }
 
+uint32_t ing_pipeline_nshards(const ing_pipeline *p)
+{
+    return p->nshards;
+}
+
+struct cor_shard *ing_pipeline_shard(ing_pipeline *p, uint32_t i)
+{
+    return i < p->nshards ? p->shards[i] : NULL;
+}
+
 bool ing_pipeline_broker_ok(ing_pipeline *p)
 {
     return !__atomic_load_n(&p->brokers_down, __ATOMIC_RELAXED) &&

@@ -30,6 +30,9 @@ struct cli_common {
     size_t nprops;
     const char *alerts_jsonl;
     const char *incidents_jsonl;
+    const char *api;    /* ADDRESS:PORT of the HTTP API; NULL: 127.0.0.1:8787 */
+    const char *tokens; /* token file; NULL: DATA/tokens */
+    bool no_api;
     uint32_t shards;
     int partitions;        /* embedded broker */
     double duration_s;     /* 0: until SIGINT/SIGTERM */
@@ -56,6 +59,32 @@ int cmd_simulate(int argc, char **argv);
 int cmd_timeline(int argc, char **argv);
 int cmd_alert(int argc, char **argv);
 int cmd_incident(int argc, char **argv);
+int cmd_health(int argc, char **argv);
+int cmd_token(int argc, char **argv);
+
+#define VIGIL_VERSION "0.1.0"
+
+struct api_metrics;
+struct api_tokens;
+struct api_server;
+
+/* The HTTP API, metrics and health of a running pipeline (service.c). */
+struct cli_service {
+    ing_pipeline *pipe; /* borrowed */
+    sto_db *db;         /* borrowed */
+    cor_ruleset *rules; /* borrowed */
+    struct api_metrics *metrics;
+    struct api_tokens *tokens;
+    struct api_server *server;
+    char health_path[4096];
+    uint64_t last_write_errors, last_lost; /* at the previous health report */
+};
+
+/* Starts the API (unless --no-api); a port that cannot be bound is a warning, not fatal. */
+int cli_service_start(struct cli_service *sv, const struct cli_common *c);
+/* Writes DATA/health.json; call once a second. */
+void cli_service_tick(struct cli_service *sv);
+void cli_service_stop(struct cli_service *sv);
 int cmd_broker(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_replay(int argc, char **argv);

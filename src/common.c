@@ -103,6 +103,14 @@ int cli_common_opt(struct cli_common *c, int argc, char **argv, int *i)
     } else if (CLI_IS("--incidents-jsonl")) {
         if ((c->incidents_jsonl = cli_val(argc, argv, i)) == NULL)
             return -1;
+    } else if (CLI_IS("--api")) {
+        if ((c->api = cli_val(argc, argv, i)) == NULL)
+            return -1;
+    } else if (CLI_IS("--tokens")) {
+        if ((c->tokens = cli_val(argc, argv, i)) == NULL)
+            return -1;
+    } else if (CLI_IS("--no-api")) {
+        c->no_api = true;
     } else if (CLI_IS("--shards")) {
         if ((v = cli_val(argc, argv, i)) == NULL)
             return -1;

@@ -19,6 +19,8 @@ static const struct {
     {"alert", cmd_alert, "alert show ID | alert decode FILE: an alert, its evidence, its tree"},
     {"replay", cmd_replay, "run the rules over a file (JSON lines or batches) without Kafka"},
     {"incident", cmd_incident, "incident show ID: an incident and its graph (json, dot)"},
+    {"health", cmd_health, "the health of the vigil run owning a data directory"},
+    {"token", cmd_token, "token add: a bearer token for the HTTP API (tenant, role)"},
     {"import", cmd_import, "JSON-lines recordings into telemetry batches (Kafka or a file)"},
     {"broker", cmd_broker, "run the embedded Kafka broker alone (trials and tests)"},
     {"bench", cmd_bench, "benchmark: throughput, stage costs, ceiling, latency, memory"},

@@ -23,6 +23,7 @@ struct run_ctx {
     ing_incidents *inc;
     FILE *jsonl;
     FILE *inc_jsonl;
+    struct cli_service svc;
     bool print_alerts;
     uint64_t printed;
 };
@@ -68,6 +69,9 @@ static void run_usage(const char *cmd)
            "  --alerts-jsonl PATH  also write alerts as JSON lines to PATH, or - for stdout\n"
            "  --incidents-jsonl PATH  write incidents as JSON lines to PATH, or - for stdout\n"
            "  --shards N           correlator shards (default 2)\n"
+           "  --api ADDR:PORT      HTTP query API, metrics, health (default 127.0.0.1:8787)\n"
+           "  --tokens FILE        API bearer tokens (default DATA/tokens; vigil token add)\n"
+           "  --no-api             no HTTP API\n"
            "  --partitions N       partitions of the embedded broker's topics (default 6)\n"
            "  --duration SECONDS   stop after this long (default: until SIGINT/SIGTERM)\n"
            "  --retention DAYS     keep this many days of timeline, by event time "
@@ -165,11 +169,15 @@ static int run_start(struct run_ctx *r)
         fprintf(stderr, "vigil: incident stage: %s\n", err);
         return -1;
     }
-    return 0;
+    r->svc.pipe = r->pipe;
+    r->svc.db = r->db;
+    r->svc.rules = r->rules;
+    return cli_service_start(&r->svc, &r->c);
 }
 
 static void run_close(struct run_ctx *r)
 {
+    cli_service_stop(&r->svc);
     ing_incidents_destroy(r->inc);
     if (r->inc_jsonl && r->inc_jsonl != stdout)
         fclose(r->inc_jsonl);
@@ -254,7 +262,7 @@ static void run_summary(struct run_ctx *r, double elapsed)
 
 static int run_loop(struct run_ctx *r, bool (*done)(void *), void *done_ctx)
 {
-    uint64_t t0 = vg_mono_ns(), last = t0;
+    uint64_t t0 = vg_mono_ns(), last = t0, last_tick = 0;
     struct ing_stats prev;
     bool have_prev = false;
 
@@ -267,6 +275,10 @@ static int run_loop(struct run_ctx *r, bool (*done)(void *), void *done_ctx)
             break;
         if (done != NULL && done(done_ctx))
             break;
+        if (now - last_tick >= 1000000000u) {
+            cli_service_tick(&r->svc);
+            last_tick = now;
+        }
         if (!r->c.quiet && now - last >= 5000000000u) {
             run_progress(r, el, have_prev ? &prev : NULL);
             ing_pipeline_stats(r->pipe, &prev);
