@@ -150,6 +150,8 @@ void cor_shard_get_stats(cor_shard *s, struct cor_shard_stats *st);
 /* Matches and new alerts of the rule with this index (cor_rule_info.index) so far; any
  * thread. */
 void cor_shard_rule_counts(cor_shard *s, uint32_t index, uint64_t *hits, uint64_t *alerts);
+/* CPU time the rule with this index cost this shard, in ns (sampled). Any thread. */
+uint64_t cor_shard_rule_ns(cor_shard *s, uint32_t index);
 
 /* Runs one inbound item on the calling thread, for in-process use without threads
  * (replay, benchmarks, tests): the shard must not be started. */

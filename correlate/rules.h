@@ -30,29 +30,29 @@ enum cor_group {
 };
 
 struct cor_rule_info {
-    const char *id;          /* Sigma id (UUID) */
+    const char *id; /* Sigma id (UUID) */
     const char *title;
     const char *description;
-    const char *path;        /* file it came from */
+    const char *path; /* file it came from */
     Vigil__Severity severity;
     Vigil__Category category;
     const char *const *techniques; /* "T1059.001", ... */
     size_t n_techniques;
-    const char *const *tactics;    /* "execution", ... */
+    const char *const *tactics; /* "execution", ... */
     size_t n_tactics;
     enum cor_group group;
-    uint32_t index;          /* dense index in the ruleset, for per-rule counters */
+    uint32_t index; /* dense index in the ruleset, for per-rule counters */
 };
 
 struct cor_load_summary {
-    unsigned files;      /* YAML files read */
-    unsigned loaded;     /* rules compiled */
-    unsigned skipped;    /* rules not loaded (unsupported or broken), each logged */
+    unsigned files;              /* YAML files read */
+    unsigned loaded;             /* rules compiled */
+    unsigned skipped;            /* rules not loaded (unsupported or broken), each logged */
     unsigned unsupported_fields; /* rules skipped for naming a field vigil cannot supply */
-    unsigned correlations; /* correlation rules (loaded by the correlation engine) */
-    unsigned extra_fields; /* loaded rules reading a field vigil's own telemetry never
-                            * carries for their logsource: they can only match imported
-                            * events (whose untyped fields arrive in vg_evview.extra) */
+    unsigned correlations;       /* correlation rules (loaded by the correlation engine) */
+    unsigned extra_fields;       /* loaded rules reading a field vigil's own telemetry never
+                                  * carries for their logsource: they can only match imported
+                                  * events (whose untyped fields arrive in vg_evview.extra) */
 };
 
 /*
@@ -73,6 +73,10 @@ void cor_scratch_destroy(cor_scratch *s);
 
 /* Called once per rule that matches; the info is owned by the ruleset. */
 typedef void (*cor_match_fn)(void *ctx, const struct cor_rule_info *rule);
+
+/* CPU time spent evaluating the rule with this index on this scratch so far, in ns
+ * (sampled: one event in 16, scaled). Any thread (relaxed). */
+uint64_t cor_scratch_rule_ns(const cor_scratch *s, uint32_t index);
 
 /* Evaluates one event. Returns the number of rules that matched. */
 int cor_rules_eval(const cor_ruleset *rs, cor_scratch *s, const struct vg_evview *v,

@@ -361,6 +361,11 @@ void cor_shard_rule_counts(cor_shard *s, uint32_t index, uint64_t *hits, uint64_
     *alerts = index < s->nrules ? __atomic_load_n(&s->rule_alerts[index], __ATOMIC_RELAXED) : 0;
 }
 
+uint64_t cor_shard_rule_ns(cor_shard *s, uint32_t index)
+{
+    return s->scratch != NULL ? cor_scratch_rule_ns(s->scratch, index) : 0;
+}
+
 void cor_shard_process(cor_shard *s, struct cor_in *in)
 {
     if (in->is_barrier)

@@ -52,7 +52,8 @@ cor_scratch *cor_scratch_new(const cor_ruleset *rs)
     s->cand = vg_calloc(s->ncandw + 1, sizeof(*s->cand));
     s->slot = vg_calloc(rs->nslots + 1, sizeof(*s->slot));
     s->md = pcre2_match_data_create(16, NULL);
-    if (!s->mstamp || !s->cand || !s->slot || !s->md)
+    s->rule_ns = vg_calloc(rs->nrules + 1, sizeof(*s->rule_ns));
+    if (!s->mstamp || !s->cand || !s->slot || !s->md || !s->rule_ns)
         goto out_free;
     for (os = 0; os < SIG_NOS; os++)
         for (c = 0; c < VG_CAT__COUNT; c++)
@@ -79,7 +80,13 @@ void cor_scratch_destroy(cor_scratch *s)
     vg_free(s->mstamp);
     vg_free(s->cand);
     vg_free(s->slot);
+    vg_free(s->rule_ns);
     vg_free(s);
+}
+
+uint64_t cor_scratch_rule_ns(const cor_scratch *s, uint32_t index)
+{
+    return index < s->rs->nrules ? __atomic_load_n(&s->rule_ns[index], __ATOMIC_RELAXED) : 0;
 }
 
 /* ---- field access ------------------------------------------------------------------- */
@@ -473,12 +480,18 @@ static const struct sig_bucket *sig_svc_find(const cor_ruleset *rs, Vigil__Os os
     return NULL;
 }
 
+#define SIG_TIME_EVERY 16u
+
 int cor_rules_eval(const cor_ruleset *rs, cor_scratch *s, const struct vg_evview *v,
                    cor_match_fn fn, void *ctx)
 {
     Vigil__Os os = (unsigned)v->os < SIG_NOS ? v->os : VIGIL__OS__OS_UNKNOWN;
     int matched = 0;
     size_t w;
+    /* Per-rule CPU time is sampled (one event in SIG_TIME_EVERY, scaled up), so that timing
+     * costs next to nothing. It covers a rule's own verification and condition, not the
+     * shared multi-pattern scan, which no single rule owns. */
+    bool timed = ++s->sample >= SIG_TIME_EVERY;
 
     if (VG_NEVER(s->rs != rs))
         return 0;
@@ -502,12 +515,25 @@ int cor_rules_eval(const cor_ruleset *rs, cor_scratch *s, const struct vg_evview
         while (bits) {
             const struct sig_rule *r = rs->rules[w * 64 + (size_t)__builtin_ctzll(bits)];
             bits &= bits - 1;
-            if (sig_req_met(s, r) && sig_cond_eval(s, r, r->cond, v)) {
+            uint64_t t0 = timed ? vg_mono_ns() : 0;
+            bool hit = sig_req_met(s, r) && sig_cond_eval(s, r, r->cond, v);
+
+            if (timed) {
+                uint32_t ri = r->info.index;
+
+                __atomic_store_n(&s->rule_ns[ri],
+                                 __atomic_load_n(&s->rule_ns[ri], __ATOMIC_RELAXED) +
+                                     (vg_mono_ns() - t0) * SIG_TIME_EVERY,
+                                 __ATOMIC_RELAXED);
+            }
+            if (hit) {
                 matched++;
                 if (fn)
                     fn(ctx, &r->info);
             }
         }
     }
+    if (timed)
+        s->sample = 0;
     return matched;
 }

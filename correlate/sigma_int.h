@@ -196,6 +196,9 @@ struct cor_scratch {
     struct sig_slotval *slot; /* per field slot: the current event's value */
     pcre2_match_data *md;
     const struct cor_ruleset *rs;
+    uint64_t *rule_ns; /* per rule: sampled evaluation time, scaled (relaxed atomics:
+                        * the owner writes, metrics read from any thread) */
+    uint32_t sample;   /* events since the last timed one */
 };
 
 /* sigma_compile.c */

@@ -72,19 +72,21 @@ static void svc_collect(void *ctx, struct api_metrics_out *out)
     ing_pipeline_stats(sv->pipe, &st);
     for (uint32_t i = 0; i < ns; i++)
         cor_shard_get_stats(ing_pipeline_shard(sv->pipe, i), &ss[i]);
-    /* Only rules that have matched: 1,800 zero series would swamp a scrape. */
     for (size_t r = 0; r < nr; r++) {
-        uint64_t hits = 0, alerts = 0, h, a;
+        uint64_t hits = 0, alerts = 0, ns_cpu = 0, h, a;
 
         for (uint32_t i = 0; i < ns; i++) {
             cor_shard_rule_counts(ing_pipeline_shard(sv->pipe, i), (uint32_t)r, &h, &a);
             hits += h;
             alerts += a;
+            ns_cpu += cor_shard_rule_ns(ing_pipeline_shard(sv->pipe, i), (uint32_t)r);
         }
-        if (hits > 0) {
+        /* Rules that matched or cost measurable time; 1,800 zero series would swamp a
+         * scrape, and a slow rule that never matches is exactly what to find. */
+        if (hits > 0 || ns_cpu > 0) {
             const struct cor_rule_info *ri = cor_ruleset_rule(sv->rules, (uint32_t)r);
 
-            rc[k++] = (struct api_rule_counter){ri->id, ri->title, hits, 0.0};
+            rc[k++] = (struct api_rule_counter){ri->id, ri->title, hits, (double)ns_cpu / 1e9};
         }
     }
     nl = ing_pipeline_lag(sv->pipe, parts, lags, SVC_MAX_PARTS);
