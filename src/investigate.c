@@ -178,7 +178,9 @@ int cmd_timeline(int argc, char **argv)
     const char *data = "./data", *tenant = NULL, *machine = NULL, *type = NULL, *fmt = "table";
     int64_t from = INT64_MIN / 2, to = INT64_MAX / 2;
     long limit = 100;
-    bool desc = false;
+    bool desc = false, have_cursor = false;
+    long long cur_ts = 0;
+    unsigned long long cur_seq = 0;
     struct sto_opts so = {0};
     sto_db *db = NULL;
     sto_tl_iter *it = NULL;
@@ -196,9 +198,13 @@ int cmd_timeline(int argc, char **argv)
         }
         if (v == NULL || strcmp(a, "--help") == 0) {
             printf("usage: vigil timeline --tenant T --machine M [--data DIR] [--from TIME]\n"
-                   "       [--to TIME] [--type KIND] [--limit N] [--desc] "
-                   "[--format table|json]\n"
-                   "TIME is ISO-8601 UTC (2026-11-29T17:00:00Z) or Unix seconds.\n");
+                   "       [--to TIME] [--type KIND] [--limit N] [--desc] [--cursor C]\n"
+                   "       [--format table|json]\n"
+                   "TIME is ISO-8601 UTC (2026-11-29T17:00:00Z) or Unix seconds. Events come\n"
+                   "in time order (newest first with --desc); when more remain after --limit,\n"
+                   "the last line on stderr is the --cursor that continues from there.\n"
+                   "KIND: process exit file network dns registry logon image_load software "
+                   "other\n");
             return strcmp(a, "--help") == 0 ? 0 : 2;
         }
         i++;
@@ -214,6 +220,8 @@ int cmd_timeline(int argc, char **argv)
             fmt = v;
         else if (strcmp(a, "--limit") == 0)
             limit = atol(v);
+        else if (strcmp(a, "--cursor") == 0 && sscanf(v, "%lld:%llu", &cur_ts, &cur_seq) == 2)
+            have_cursor = true;
         else if ((strcmp(a, "--from") == 0 && vg_parse_time(v, &from) == 0) ||
                  (strcmp(a, "--to") == 0 && vg_parse_time(v, &to) == 0))
             continue;
@@ -232,15 +240,33 @@ int cmd_timeline(int argc, char **argv)
         fprintf(stderr, "vigil timeline: %s: %s\n", data, err);
         return 1;
     }
+    /* A cursor is the (time, seq) of the last event shown: start from its time and skip up
+     * to and including it. */
+    if (have_cursor && !desc && cur_ts > from)
+        from = cur_ts;
+    if (have_cursor && desc && cur_ts < to)
+        to = cur_ts;
     if (sto_tl_open(db, vg_machine_key(tenant, machine), from, to, desc, &it) < 0) {
         fprintf(stderr, "vigil timeline: cannot read the timeline\n");
         goto out;
     }
-    while (shown < limit && (k = sto_tl_next(it, &ev)) == 1) {
+    while ((k = sto_tl_next(it, &ev)) == 1) {
         char ts[32], detail[1024];
 
         if (type != NULL && strcmp(type, tl_kind(ev)) != 0)
             continue;
+        if (have_cursor &&
+            (desc ? (ev->ts_us > cur_ts || (ev->ts_us == cur_ts && ev->seq >= cur_seq))
+                  : (ev->ts_us < cur_ts || (ev->ts_us == cur_ts && ev->seq <= cur_seq))))
+            continue;
+        if (shown == limit) {
+            fprintf(stderr, "more: --cursor %lld:%llu\n", (long long)cur_ts,
+                    (unsigned long long)cur_seq);
+            break;
+        }
+        cur_ts = ev->ts_us;
+        cur_seq = ev->seq;
+        have_cursor = false; /* from here on, every event is past it */
         tl_detail(ev, detail, sizeof(detail));
         if (strcmp(fmt, "json") == 0) {
             json_t *o = json_pack("{s:s,s:I,s:s,s:s}", "ts", vg_fmt_time(ev->ts_us, ts), "seq",
