@@ -1031,3 +1031,10 @@ static int ing_roundtrip(struct ing_conv *c, const json_t *j, struct ing_import_
     }
     return 0;
 }
+
+long long ing_import_tell(const ing_importer *im)
+{
+    long pos = ftell(im->fp);
+
+    return pos < 0 ? -1 : (long long)pos;
+}

@@ -79,6 +79,8 @@ int ing_import_next(ing_importer *im, vg_arena *arena, size_t max_events,
 
 void ing_import_stats(const ing_importer *im, struct ing_import_stats *st);
 void ing_import_close(ing_importer *im); /* NULL is fine */
+/* Bytes of input read so far (for progress), or -1 when unknown. */
+long long ing_import_tell(const ing_importer *im);
 
 /*
  * Converts one parsed line into an Event in arena (strings copied). Returns 0, -VG_EINVAL

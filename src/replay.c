@@ -4,6 +4,7 @@
  * with live ones.
  */
 #include <arpa/inet.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,9 @@
 
 struct replay {
     cor_shard *shard;
+    uint64_t t0_ns, last_progress_ns;
+    long long total_bytes; /* of the input, for the progress bar; <= 0: unknown */
+    bool progress;         /* stderr is a terminal */
     FILE *out;
     FILE *inc_out; /* incidents as JSON lines, or NULL */
     uint64_t incidents;
@@ -34,6 +38,35 @@ static void replay_reject(void *ctx, struct cor_in *in, const char *reason)
 
     r->bad++;
     fprintf(stderr, "vigil replay: batch of %s rejected: %s\n", in->batch->machine_id, reason);
+}
+
+/* One line, redrawn: how far, how fast, how long still. */
+static void replay_progress(struct replay *r, long long done_bytes, bool last)
+{
+    uint64_t now = vg_mono_ns();
+    double el = (double)(now - r->t0_ns) / 1e9, rate = el > 0 ? (double)r->events / el : 0;
+    char bar[31];
+    int fill;
+
+    if (!r->progress || (!last && now - r->last_progress_ns < 250000000u))
+        return;
+    r->last_progress_ns = now;
+    if (r->total_bytes > 0 && done_bytes >= 0) {
+        double frac = (double)done_bytes / (double)r->total_bytes;
+        double left = frac > 0 ? el / frac - el : 0;
+
+        fill = (int)(frac * 30 + 0.5);
+        fill = fill < 0 ? 0 : fill > 30 ? 30 : fill;
+        memset(bar, '#', (size_t)fill);
+        memset(bar + fill, '.', (size_t)(30 - fill));
+        bar[30] = '\0';
+        fprintf(stderr, "\r[%s] %3.0f%%  %llu events  %.0f events/s  %.0fs left   ", bar,
+                frac * 100, (unsigned long long)r->events, rate, left);
+    } else {
+        fprintf(stderr, "\r%llu events  %.0f events/s   ", (unsigned long long)r->events, rate);
+    }
+    if (last)
+        fputc('\n', stderr);
 }
 
 static void replay_batch(struct replay *r, const Vigil__TelemetryBatch *b)
@@ -168,7 +201,92 @@ static int replay_batches_file(struct replay *r, FILE *f, vg_arena *a)
             continue;
         }
         replay_batch(r, b.batch);
+        replay_progress(r, ftell(f), false);
     }
+}
+
+/* ---- stored history --------------------------------------------------------------- */
+
+struct replay_hist {
+    struct replay *r;
+    sto_db *db;
+    const char *tenant;
+    const char *const *machines; /* NULL: all of the tenant's */
+    size_t nmachines;
+    int64_t from, to;
+    uint64_t done_machines, total_machines;
+};
+
+static bool replay_hist_wanted(const struct replay_hist *h, const Vigil__MachineRecord *m)
+{
+    if (strcmp(m->tenant_id, h->tenant) != 0)
+        return false;
+    for (size_t i = 0; i < h->nmachines; i++)
+        if (strcmp(h->machines[i], m->machine_id) == 0)
+            return true;
+    return h->nmachines == 0;
+}
+
+static bool replay_hist_count(void *ctx, uint64_t mkey, const Vigil__MachineRecord *m)
+{
+    struct replay_hist *h = ctx;
+
+    (void)mkey;
+    h->total_machines += replay_hist_wanted(h, m);
+    return true;
+}
+
+/* One machine's stored events, in time order, one event a batch (no copies: the iterator's
+ * event lives until the next one). */
+static bool replay_hist_machine(void *ctx, uint64_t mkey, const Vigil__MachineRecord *m)
+{
+    struct replay_hist *h = ctx;
+    Vigil__TelemetryBatch b = VIGIL__TELEMETRY_BATCH__INIT;
+    const Vigil__Event *ev;
+    Vigil__Event *one[1];
+    sto_tl_iter *it;
+
+    if (!replay_hist_wanted(h, m))
+        return true;
+    b.tenant_id = m->tenant_id;
+    b.machine_id = m->machine_id;
+    b.machine_name = m->machine_name;
+    b.os = m->os;
+    b.os_version = m->os_version;
+    b.sensor_version = m->sensor_version;
+    b.n_events = 1;
+    b.events = one;
+    if (sto_tl_open(h->db, mkey, h->from, h->to, false, &it) < 0)
+        return true;
+    while (sto_tl_next(it, &ev) == 1) {
+        one[0] = (Vigil__Event *)ev;
+        b.first_seq = ev->seq;
+        replay_batch(h->r, &b);
+        h->r->batches--; /* one batch a machine, counted below */
+    }
+    sto_tl_close(it);
+    h->r->batches++;
+    h->done_machines++;
+    replay_progress(h->r, (long long)h->done_machines, false);
+    return true;
+}
+
+static int replay_history(struct replay *r, const char *data, const char *tenant,
+                          const char *const *machines, size_t n, int64_t from, int64_t to)
+{
+    struct sto_opts so = {.path = data, .read_only = true};
+    struct replay_hist h = {r, NULL, tenant, machines, n, from, to, 0, 0};
+    char err[256];
+
+    if (sto_open(&so, &h.db, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vigil replay: %s: %s\n", data, err);
+        return -1;
+    }
+    sto_scan_machines(h.db, replay_hist_count, &h);
+    r->total_bytes = (long long)h.total_machines; /* progress counts machines here */
+    sto_scan_machines(h.db, replay_hist_machine, &h);
+    sto_close(h.db);
+    return 0;
 }
 
 struct replay_rule_row {
@@ -231,8 +349,10 @@ static bool replay_is_jsonl(const char *path)
 int cmd_replay(int argc, char **argv)
 {
     struct cli_common c;
-    const char *input = NULL, *tenant = "default";
-    bool rule_stats = false;
+    const char *input = NULL, *tenant = "default", *machines[64];
+    bool rule_stats = false, history = false;
+    size_t nmachines = 0;
+    int64_t from = INT64_MIN / 2, to = INT64_MAX / 2;
     struct replay r;
     struct cor_shard_cfg sc;
     cor_ruleset *rules = NULL;
@@ -255,21 +375,35 @@ int cmd_replay(int argc, char **argv)
             input = argv[++i];
         else if (strcmp(argv[i], "--tenant") == 0 && i + 1 < argc)
             tenant = argv[++i];
+        else if (strcmp(argv[i], "--history") == 0)
+            history = true;
+        else if (strcmp(argv[i], "--machine") == 0 && i + 1 < argc && nmachines < 64)
+            machines[nmachines++] = argv[++i];
+        else if (strcmp(argv[i], "--from") == 0 && i + 1 < argc &&
+                 vg_parse_time(argv[i + 1], &from) == 0)
+            i++;
+        else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc &&
+                 vg_parse_time(argv[i + 1], &to) == 0)
+            i++;
         else if (strcmp(argv[i], "--rule-stats") == 0)
             rule_stats = true;
         else {
-            printf("usage: vigil replay --input FILE [--rules DIR]... [--no-builtin-rules]\n"
-                   "       [--alerts-jsonl PATH|-] [--incidents-jsonl PATH|-] [--tenant T]\n"
-                   "       [--lateness SECONDS] [--rule-stats]\n"
-                   "FILE is JSON lines (the schema of shared/data/telemetry) or telemetry\n"
-                   "batches (as vigil import --output writes them). Alerts are written once\n"
-                   "each, in their final state, ordered by first event. --rule-stats prints,\n"
-                   "per rule that fired, its matches and alerts per 10,000 events (noise).\n");
+            printf("usage: vigil replay (--input FILE | --history --data DIR --tenant T\n"
+                   "       [--machine M]... [--from TIME] [--to TIME])\n"
+                   "       [--rules DIR]... [--no-builtin-rules] [--lateness SECONDS]\n"
+                   "       [--alerts-jsonl PATH|-] [--incidents-jsonl PATH|-] [--rule-stats]\n"
+                   "Runs the current rules, in-process and without Kafka, over a file or over\n"
+                   "stored history (read-only, beside a running vigil run). FILE is JSON lines\n"
+                   "(the schema of shared/data/telemetry; --tenant for lines without one) or\n"
+                   "telemetry batches (as vigil import --output writes them). Output never\n"
+                   "mixes with live alerts: alerts (default stdout) and incidents go where\n"
+                   "asked, once each, in their final state. --rule-stats prints, per rule\n"
+                   "that fired, its matches and alerts per 10,000 events (noise).\n");
             return strcmp(argv[i], "--help") == 0 ? 0 : 2;
         }
     }
-    if (input == NULL) {
-        fprintf(stderr, "vigil replay: --input is required\n");
+    if ((input == NULL) == !history) {
+        fprintf(stderr, "vigil replay: one of --input FILE or --history is required\n");
         return 2;
     }
     ing_limits_default(&r.limits);
@@ -298,8 +432,18 @@ int cmd_replay(int argc, char **argv)
     sc.ctx = &r;
     if (cor_shard_new(&sc, &r.shard) < 0)
         goto out;
-    t0 = vg_mono_ns();
-    if (replay_is_jsonl(input)) {
+    t0 = r.t0_ns = vg_mono_ns();
+    r.progress = isatty(2);
+    if (input != NULL && strcmp(input, "-") != 0) {
+        struct stat sb;
+
+        if (stat(input, &sb) == 0 && S_ISREG(sb.st_mode))
+            r.total_bytes = (long long)sb.st_size;
+    }
+    if (history) {
+        if (replay_history(&r, c.data_dir, tenant, machines, nmachines, from, to) < 0)
+            goto out;
+    } else if (replay_is_jsonl(input)) {
         ing_importer *im;
         Vigil__TelemetryBatch *b;
         struct ing_import_stats ist;
@@ -309,8 +453,10 @@ int cmd_replay(int argc, char **argv)
             fprintf(stderr, "vigil replay: %s\n", err);
             goto out;
         }
-        while (vg_arena_reset(a), (k = ing_import_next(im, a, 1000, &b)) == 1)
+        while (vg_arena_reset(a), (k = ing_import_next(im, a, 1000, &b)) == 1) {
             replay_batch(&r, b);
+            replay_progress(&r, ing_import_tell(im), false);
+        }
         ing_import_stats(im, &ist);
         r.bad += ist.bad_lines;
         ing_import_close(im);
@@ -324,6 +470,7 @@ int cmd_replay(int argc, char **argv)
         replay_batches_file(&r, f, a);
         fclose(f);
     }
+    replay_progress(&r, r.total_bytes, true);
     replay_finish(&r);
     fprintf(stderr,
             "vigil replay: %llu events in %llu batches, %llu alerts, %llu incidents, %llu bad "
