@@ -291,6 +291,8 @@ static int bench_latency_all(const struct bench_opts *o, const struct bench_data
         r->pipeline.events_per_sec > 0 ? r->pipeline.events_per_sec : r->inproc.events_per_sec;
     char path[1024], topic[64];
 
+    if (peak <= 0)
+        peak = 100000; /* latency alone: a nominal peak */
     for (size_t i = 0; i < VG_ARRAY_SIZE(bench_loads) && i < BENCH_MAX_LOADS; i++) {
         struct bench_latency *l = &r->lat[r->nlat];
 
