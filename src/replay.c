@@ -282,6 +282,7 @@ static int replay_history(struct replay *r, const char *data, const char *tenant
         fprintf(stderr, "vigil replay: %s: %s\n", data, err);
         return -1;
     }
+    r->t0_ns = vg_mono_ns(); /* the rate counts reading and evaluating, not opening */
     sto_scan_machines(h.db, replay_hist_count, &h);
     r->total_bytes = (long long)h.total_machines; /* progress counts machines here */
     sto_scan_machines(h.db, replay_hist_machine, &h);
@@ -359,7 +360,6 @@ int cmd_replay(int argc, char **argv)
     struct cor_corrset *corr = NULL;
     vg_arena *a = NULL;
     char err[256];
-    uint64_t t0;
     int rc = 1;
 
     memset(&r, 0, sizeof(r));
@@ -432,7 +432,7 @@ int cmd_replay(int argc, char **argv)
     sc.ctx = &r;
     if (cor_shard_new(&sc, &r.shard) < 0)
         goto out;
-    t0 = r.t0_ns = vg_mono_ns();
+    r.t0_ns = vg_mono_ns();
     r.progress = isatty(2);
     if (input != NULL && strcmp(input, "-") != 0) {
         struct stat sb;
@@ -478,7 +478,7 @@ int cmd_replay(int argc, char **argv)
             (unsigned long long)r.events, (unsigned long long)r.batches,
             (unsigned long long)r.alerts, (unsigned long long)r.incidents,
             (unsigned long long)r.bad,
-            (double)r.events / ((double)(vg_mono_ns() - t0) / 1e9 + 1e-9));
+            (double)r.events / ((double)(vg_mono_ns() - r.t0_ns) / 1e9 + 1e-9));
     if (rule_stats)
         replay_rule_stats(&r, rules);
     rc = 0;

@@ -121,10 +121,35 @@ out_close:
     return rc;
 }
 
+/* Flushes every memtable, so that the next open (and every read-only secondary, which
+ * replays the primary's WAL on open) has no log to replay. */
+static void sto_flush_all(sto_db *db)
+{
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+
+    if (fo == NULL)
+        return;
+    rocksdb_flushoptions_set_wait(fo, 1);
+    for (int i = 0; i < STO_CF_COUNT; i++) {
+        char *rerr = NULL;
+
+        if (db->cf[i] == NULL)
+            continue;
+        rocksdb_flush_cf(db->rdb, fo, db->cf[i], &rerr);
+        if (rerr != NULL) {
+            vg_log(VG_LOG_WARN, STO_MOD, "flush %s at close: %s", sto_cf_names[i], rerr);
+            rocksdb_free(rerr);
+        }
+    }
+    rocksdb_flushoptions_destroy(fo);
+}
+
 void sto_close(sto_db *db)
 {
     if (db == NULL)
         return;
+    if (db->rdb != NULL && !db->ro)
+        sto_flush_all(db);
     for (int i = 0; i < STO_CF_COUNT; i++)
         if (db->cf[i] != NULL)
             rocksdb_column_family_handle_destroy(db->cf[i]);
