@@ -256,8 +256,12 @@ static void result_take_alert(struct result *res, const Vigil__Alert *a)
     res->al[res->nal++] = alert_copy(a);
 }
 
-/* The incident stage over the run's alerts, as replay runs it. */
-static void result_incidents(struct result *res)
+/* The incident stage over the run's alerts, as replay runs it, except that each tenant's
+ * machine count is set to what it onboarded (o: the simulation; NULL: leave it to the
+ * machines seen). Otherwise only the machines that raised alerts count, and an entity
+ * shared by the three machines of a quiet tenant's attack would be "common" (3 of 3 >
+ * 20 %) and would not link. */
+static void result_incidents(struct result *res, const struct bench_sim_opts *o)
 {
     cor_incidents *ci = cor_incidents_new(NULL);
     vg_arena *a = vg_arena_new(1 << 16);
@@ -266,6 +270,12 @@ static void result_incidents(struct result *res)
 
     assert_non_null(ci);
     assert_non_null(a);
+    for (uint32_t t = 1; o != NULL && t <= o->tenants; t++) {
+        char tenant[32];
+
+        snprintf(tenant, sizeof(tenant), "tenant-%u", t);
+        assert_int_equal(cor_incidents_tenant_machines(ci, tenant, o->machines / o->tenants), 0);
+    }
     for (size_t i = 0; i < res->nal; i++)
         assert_int_equal(cor_incidents_add(ci, res->al[i], id, NULL), 0);
     while (cor_incidents_next_change(ci, &ch)) {
@@ -301,7 +311,8 @@ static void result_incidents(struct result *res)
 
 /* Feeds the records in the given order (order[i] indexes rs; NULL: as stored), seals
  * everything (which also flushes the correlations) and builds the incidents. */
-static void run(const struct fx *f, const struct recs *rs, const size_t *order, struct result *res)
+static void run(const struct fx *f, const struct recs *rs, const size_t *order,
+                const struct bench_sim_opts *o, struct result *res)
 {
     struct cor_shard_cfg cfg = {
         .nshards = 1,
@@ -342,7 +353,7 @@ static void run(const struct fx *f, const struct recs *rs, const size_t *order, 
     assert_int_equal(x.rejected, 0);
     if (res->nal > 0)
         qsort(res->al, res->nal, sizeof(*res->al), alert_cmp);
-    result_incidents(res);
+    result_incidents(res, o);
 }
 
 static void result_free(struct result *res)
@@ -616,8 +627,11 @@ static void check_chain_incidents(const struct result *res, const struct chain *
         const char *tall[] = {"credential-access", "defense-evasion", "execution", "impact",
                               "initial-access",    "lateral-movement"};
 
-        /* KNOWN BUG (bench/sim.c chain, correlate/shard.c entities): the chain should be
-         * one incident over its three machines, High (max High; 6 tactics, 3 machines). */
+        /* KNOWN BUG: the chain should be one incident over its three machines, High
+         * (max High; 6 tactics, 3 machines). Needs an entity shared by alerts of all three
+         * machines: e.g. bench/sim.c running the remotely started programs under the
+         * account stolen on the first machine, and logon users written DOMAIN\user by
+         * correlate/shard.c as process accounts are. */
         check_incident(res, off->id, ch->tenant, all, 3, 6, tall, 6);
     }
     assert_non_null(inc);
@@ -638,7 +652,7 @@ static void test_chain_incident(void **state)
     assert_int_equal(bench_sim_truth_count(sim), 8); /* four steps in each of two tenants */
     chain_of(sim, "tenant-1", &c1);
     chain_of(sim, "tenant-2", &c2);
-    run(f, &rs, NULL, &res);
+    run(f, &rs, NULL, &o, &res);
     print_message("  %zu batches, %zu alerts, %zu incidents\n", rs.n, res.nal, res.ninc);
     n = check_chain_alerts(&res, &c1) + check_chain_alerts(&res, &c2);
     /* No other alert anywhere: the noise of the 54 other machines raised nothing. */
@@ -763,7 +777,7 @@ static void test_chain_out_of_order(void **state)
     chain_opts(&o);
     sim = simulate(&o, &rs);
     chain_of(sim, "tenant-1", &c1);
-    run(f, &rs, NULL, &base);
+    run(f, &rs, NULL, &o, &base);
     check_chain_alerts(&base, &c1);
     order = calloc(rs.n, sizeof(*order));
     assert_non_null(order);
@@ -773,7 +787,7 @@ static void test_chain_out_of_order(void **state)
         print_message("  seed %llu: %zu of %zu batches delivered elsewhere\n",
                       (unsigned long long)seed, moved, rs.n);
         assert_true(moved > rs.n / 2); /* the order really changed */
-        run(f, &rs, order, &res);
+        run(f, &rs, order, &o, &res);
         check_same_alerts(&base, &res);
         check_same_incidents(&base, &res);
         result_free(&res);
@@ -809,7 +823,7 @@ static void test_chain_rules_quiet_on_noise(void **state)
     assert_true(st.events > 50000);
     assert_true(st.by_kind[BENCH_SIM_PROC_CREATE] > 1000);
     assert_true(st.by_kind[BENCH_SIM_FILE] > 10000);
-    run(f, &rs, NULL, &res);
+    run(f, &rs, NULL, &o, &res);
     for (size_t i = 0; i < res.nal; i++) {
         if (is_chain_rule(res.al[i]->rule_id)) {
             print_error("benign alert: %s on %s\n", res.al[i]->title, res.al[i]->machine_id);
@@ -918,7 +932,7 @@ static void test_pid_reuse(void **state)
     int n = 0;
 
     pid_reuse_batch(&rs);
-    run(f, &rs, NULL, &res);
+    run(f, &rs, NULL, NULL, &res);
     for (size_t i = 0; i < res.nal; i++)
         if (strcmp(res.al[i]->rule_id, RID_ENC) == 0 && n < 2)
             enc[n++] = res.al[i];
