@@ -158,6 +158,10 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
         p->lag[i] = -1;
     }
     p->wb = sto_wbatch_new();
+    if (p->wb != NULL && sto_wbatch_bind(p->wb, cfg->db) < 0) {
+        sto_wbatch_destroy(p->wb);
+        p->wb = NULL;
+    }
     if (vg_u64map_init(&p->owners, 1024) < 0)
         p->wb = NULL; /* reported as out of memory below */
     if (p->brokers == NULL || p->group == NULL || p->topic == NULL || p->dlq_topic == NULL ||
@@ -950,10 +954,20 @@ static void ing_write_round(ing_pipeline *p, struct cor_unit **units)
     if (p->cfg.alerts_jsonl != NULL)
         fflush(p->cfg.alerts_jsonl);
     if (b->seal_all || vg_mono_ns() - p->last_commit_ns >= (uint64_t)p->cfg.commit_ms * 1000000u) {
-        /* Dead letters and alerts must be at the broker before their offsets are. */
-        ing_producer_flush(p->prod, b->seal_all ? 10000 : 1000);
-        ing_commit(p, b->seal_all);
-        p->last_commit_ns = vg_mono_ns();
+        /* Dead letters and alerts must be at the broker before their offsets are. Waiting for
+         * them here would hold up the alerts of the next rounds, so the commit waits for a
+         * round with nothing in flight, and only blocks when that has not come for ten
+         * commit intervals (or at a seal-all barrier). RocksDB has the offsets meanwhile. */
+        bool idle = rd_kafka_outq_len(ing_producer_handle(p->prod)) == 0;
+        bool overdue =
+            vg_mono_ns() - p->last_commit_ns >= 10ull * (uint64_t)p->cfg.commit_ms * 1000000u;
+
+        if (idle || overdue || b->seal_all) {
+            if (!idle)
+                ing_producer_flush(p->prod, b->seal_all ? 10000 : 1000);
+            ing_commit(p, b->seal_all);
+            p->last_commit_ns = vg_mono_ns();
+        }
     }
     /* Only now may a waiter (revocation, shutdown) go on to close the consumer: a seal-all
      * barrier's commit is synchronous and must finish first. */

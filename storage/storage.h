@@ -78,6 +78,9 @@ static inline uint32_t sto_day(int64_t ts_us)
 /* ---- write batches ---------------------------------------------------------------- */
 
 sto_wbatch *sto_wbatch_new(void);
+/* Binds an empty batch to a database, so that timeline blocks are copied once, straight
+ * into RocksDB's own batch, rather than staged first. A bound batch writes only to db. */
+int sto_wbatch_bind(sto_wbatch *b, sto_db *db);
 void sto_wbatch_destroy(sto_wbatch *b);
 void sto_wbatch_clear(sto_wbatch *b);
 size_t sto_wbatch_bytes(const sto_wbatch *b);
