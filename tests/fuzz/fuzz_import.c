@@ -121,6 +121,9 @@ static void fuzz_lines(const uint8_t *data, size_t size)
         if (j == NULL)
             continue;
         rc = ing_import_json_event(j, DEFAULT_TENANT, a, &ln, err, sizeof(err));
+        if (rc != 0 && rc != -VG_EINVAL)
+            fprintf(stderr, "fuzz_import: ing_import_json_event returned %d (%s): %s\n", rc,
+                    vg_strerror(rc), err);
         FUZZ_CHECK(rc == 0 || rc == -VG_EINVAL);
         if (rc == 0) {
             FUZZ_CHECK(ln.ev != NULL && ln.tenant != NULL && ln.host != NULL);
