@@ -135,7 +135,7 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
     if (p->cfg.nshards == 0)
         p->cfg.nshards = 2;
     if (p->cfg.barrier_ms <= 0)
-        p->cfg.barrier_ms = 50;
+        p->cfg.barrier_ms = 20;
     if (p->cfg.commit_ms <= 0)
         p->cfg.commit_ms = 1000;
     if (p->cfg.limits.max_message_bytes == 0)
@@ -366,7 +366,7 @@ static void *ing_consume_main(void *arg)
         uint64_t now;
 
         ing_drain_waiting(p, false);
-        n = rd_kafka_consume_batch_queue(q, 20, msgs, ING_POLL_BATCH);
+        n = rd_kafka_consume_batch_queue(q, 5, msgs, ING_POLL_BATCH);
         for (ssize_t i = 0; i < n; i++)
             ing_dispatch(p, msgs[i]);
         now = vg_mono_ns();

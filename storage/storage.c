@@ -764,6 +764,28 @@ static void sto_set_err(char *err, size_t errlen, const char *fmt, const char *a
         snprintf(err, errlen, fmt, arg);
 }
 
+/*
+ * The timeline takes nearly all the bytes. Flushes and the upper levels use LZ4, cheap on
+ * the write path; the bottom level, where six months settle, uses zstd with a dictionary
+ * trained per file, since one machine's events repeat paths, images and hashes. Four
+ * memtables of 64 MiB let the writer go on while one flushes, instead of stalling.
+ */
+static void sto_timeline_options(rocksdb_options_t *co)
+{
+    static const int per_level[] = {
+        rocksdb_lz4_compression,  rocksdb_lz4_compression,  rocksdb_zstd_compression,
+        rocksdb_zstd_compression, rocksdb_zstd_compression, rocksdb_zstd_compression,
+        rocksdb_zstd_compression,
+    };
+
+    rocksdb_options_set_write_buffer_size(co, 64u << 20);
+    rocksdb_options_set_max_write_buffer_number(co, 4);
+    rocksdb_options_set_compression_per_level(co, per_level, VG_ARRAY_SIZE(per_level));
+    /* window bits -14, level 6, strategy 0, 64 KiB dictionary, enabled */
+    rocksdb_options_set_bottommost_compression_options(co, -14, 6, 0, 64 << 10, 1);
+    rocksdb_options_set_bottommost_compression_options_zstd_max_train_bytes(co, 64 * (64 << 10), 1);
+}
+
 /* Builds the db-wide and per-CF options; allocation failures surface at open. */
 static void sto_make_options(sto_db *db, const struct sto_opts *o)
 {
@@ -798,6 +820,8 @@ static void sto_make_options(sto_db *db, const struct sto_opts *o)
         rocksdb_options_set_bottommost_compression(co, rocksdb_zstd_compression);
         rocksdb_options_set_level_compaction_dynamic_level_bytes(co, 1);
         rocksdb_options_set_block_based_table_factory(co, pt ? point : scan);
+        if (i == STO_CF_TIMELINE)
+            sto_timeline_options(co);
         db->cfopt[i] = co;
     }
     /* The factories copied the table options (and share the cache and the filter). */
