@@ -451,15 +451,19 @@ static int64_t cs_measure(cor_corrstate *st, const struct cs_group *g, size_t a,
 static void cs_episode_id(const cor_corrstate *st, const struct cs_group *g,
                           const struct cs_item *anchor, char out[33])
 {
+    const char *rid = cs_rule(st, g->corr)->info.id;
     char buf[1024];
-    int n = snprintf(buf, sizeof(buf), "corr|%s|%s|%s|%s|%lld|%llu", cs_rule(st, g->corr)->info.id,
-                     g->m->tenant, g->m->machine, g->gvals, (long long)anchor->ts,
-                     (unsigned long long)anchor->seq);
+    int n;
     uint64_t h1, h2;
 
+    /* Length-prefixed strings, so that no ids can alias another tenant's or machine's; the
+     * group values (up to 64 KiB) are hashed whole into the seed rather than cut to fit. */
+    n = snprintf(buf, sizeof(buf), "corr|%zu:%s|%zu:%s|%zu:%s|%zu|%lld|%llu", strlen(rid), rid,
+                 strlen(g->m->tenant), g->m->tenant, strlen(g->m->machine), g->m->machine,
+                 strlen(g->gvals), (long long)anchor->ts, (unsigned long long)anchor->seq);
     if (n < 0 || (size_t)n >= sizeof(buf))
         n = sizeof(buf) - 1;
-    h1 = vg_hash64(buf, (size_t)n, 0x636f7272656c);
+    h1 = vg_hash64(buf, (size_t)n, vg_hash64(g->gvals, strlen(g->gvals), 0x636f7272656c));
     h2 = vg_hash64(buf, (size_t)n, h1);
     snprintf(out, 33, "%016llx%016llx", (unsigned long long)h1, (unsigned long long)h2);
 }

@@ -258,11 +258,22 @@ bool vg_evview_get(const struct vg_evview *v, const char *name, struct vg_str *o
 {
     int f = vg_field_by_name(name);
 
+    /* The source's own text under exactly this name comes first: two aliases of one typed
+     * field (NewProcessName, ProcessName) may carry different values in one event. */
+    for (size_t i = 0; f >= 0 && i < v->n_extra; i++) {
+        const Vigil__KeyValue *kv = v->extra[i];
+
+        if (kv != NULL && kv->key != NULL && strcasecmp(kv->key, name) == 0) {
+            out->p = kv->value ? kv->value : "";
+            out->n = strlen(out->p);
+            return true;
+        }
+    }
     if (f >= 0 && v->f[f].p != NULL) {
         *out = v->f[f];
         return true;
     }
-    for (size_t i = 0; i < v->n_extra; i++) {
+    for (size_t i = 0; f < 0 && i < v->n_extra; i++) {
         const Vigil__KeyValue *kv = v->extra[i];
 
         if (kv != NULL && kv->key != NULL && strcasecmp(kv->key, name) == 0) {

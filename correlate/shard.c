@@ -687,12 +687,16 @@ static void cor_alert_id(cor_shard *s, const struct cor_rule_info *r, const cor_
     int n;
     uint64_t h1, h2;
 
+    /* Every string is length-prefixed, so no choice of ids can make two tenants' (or
+     * machines') inputs read the same: ("a|b", "c") and ("a", "b|c") differ. */
     if (anchor != NULL)
-        n = snprintf(buf, sizeof(buf), "%s|%s|%s|p%u|%lld", s->cur_m->tenant, s->cur_m->machine_id,
-                     r->id, cor_proc_pid(anchor), (long long)cor_proc_ctime(anchor));
+        n = snprintf(buf, sizeof(buf), "%zu:%s|%zu:%s|%zu:%s|p%u|%lld", strlen(s->cur_m->tenant),
+                     s->cur_m->tenant, strlen(s->cur_m->machine_id), s->cur_m->machine_id,
+                     strlen(r->id), r->id, cor_proc_pid(anchor), (long long)cor_proc_ctime(anchor));
     else /* machine-wide rules fold per day of event time */
-        n = snprintf(buf, sizeof(buf), "%s|%s|%s|d%u", s->cur_m->tenant, s->cur_m->machine_id,
-                     r->id, sto_day(s->cur_ev->ts_us));
+        n = snprintf(buf, sizeof(buf), "%zu:%s|%zu:%s|%zu:%s|d%u", strlen(s->cur_m->tenant),
+                     s->cur_m->tenant, strlen(s->cur_m->machine_id), s->cur_m->machine_id,
+                     strlen(r->id), r->id, sto_day(s->cur_ev->ts_us));
     if (n < 0 || (size_t)n >= sizeof(buf))
         n = sizeof(buf) - 1;
     h1 = vg_hash64(buf, (size_t)n, 0x616c657274);

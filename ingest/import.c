@@ -941,9 +941,11 @@ static bool ing_data_has(const json_t *data, const char *key)
     return false;
 }
 
+#define ING_CHECK_STUCK 2 /* in extra already and still disagreeing */
+
 /* Checks one expected (key, value); appends it to extra when the view disagrees. Returns
- * 1 when appended, 0 when fine, -1 when it already is in extra and still disagrees (a
- * collision of two names of one typed field), or -VG_ENOMEM. */
+ * 1 when appended, 0 when fine, ING_CHECK_STUCK when it already is in extra and still
+ * disagrees (a collision of two names of one typed field), or -VG_ENOMEM. */
 static int ing_check(struct ing_conv *c, const struct vg_evview *v, const char *key,
                      const char *value)
 {
@@ -953,7 +955,7 @@ static int ing_check(struct ing_conv *c, const struct vg_evview *v, const char *
     if (vg_evview_get(v, key, &got) && got.n == n && memcmp(got.p, value, n) == 0)
         return 0;
     if (ing_extra_has(c->ev, key))
-        return -1;
+        return ING_CHECK_STUCK;
     return ing_extra_add(c, key, value) < 0 ? -VG_ENOMEM : 1;
 }
 
@@ -1016,14 +1018,14 @@ static int ing_roundtrip(struct ing_conv *c, const json_t *j, struct ing_import_
             if (r == 1 && vg_field_by_name(key) >= 0)
                 out->shadowed++;
             added += r == 1;
-            stuck += r == -1;
+            stuck += r == ING_CHECK_STUCK;
         }
         for (int i = 0; i < nenv; i++) {
             r = ing_check(c, &v, names[i], vals[i]);
             if (r == -VG_ENOMEM)
                 return r;
             added += r == 1;
-            stuck += r == -1;
+            stuck += r == ING_CHECK_STUCK;
         }
         out->residual = (unsigned)stuck;
         if (added == 0)
