@@ -50,6 +50,8 @@ struct cor_block_buf {
     uint64_t first_seq, last_seq;
     int64_t last_ts_us;
     struct cor_ticket *ticket; /* NULL when no block is open */
+    uint32_t last_len;         /* size of the previous sealed block: the next one's first
+                                  allocation, so a busy machine does not regrow each block */
 };
 
 struct cor_machine {
@@ -1059,7 +1061,9 @@ static int cor_buf_reserve(struct cor_block_buf *b, size_t more)
 
     if (b->len + more <= b->cap)
         return 0;
-    cap = b->cap ? b->cap : 1024; /* a million open blocks must stay affordable */
+    /* A million open blocks must stay affordable: start small, or at what this machine's
+     * previous block needed. */
+    cap = b->cap ? b->cap : VG_MAX((size_t)1024, (size_t)b->last_len);
     while (cap < b->len + more)
         cap *= 2;
     n = vg_realloc(b->buf, cap);
@@ -1210,6 +1214,7 @@ static void cor_block_seal(cor_shard *s, struct cor_machine *m)
     /* The buffer moves to the unit; the machine starts its next block afresh. */
     blk->data = b->buf;
     blk->len = b->len;
+    b->last_len = (uint32_t)VG_MIN(b->len + b->len / 8, s->cfg.block_max_bytes + 1024);
     b->buf = NULL;
     b->len = b->cap = 0;
     b->nevents = 0;
