@@ -43,7 +43,9 @@
 
 enum sim_os { OS_W = 1, OS_L = 2 };
 enum sim_role { R_STATIC, R_DYN, R_SCEN };
-enum sim_acct { A_SYSTEM, A_LOCALSVC, A_NETSVC, A_USER, A_ROOT, A_WWW };
+/* A_STOLEN: the domain account a chain's attacker stole on the chain's first machine
+ * (sim_run.origin), used on the machines it moves to. */
+enum sim_acct { A_SYSTEM, A_LOCALSVC, A_NETSVC, A_USER, A_ROOT, A_WWW, A_STOLEN };
 enum sim_il { IL_NONE, IL_LOW, IL_MEDIUM, IL_HIGH, IL_SYSTEM };
 enum sim_run_kind { RUN_WIN_REF, RUN_LNX_REF, RUN_CHAIN_A, RUN_CHAIN_B, RUN_CHAIN_C };
 
@@ -179,9 +181,11 @@ struct sim_machine {
 struct sim_run {
     int64_t at_us; /* when its next step is due */
     uint32_t machine;
-    uint32_t peer;  /* chains: the machine the attacker came from or goes to */
-    int32_t next;   /* the next run on the same machine, in time order */
-    uint32_t truth; /* index of its first truth record */
+    uint32_t peer;   /* chains: the machine the attacker came from or goes to */
+    uint32_t origin; /* chains: the first machine, where the attacker dumped the account
+                        it then uses on the others */
+    int32_t next;    /* the next run on the same machine, in time order */
+    uint32_t truth;  /* index of its first truth record */
     uint8_t kind;
     int8_t act[3]; /* actor ids of the processes it started */
 };
@@ -484,10 +488,13 @@ static const struct sim_prog sim_progs[P__COUNT] = {
                           "C:\\Users\\Public\\", A_USER, IL_HIGH),
     [P_S_PSEXESVC] = SCEN(OS_W, "C:\\Windows\\PSEXESVC.exe", "C:\\Windows\\PSEXESVC.exe", W_SCWD,
                           A_SYSTEM, IL_SYSTEM),
-    [P_S_WHOAMI] = SCEN(OS_W, W_SYS32 "whoami.exe", "whoami.exe /all", W_SCWD, A_SYSTEM, IL_SYSTEM),
+    /* PsExec without -s runs the command under the account that logged on over the
+     * network, not as SYSTEM (only PSEXESVC itself does); the locker is a service the
+     * attacker created with the stolen credentials (sc create ... obj= DOMAIN\\user). */
+    [P_S_WHOAMI] = SCEN(OS_W, W_SYS32 "whoami.exe", "whoami.exe /all", W_SCWD, A_STOLEN, IL_HIGH),
     [P_S_LOCKER] = SCEN(OS_W, "C:\\Windows\\Temp\\locker.exe",
                         "C:\\Windows\\Temp\\locker.exe --encrypt C:\\Users --ext .locked", W_SCWD,
-                        A_SYSTEM, IL_SYSTEM),
+                        A_STOLEN, IL_HIGH),
     [P_S_LNX_SCRIPT] =
         SCEN(OS_L, BENCH_SIM_LNX_REF_IMAGE, BENCH_SIM_LNX_REF_CMDLINE, "/tmp", A_ROOT, IL_NONE),
     [P_S_LNX_KID0 + 0] =
@@ -639,8 +646,7 @@ static const struct {
 } sim_scen_info[BENCH_SCEN__COUNT] = {
     [BENCH_SCEN_WIN_REF] = {"win-ref", BENCH_SIM_WIN_REF_TITLE, "Informational"},
     [BENCH_SCEN_LNX_REF] = {"linux-ref", BENCH_SIM_LNX_REF_TITLE, "Low"},
-    [BENCH_SCEN_CHAIN_DOWNLOAD] = {"chain-download",
-                                   "Suspicious PowerShell encoded command from Office", "Medium"},
+    [BENCH_SCEN_CHAIN_DOWNLOAD] = {"chain-download", "PowerShell encoded command", "Medium"},
     [BENCH_SCEN_CHAIN_CREDDUMP] = {"chain-creddump", "Credential dumping from LSASS memory",
                                    "High"},
     [BENCH_SCEN_CHAIN_LATERAL] = {"chain-lateral",
@@ -884,13 +890,16 @@ static void sim_schedule_tenant(bench_sim *s, uint32_t t, uint32_t round, int64_
     ++*chain;
     r = sim_add_run(s, RUN_CHAIN_A, (uint32_t)a, base + VG_US_PER_SEC);
     r->peer = (uint32_t)b;
+    r->origin = (uint32_t)a;
     sim_add_truth(s, r, BENCH_SCEN_CHAIN_DOWNLOAD, *chain);
     sim_add_truth(s, r, BENCH_SCEN_CHAIN_CREDDUMP, *chain);
     r = sim_add_run(s, RUN_CHAIN_B, (uint32_t)b, base + 4 * VG_US_PER_SEC);
     r->peer = (uint32_t)a;
+    r->origin = (uint32_t)a;
     sim_add_truth(s, r, BENCH_SCEN_CHAIN_LATERAL, *chain);
     r = sim_add_run(s, RUN_CHAIN_C, (uint32_t)c, base + 7 * VG_US_PER_SEC);
     r->peer = (uint32_t)b;
+    r->origin = (uint32_t)a;
     sim_add_truth(s, r, BENCH_SCEN_CHAIN_RANSOM, *chain);
 }
 
@@ -1041,6 +1050,14 @@ static void sim_fmt_ip(const bench_sim *s, uint32_t idx, char *buf)
     *sim_u32(p, num & 255) = '\0';
 }
 
+/* The user who works on machine idx (its interactive logon). */
+static const char *sim_user_of(const bench_sim *s, uint32_t idx)
+{
+    uint64_t h = sim_mix(s->o.seed ^ ((uint64_t)(idx + 1) * 0x9e3779b97f4a7c15ull));
+
+    return sim_users[(h >> 32) % VG_ARRAY_SIZE(sim_users)];
+}
+
 static int sim_ctx_init(struct sim_ctx *c, bench_sim *s, vg_arena *a, uint32_t idx)
 {
     static const char hex[] = "0123456789abcdef";
@@ -1063,7 +1080,7 @@ static int sim_ctx_init(struct sim_ctx *c, bench_sim *s, vg_arena *a, uint32_t i
                   (int64_t)((c->h >> 24) % (3600ull * 1000000));
     if (c->logon_us < c->boot_us + 60 * VG_US_PER_SEC)
         c->logon_us = c->boot_us + 60 * VG_US_PER_SEC;
-    c->user = sim_users[(c->h >> 32) % VG_ARRAY_SIZE(sim_users)];
+    c->user = sim_user_of(s, idx);
     c->user_len = strlen(c->user);
     p = sim_cat(buf, m->os == OS_W ? "CONTOSO\\" : "");
     p = sim_cat(p, c->user);
@@ -1357,6 +1374,36 @@ static const char *sim_basename(const char *path)
     return b;
 }
 
+/*
+ * The account a chain's attacker stole on the chain's first machine ("CONTOSO\\<that
+ * machine's user>") and the id of the logon session it holds on this machine, for the
+ * chain run in progress here; both in the arena. Outside a chain run (never: only chain
+ * steps start A_STOLEN programs) the machine's own user. Returns 0 or -VG_ENOMEM.
+ */
+static int sim_stolen(struct sim_ctx *c, char **acct, char **logon_id)
+{
+    static const char hex[] = "0123456789abcdef";
+    const struct sim_run *r = c->m->run != SIM_NO_RUN ? &c->s->runs[c->m->run] : NULL;
+    char buf[80], *p;
+    uint32_t lid;
+
+    if (VG_NEVER(r == NULL || r->kind < RUN_CHAIN_A)) {
+        *acct = c->account_user;
+        *logon_id = c->logon_id;
+        return 0;
+    }
+    p = sim_cat(sim_cat(buf, "CONTOSO\\"), sim_user_of(c->s, r->origin));
+    *acct = vg_arena_strndup(c->a, buf, (size_t)(p - buf));
+    /* A network logon gets a session of its own, apart from the interactive one. */
+    lid = 0x110000 +
+          (uint32_t)(sim_mix(c->s->o.seed ^ ((uint64_t)c->m->run << 32) ^ c->idx) & 0xfffff);
+    p = sim_cat(buf, "0x");
+    for (int i = 20; i >= 0; i -= 4)
+        *p++ = hex[(lid >> i) & 15];
+    *logon_id = vg_arena_strndup(c->a, buf, (size_t)(p - buf));
+    return *acct != NULL && *logon_id != NULL ? 0 : -VG_ENOMEM;
+}
+
 static Vigil__ProcessRef *sim_make_ref(struct sim_ctx *c, int prog, uint32_t pid, int64_t ctime,
                                        uint32_t arg)
 {
@@ -1384,6 +1431,8 @@ static Vigil__ProcessRef *sim_make_ref(struct sim_ctx *c, int prog, uint32_t pid
     r->integrity_level = (char *)sim_il_names[p->il];
     r->original_file_name = (char *)sim_basename(p->image);
     r->logon_id = (char *)sim_logon_id(c, p->acct);
+    if (p->acct == A_STOLEN && sim_stolen(c, &r->account, &r->logon_id) < 0)
+        return NULL;
     return r;
 }
 
@@ -2036,18 +2085,23 @@ static int sim_step_chain_a(struct sim_ctx *c, struct sim_run *r, Vigil__Event *
     }
 }
 
-/* A network logon from the peer machine, as an SMB session from it looks. */
+/* A network logon from the peer machine with the account stolen on the chain's first
+ * machine, as an SMB session from it looks; its session is the one the programs the
+ * attacker starts here run in (sim_stolen). */
 static int sim_sc_peer_logon(struct sim_ctx *c, const struct sim_run *r, Vigil__Event *ev)
 {
-    char ip[16], name[SIM_ID_MAX], acct[80];
-    uint64_t ph = sim_mix(c->s->o.seed ^ ((uint64_t)(r->peer + 1) * 0x9e3779b97f4a7c15ull));
+    char ip[16], name[SIM_ID_MAX], *acct, *lid;
+    int err;
 
     sim_fmt_ip(c->s, r->peer, ip);
     sim_fmt_ids(c->s, r->peer, NULL, name);
-    snprintf(acct, sizeof(acct), "CONTOSO\\%s", sim_users[(ph >> 32) % VG_ARRAY_SIZE(sim_users)]);
-    return sim_ev_logon(c, ev, P_W_LSASS, 3, vg_arena_strndup(c->a, acct, strlen(acct)),
-                        vg_arena_strndup(c->a, ip, strlen(ip)),
-                        vg_arena_strndup(c->a, name, strlen(name)), true);
+    if (sim_stolen(c, &acct, &lid) < 0)
+        return -VG_ENOMEM;
+    err = sim_ev_logon(c, ev, P_W_LSASS, 3, acct, vg_arena_strndup(c->a, ip, strlen(ip)),
+                       vg_arena_strndup(c->a, name, strlen(name)), true);
+    if (err == 0)
+        ev->logon->logon_id = lid;
+    return err;
 }
 
 static int sim_step_chain_b(struct sim_ctx *c, struct sim_run *r, Vigil__Event *ev, int64_t *gap)

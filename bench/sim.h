@@ -55,7 +55,11 @@ enum bench_sim_kind {
 
 /* Injected scenarios, one per expected alert. The three CHAIN parts of one attack share a
  * chain number and a tenant, on three different Windows machines (download and credential
- * dumping on the first, lateral movement onto the second, ransomware on the third). */
+ * dumping on the first, lateral movement onto the second, ransomware on the third). What
+ * ties them together is what ties a real intrusion together: the domain account of the
+ * first machine's user, dumped from its LSASS, logs on over the network to the second
+ * (from the first's address) and the third (from the second's), and the programs the
+ * attacker starts there (the command PsExec runs, the ransomware service) run under it. */
 enum bench_scen {
     BENCH_SCEN_WIN_REF = 0,    /* cmd -> powershell download cradle; Informational */
     BENCH_SCEN_LNX_REF,        /* mde_linux_edr_diy.sh enumerates secrets; Low */
@@ -123,7 +127,7 @@ struct bench_sim_truth {
     uint32_t chain;       /* run number; the CHAIN parts of one attack share it */
     const char *tenant;   /* "tenant-3" */
     const char *machine;  /* machine id */
-    const char *title;    /* expected alert title (CHAIN titles are provisional) */
+    const char *title;    /* expected alert title (of the rules in rules/) */
     const char *severity; /* "Informational", "Low", "Medium", "High" */
     int64_t planned_us;   /* when the scenario was scheduled */
     bool emitted;         /* its triggering event has been generated */
