@@ -752,6 +752,23 @@ static void cor_add_entity(vg_arena *a, Vigil__Alert *al, Vigil__EntityKind kind
     al->entities = arr;
 }
 
+/* A logon's account as DOMAIN\account, the way process accounts are written, so that the
+ * account that logs on and the programs it then runs are one user entity. */
+static void cor_add_logon_user(vg_arena *a, Vigil__Alert *al, const Vigil__LogonEvent *lg)
+{
+    const char *acct = lg->account, *dom = lg->account_domain;
+    char buf[512];
+    int n;
+
+    if (acct != NULL && acct[0] != '\0' && dom != NULL && dom[0] != '\0' &&
+        strchr(acct, '\\') == NULL) {
+        n = snprintf(buf, sizeof(buf), "%s\\%s", dom, acct);
+        if (n > 0 && (size_t)n < sizeof(buf))
+            acct = buf;
+    }
+    cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_USER, acct, NULL);
+}
+
 /* Entities of one event, for incident linking: machine, user, files, addresses. */
 static void cor_add_entities(vg_arena *a, Vigil__Alert *al, const struct cor_machine *m,
                              const Vigil__Event *ev)
@@ -782,7 +799,7 @@ static void cor_add_entities(vg_arena *a, Vigil__Alert *al, const struct cor_mac
         cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_REGISTRY, ev->registry->key, NULL);
         break;
     case VIGIL__EVENT__KIND_LOGON:
-        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_USER, ev->logon->account, NULL);
+        cor_add_logon_user(a, al, ev->logon);
         cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_IP, ev->logon->source_ip, NULL);
         break;
     default:
@@ -1042,7 +1059,9 @@ static void cor_on_corr_fire(void *ctx, const struct cor_corr_fire *f)
     }
     anchor = cor_corr_anchor(s, f);
     if (anchor != NULL) {
-        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_PROCESS, cor_proc_image(anchor), NULL);
+        /* With its hash, like a single-event alert's process: a path alone never links. */
+        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_PROCESS, cor_proc_image(anchor),
+                       cor_proc_field(anchor, COR_PF_SHA256));
         cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_USER, cor_proc_account(anchor), NULL);
         al->n_process_tree = 0;
         al->process_tree = NULL;
