@@ -82,7 +82,7 @@ static const Vigil__Category cl_tactic_cat[] = {
     VIGIL__CATEGORY__CATEGORY_COLLECTION,
     VIGIL__CATEGORY__CATEGORY_COMMAND_AND_CONTROL,
     VIGIL__CATEGORY__CATEGORY_EXFILTRATION,
-    VIGIL__CATEGORY__CATEGORY_SUSPICIOUS_ACTIVITY, /* impact: no closer category */
+    VIGIL__CATEGORY__CATEGORY_SUSPICIOUS_ACTIVITY, /* impact: see cl_ransom */
 };
 
 static const char *const cl_op_names[CORR_OP__COUNT] = {"gt", "gte", "lt", "lte", "eq", "neq"};
@@ -192,7 +192,28 @@ static bool cl_is_technique(const char *t)
     return true;
 }
 
-/* attack.* tags -> techniques, tactics and the category of the first tactic. */
+/* Whether the techniques make the alert a ransomware one: T1486 (data encrypted for
+ * impact) always, T1490 (inhibit system recovery: shadow copies, backups deleted) under
+ * the impact tactic. Impact has no category of its own; these two are what ransomware
+ * does, and CATEGORY_RANSOMWARE is the category analysts triage first. */
+static bool cl_ransom(const char *const *tech, size_t ntech, const char *const *tac, size_t ntac)
+{
+    bool impact = false;
+
+    for (size_t i = 0; i < ntac; i++)
+        impact |= strcmp(tac[i], "impact") == 0;
+    for (size_t i = 0; i < ntech; i++) {
+        if (strncasecmp(tech[i], "T1486", 5) == 0 && (tech[i][5] == '\0' || tech[i][5] == '.'))
+            return true;
+        if (impact && strncasecmp(tech[i], "T1490", 5) == 0 &&
+            (tech[i][5] == '\0' || tech[i][5] == '.'))
+            return true;
+    }
+    return false;
+}
+
+/* attack.* tags -> techniques, tactics and the category of the first tactic (ransomware
+ * for T1486, or T1490 under impact: cl_ransom). */
 static int cl_tags(cor_corrset *cs, struct cor_rule_info *ri, yaml_document_t *doc,
                    yaml_node_t *tags)
 {
@@ -230,6 +251,8 @@ static int cl_tags(cor_corrset *cs, struct cor_rule_info *ri, yaml_document_t *d
     }
     ri->techniques = tech;
     ri->tactics = tac;
+    if (cl_ransom(tech, ri->n_techniques, tac, ri->n_tactics))
+        ri->category = VIGIL__CATEGORY__CATEGORY_RANSOMWARE;
     return 0;
 }
 

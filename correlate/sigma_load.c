@@ -47,7 +47,7 @@ static const Vigil__Category sig_tactic_cat[] = {
     VIGIL__CATEGORY__CATEGORY_COLLECTION,
     VIGIL__CATEGORY__CATEGORY_COMMAND_AND_CONTROL,
     VIGIL__CATEGORY__CATEGORY_EXFILTRATION,
-    VIGIL__CATEGORY__CATEGORY_SUSPICIOUS_ACTIVITY, /* impact: no closer category */
+    VIGIL__CATEGORY__CATEGORY_SUSPICIOUS_ACTIVITY, /* impact: see sig_ransom */
 };
 
 /* ---- small YAML helpers ----------------------------------------------------------- */
@@ -125,6 +125,26 @@ static bool sig_is_technique(const char *t)
     return true;
 }
 
+/* Whether the techniques make the alert a ransomware one: T1486 (data encrypted for
+ * impact) always, T1490 (inhibit system recovery: shadow copies, backups deleted) under
+ * the impact tactic. Impact has no category of its own; these two are what ransomware
+ * does, and CATEGORY_RANSOMWARE is the category analysts triage first. */
+static bool sig_ransom(const char *const *tech, size_t ntech, const char *const *tac, size_t ntac)
+{
+    bool impact = false;
+
+    for (size_t i = 0; i < ntac; i++)
+        impact |= strcmp(tac[i], "impact") == 0;
+    for (size_t i = 0; i < ntech; i++) {
+        if (strncasecmp(tech[i], "T1486", 5) == 0 && (tech[i][5] == '\0' || tech[i][5] == '.'))
+            return true;
+        if (impact && strncasecmp(tech[i], "T1490", 5) == 0 &&
+            (tech[i][5] == '\0' || tech[i][5] == '.'))
+            return true;
+    }
+    return false;
+}
+
 static int sig_tags(cor_ruleset *rs, struct sig_rule *r, yaml_document_t *doc, yaml_node_t *tags)
 {
     const char **tech, **tac;
@@ -164,6 +184,8 @@ static int sig_tags(cor_ruleset *rs, struct sig_rule *r, yaml_document_t *doc, y
     r->info.n_techniques = ntech;
     r->info.tactics = tac;
     r->info.n_tactics = ntac;
+    if (sig_ransom(tech, ntech, tac, ntac))
+        r->info.category = VIGIL__CATEGORY__CATEGORY_RANSOMWARE;
     return 0;
 }
 
