@@ -12,6 +12,25 @@
  * (offsets for times), so its state is rebuilt from the topic itself after a restart or a
  * rebalance; it commits no offsets. Incident ids are deterministic, and an incident whose
  * content did not change since it was stored is not emitted again.
+ *
+ * Tenant machine counts. Whether an entity is common (seen on more than 20 % of a tenant's
+ * machines, and so not linking) needs the tenant's real machine count; left alone, the
+ * incident engine counts only the machines that raised alerts, and then the account an
+ * attacker used on all three machines of a quiet tenant's attack is "common" (3 of 3) and
+ * links nothing. So the stage counts each tenant's machines in the local RocksDB
+ * (sto_scan_machines: every machine this instance ever stored) at start and then once a
+ * minute, on its own thread, and sets the counts that changed. The scan decodes every
+ * machine record between two polls, so its pause grows with the fleet (not measured at a
+ * million machines). A machine counts once its first block is stored, seconds after its
+ * first event; until the next scan a new tenant is counted by its machines with alerts.
+ * With several instances, each RocksDB holds only the machines of its own telemetry
+ * partitions, so a tenant spread over N instances is counted about N times too small,
+ * while the alerts.tenant partition brings this stage the alerts of all its machines.
+ * Under-counting makes MORE entities common: the threshold falls to about 20 %/N of the
+ * real fleet, so in a small tenant an account or binary on a handful of machines stops
+ * linking and one attack splits into several incidents. It never merges alerts that
+ * should stay apart (a common entity only removes links), but the cross-machine story is
+ * lost; a tenant-wide count (per-instance counts on a compacted topic, summed) is the fix.
  */
 #include "ingest.h"
 #include "ingest_int.h"
@@ -34,6 +53,7 @@ struct ing_incidents {
     cor_incidents *ci;
     sto_wbatch *wb;
     vg_arena *arena;
+    struct vg_u64map nmach; /* tenant hash -> machine count last set + 1 (stage thread) */
     pthread_t thread;
     bool started;
     int stop; /* atomic */
@@ -44,6 +64,10 @@ static void *ing_inc_main(void *arg);
 static void ing_inc_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                               rd_kafka_topic_partition_list_t *parts, void *opaque);
 static void ing_inc_flush(ing_incidents *s);
+static void ing_inc_count_machines(ing_incidents *s);
+
+#define ING_INC_COUNT_NS    (UINT64_C(60) * 1000000000u) /* machine counts refreshed this often */
+#define ING_INC_TENANT_SEED UINT64_C(0x7e4a47c0a1e5eed1)
 
 int ing_incidents_new(const struct ing_incidents_cfg *cfg, ing_incidents **out, char *err,
                       size_t errlen)
@@ -64,7 +88,7 @@ int ing_incidents_new(const struct ing_incidents_cfg *cfg, ing_incidents **out, 
     s->wb = sto_wbatch_new();
     s->arena = vg_arena_new(1 << 16);
     if (s->group == NULL || s->topic == NULL || s->out_topic == NULL || s->ci == NULL ||
-        s->wb == NULL || s->arena == NULL) {
+        s->wb == NULL || s->arena == NULL || vg_u64map_init(&s->nmach, 64) < 0) {
         snprintf(err, errlen, "out of memory");
         goto out_free;
     }
@@ -142,6 +166,8 @@ void ing_incidents_destroy(ing_incidents *s)
     cor_incidents_free(s->ci);
     sto_wbatch_destroy(s->wb);
     vg_arena_destroy(s->arena);
+    if (s->nmach.keys != NULL)
+        vg_u64map_free(&s->nmach);
     vg_free(s->group);
     vg_free(s->topic);
     vg_free(s->out_topic);
@@ -163,8 +189,10 @@ static void *ing_inc_main(void *arg)
     ing_incidents *s = arg;
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(s->rk);
     rd_kafka_message_t *msgs[256];
-    uint64_t last_flush = vg_mono_ns();
+    uint64_t last_flush = vg_mono_ns(), last_count;
 
+    ing_inc_count_machines(s);
+    last_count = vg_mono_ns();
     while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
         ssize_t n = rd_kafka_consume_batch_queue(q, 50, msgs, 256);
 
@@ -187,6 +215,10 @@ static void *ing_inc_main(void *arg)
                        m->partition, (long long)m->offset);
             }
             rd_kafka_message_destroy(m);
+        }
+        if (vg_mono_ns() - last_count >= ING_INC_COUNT_NS) {
+            ing_inc_count_machines(s);
+            last_count = vg_mono_ns();
         }
         if (vg_mono_ns() - last_flush >= 200000000u) {
             ing_inc_flush(s);
@@ -300,4 +332,103 @@ static void ing_inc_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         ing_inc_flush(s);
         rd_kafka_assign(rk, NULL);
     }
+}
+
+/* ---- tenant machine counts -------------------------------------------------------- */
+
+struct ing_inc_tcount {
+    char *tenant;
+    uint64_t key;
+    uint32_t n;
+};
+
+struct ing_inc_scan {
+    struct vg_u64map idx; /* tenant hash -> index in v + 1 */
+    struct ing_inc_tcount *v;
+    size_t n, cap;
+    bool oom;
+};
+
+static uint64_t ing_inc_tenant_key(const char *tenant)
+{
+    return vg_hash64(tenant, strlen(tenant), ING_INC_TENANT_SEED) | 1;
+}
+
+/* Counts one machine record under its tenant. */
+static bool ing_inc_scan_machine(void *ctx, uint64_t mkey, const Vigil__MachineRecord *m)
+{
+    struct ing_inc_scan *sc = ctx;
+    uint64_t key;
+    uintptr_t i;
+
+    (void)mkey;
+    if (m->tenant_id == NULL || m->tenant_id[0] == '\0')
+        return true;
+    key = ing_inc_tenant_key(m->tenant_id);
+    i = (uintptr_t)vg_u64map_get(&sc->idx, key);
+    if (i != 0) {
+        /* A 64-bit collision of two tenant ids would merge their counts: never seen. */
+        if (!VG_NEVER(strcmp(sc->v[i - 1].tenant, m->tenant_id) != 0))
+            sc->v[i - 1].n++;
+        return true;
+    }
+    if (sc->n == sc->cap) {
+        size_t cap = sc->cap ? sc->cap * 2 : 16;
+        struct ing_inc_tcount *v = vg_realloc(sc->v, cap * sizeof(*v));
+
+        if (v == NULL) {
+            sc->oom = true;
+            return false;
+        }
+        sc->v = v;
+        sc->cap = cap;
+    }
+    sc->v[sc->n] = (struct ing_inc_tcount){vg_strdup(m->tenant_id), key, 1};
+    if (sc->v[sc->n].tenant == NULL ||
+        vg_u64map_put(&sc->idx, key, (void *)(uintptr_t)(sc->n + 1)) < 0) {
+        vg_free(sc->v[sc->n].tenant);
+        sc->oom = true;
+        return false;
+    }
+    sc->n++;
+    return true;
+}
+
+/*
+ * Sets each tenant's machine count from the local RocksDB (see the file header for what
+ * several instances mean). Only counts that changed are set: each set rechecks the
+ * tenant's candidate common entities. On a failed or partial scan nothing is set, so a
+ * count never drops because of an error.
+ * @locality the stage's thread
+ */
+static void ing_inc_count_machines(ing_incidents *s)
+{
+    struct ing_inc_scan sc = {0};
+    uint64_t t0 = vg_mono_ns();
+    size_t changed = 0;
+    int rc;
+
+    if (s->cfg.db == NULL)
+        return;
+    if (vg_u64map_init(&sc.idx, 64) < 0)
+        return;
+    rc = sto_scan_machines(s->cfg.db, ing_inc_scan_machine, &sc);
+    for (size_t i = 0; rc == 0 && !sc.oom && i < sc.n; i++) {
+        uintptr_t prev = (uintptr_t)vg_u64map_get(&s->nmach, sc.v[i].key);
+
+        if (prev == (uintptr_t)sc.v[i].n + 1)
+            continue;
+        if (cor_incidents_tenant_machines(s->ci, sc.v[i].tenant, sc.v[i].n) == 0 &&
+            vg_u64map_put(&s->nmach, sc.v[i].key, (void *)((uintptr_t)sc.v[i].n + 1)) == 0)
+            changed++;
+    }
+    if (rc < 0 || sc.oom)
+        vg_log(VG_LOG_WARN, "incidents", "counting machines per tenant failed (%s)",
+               sc.oom ? "out of memory" : "storage error");
+    vg_log(VG_LOG_DEBUG, "incidents", "machines of %zu tenants counted in %.1f ms, %zu changed",
+           sc.n, (double)(vg_mono_ns() - t0) / 1e6, changed);
+    for (size_t i = 0; i < sc.n; i++)
+        vg_free(sc.v[i].tenant);
+    vg_free(sc.v);
+    vg_u64map_free(&sc.idx);
 }
