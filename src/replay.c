@@ -24,6 +24,14 @@ struct replay {
     uint64_t incidents;
     uint64_t events, batches, alerts, bad;
     struct ing_limits limits;
+    /* Machines replayed per tenant, for the incident stage's prevalence (replay_incidents):
+     * machine key -> 1, tenant hash -> index in tenants + 1. */
+    struct vg_u64map mach_seen, tenant_idx;
+    struct replay_tenant {
+        char *id;
+        uint32_t machines;
+    } * tenants;
+    size_t ntenants, captenants;
 };
 
 static void replay_release(void *ctx, struct cor_in *in)
@@ -69,6 +77,8 @@ static void replay_progress(struct replay *r, long long done_bytes, bool last)
         fputc('\n', stderr);
 }
 
+static void replay_count_machine(struct replay *r, const char *tenant, uint64_t mkey);
+
 static void replay_batch(struct replay *r, const Vigil__TelemetryBatch *b)
 {
     struct cor_in in;
@@ -76,6 +86,7 @@ static void replay_batch(struct replay *r, const Vigil__TelemetryBatch *b)
     memset(&in, 0, sizeof(in));
     in.batch = b;
     in.mkey = vg_machine_key(b->tenant_id, b->machine_id);
+    replay_count_machine(r, b->tenant_id, in.mkey);
     in.partition = -1;
     cor_shard_process(r->shard, &in);
     r->batches++;
@@ -99,6 +110,59 @@ static int replay_inc_cmp(const void *x, const void *y)
     return strcmp(*(char *const *)x, *(char *const *)y);
 }
 
+/* Counts a machine under its tenant the first time one of its batches is replayed. Out of
+ * memory only leaves the count low (more entities common: fewer links, never wrong ones). */
+static void replay_count_machine(struct replay *r, const char *tenant, uint64_t mkey)
+{
+    uint64_t tkey;
+    uintptr_t i;
+
+    if (tenant == NULL || tenant[0] == '\0' || mkey == 0)
+        return;
+    tkey = vg_hash64(tenant, strlen(tenant), 0x7e4a47c0a1e5eed1u) | 1;
+    if ((r->mach_seen.keys == NULL && vg_u64map_init(&r->mach_seen, 1024) < 0) ||
+        (r->tenant_idx.keys == NULL && vg_u64map_init(&r->tenant_idx, 16) < 0) ||
+        vg_u64map_get(&r->mach_seen, mkey) != NULL)
+        return;
+    i = (uintptr_t)vg_u64map_get(&r->tenant_idx, tkey);
+    if (i == 0) {
+        if (r->ntenants == r->captenants) {
+            size_t cap = r->captenants ? r->captenants * 2 : 16;
+            struct replay_tenant *n = vg_realloc(r->tenants, cap * sizeof(*n));
+
+            if (n == NULL)
+                return;
+            r->tenants = n;
+            r->captenants = cap;
+        }
+        r->tenants[r->ntenants] = (struct replay_tenant){vg_strdup(tenant), 0};
+        if (r->tenants[r->ntenants].id == NULL ||
+            vg_u64map_put(&r->tenant_idx, tkey, (void *)(uintptr_t)(r->ntenants + 1)) < 0) {
+            vg_free(r->tenants[r->ntenants].id);
+            return;
+        }
+        i = ++r->ntenants;
+    }
+    if (vg_u64map_put(&r->mach_seen, mkey, (void *)1) == 0)
+        r->tenants[i - 1].machines++;
+}
+
+static void replay_counts_free(struct replay *r)
+{
+    for (size_t i = 0; i < r->ntenants; i++)
+        vg_free(r->tenants[i].id);
+    vg_free(r->tenants);
+    if (r->mach_seen.keys != NULL)
+        vg_u64map_free(&r->mach_seen);
+    if (r->tenant_idx.keys != NULL)
+        vg_u64map_free(&r->tenant_idx);
+}
+
+/* Each tenant's machine count is the machines replayed (replay_count_machine), not only
+ * those that raised alerts: otherwise an entity on the three machines of a quiet tenant's
+ * attack would be common (3 of 3 > 20 %) and would not link. A replay of part of a fleet
+ * (a few --machine, a capture of one host) counts only those machines, which makes more
+ * entities common than in the live stage: fewer links, never wrong ones. */
 static void replay_incidents(struct replay *r, const struct cor_unit *u)
 {
     struct cor_incident_cfg cfg = {0};
@@ -111,6 +175,8 @@ static void replay_incidents(struct replay *r, const struct cor_unit *u)
 
     if (ci == NULL || a == NULL)
         goto out;
+    for (size_t i = 0; i < r->ntenants; i++)
+        cor_incidents_tenant_machines(ci, r->tenants[i].id, r->tenants[i].machines);
     for (size_t i = 0; i < u->nalerts; i++)
         cor_incidents_add(ci, u->alerts[i].alert, id, &changed);
     while (cor_incidents_next_change(ci, &ch)) {
@@ -488,6 +554,7 @@ out:
     if (r.inc_out != stdout && r.inc_out != NULL)
         fclose(r.inc_out);
     cor_shard_destroy(r.shard);
+    replay_counts_free(&r);
     if (rules)
         cor_ruleset_unref(rules);
     cor_corrset_unref(corr);
