@@ -1097,6 +1097,78 @@ static void test_pid_reuse(void **state)
     recs_free(&rs);
 }
 
+/* ---- ransomware category ------------------------------------------------------------ */
+
+static void write_rule(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_true(fputs(text, fp) >= 0);
+    assert_int_equal(fclose(fp), 0);
+}
+
+#define RULE_HEAD(id, tags)                                                                        \
+    "title: t " id "\nid: " id "\nname: r_" id "\ntags:\n" tags "logsource:\n"                     \
+    "    category: process_creation\n    product: windows\ndetection:\n"                           \
+    "    selection:\n        Image|endswith: '\\vssadmin.exe'\n    condition: selection\n"         \
+    "level: high\n"
+
+static Vigil__Category rule_category(const cor_ruleset *rs, const char *id)
+{
+    for (uint32_t i = 0; i < cor_ruleset_count(rs); i++)
+        if (strcmp(cor_ruleset_rule(rs, i)->id, id) == 0)
+            return cor_ruleset_rule(rs, i)->category;
+    fail_msg("rule %s not loaded", id);
+    return VIGIL__CATEGORY__CATEGORY_SUSPICIOUS_ACTIVITY;
+}
+
+/* T1486, or T1490 under impact, make a Ransomware alert, in Sigma rules and in
+ * correlations; T1490 without impact, or impact with another technique, do not. */
+static void test_ransom_category(void **state)
+{
+    char *dir = vgt_tmpdir("ransomcat");
+    const char *dirs[1] = {dir};
+    struct cor_load_summary sum;
+    struct cor_corr_load_summary csum;
+    cor_ruleset *rs = NULL;
+    cor_corrset *cs = NULL;
+    char err[256];
+
+    assert_non_null(dir);
+    write_rule(dir, "a.yml", RULE_HEAD("a1", "    - attack.impact\n    - attack.t1486\n"));
+    write_rule(dir, "b.yml", RULE_HEAD("b1", "    - attack.impact\n    - attack.t1490\n"));
+    write_rule(dir, "c.yml", RULE_HEAD("c1", "    - attack.defense-evasion\n    - attack.t1490\n"));
+    write_rule(dir, "d.yml", RULE_HEAD("d1", "    - attack.impact\n    - attack.t1485\n"));
+    write_rule(dir, "e.yml", RULE_HEAD("e1", "    - attack.execution\n    - attack.t1486\n"));
+    write_rule(dir, "f.yml",
+               "title: corr\nid: f1\ntags:\n    - attack.impact\n    - attack.t1490\n"
+               "correlation:\n    type: event_count\n    rules:\n        - r_d1\n"
+               "    group-by:\n        - vigil.process_tree\n    timespan: 1m\n"
+               "    condition:\n        gte: 3\nlevel: high\n");
+    assert_int_equal(cor_ruleset_load(dirs, 1, &rs, &sum, err, sizeof(err)), 0);
+    assert_int_equal(cor_corrset_load(dirs, 1, &cs, &csum, err, sizeof(err)), 0);
+    assert_int_equal(sum.skipped, 0);
+    assert_int_equal(csum.skipped, 0);
+    assert_int_equal(rule_category(rs, "a1"), VIGIL__CATEGORY__CATEGORY_RANSOMWARE);
+    assert_int_equal(rule_category(rs, "b1"), VIGIL__CATEGORY__CATEGORY_RANSOMWARE);
+    assert_int_equal(rule_category(rs, "c1"), VIGIL__CATEGORY__CATEGORY_DEFENSE_EVASION);
+    assert_int_equal(rule_category(rs, "d1"), VIGIL__CATEGORY__CATEGORY_SUSPICIOUS_ACTIVITY);
+    assert_int_equal(rule_category(rs, "e1"), VIGIL__CATEGORY__CATEGORY_RANSOMWARE);
+    assert_non_null(cor_corrset_find(cs, "f1"));
+    assert_int_equal(cor_corrset_find(cs, "f1")->category, VIGIL__CATEGORY__CATEGORY_RANSOMWARE);
+    /* and the built-in mass-renames correlation (T1486) */
+    assert_int_equal(cor_corrset_find(((struct fx *)*state)->corr, RID_RANSOM)->category,
+                     VIGIL__CATEGORY__CATEGORY_RANSOMWARE);
+    cor_ruleset_unref(rs);
+    cor_corrset_unref(cs);
+    vgt_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1104,6 +1176,7 @@ int main(void)
         cmocka_unit_test(test_chain_out_of_order),
         cmocka_unit_test(test_chain_rules_quiet_on_noise),
         cmocka_unit_test(test_pid_reuse),
+        cmocka_unit_test(test_ransom_category),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
