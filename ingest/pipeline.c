@@ -30,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
 #include "correlate.h"
@@ -91,6 +92,8 @@ struct ing_pipeline {
     uint64_t last_commit_ns;
     uint64_t next_retention_ns;    /* when the writer next drops expired timeline days */
     int64_t stored[ING_MAX_PARTS]; /* next offset stored per partition; -1: none */
+    int owned[ING_MAX_PARTS];      /* atomic: set by the consumer thread while a partition is
+                                      assigned; the writer commits owned partitions only */
 
     pthread_mutex_t lock; /* guards written_barrier */
     pthread_cond_t cond;
@@ -118,6 +121,7 @@ static void ing_dead_letter(ing_pipeline *p, const rd_kafka_message_t *rkm, cons
 static void ing_stat_add(uint64_t *f, uint64_t n);
 static bool ing_owner_ok(ing_pipeline *p, const Vigil__TelemetryBatch *b);
 static void ing_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque);
+static int ing_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque);
 static void ing_update_lag(ing_pipeline *p);
 
 /* ---- life cycle ------------------------------------------------------------------- */
@@ -194,6 +198,8 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
     }
     rd_kafka_conf_set_rebalance_cb(conf, ing_rebalance_cb);
     rd_kafka_conf_set_error_cb(conf, ing_error_cb);
+    rd_kafka_conf_set_stats_cb(conf, ing_stats_cb);
+    rd_kafka_conf_set(conf, "statistics.interval.ms", "1000", NULL, 0);
     rd_kafka_conf_set_opaque(conf, p);
     p->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
     if (p->rk == NULL)
@@ -537,10 +543,38 @@ static void ing_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaq
     ing_pipeline *p = opaque;
 
     (void)rk;
-    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT)
-        __atomic_store_n(&p->brokers_down, err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN,
-                         __ATOMIC_RELAXED);
+    /* Only "all down" sets the flag; a transport error of one connection says nothing of
+     * the others. What clears it is the statistics below seeing a broker up. */
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        __atomic_store_n(&p->brokers_down, 1, __ATOMIC_RELAXED);
     vg_log(VG_LOG_WARN, "kafka", "consumer: %s: %s", rd_kafka_err2name(err), reason);
+}
+
+/* librdkafka's statistics, once a second: reachable when any real broker (not a bootstrap
+ * placeholder) is UP. Runs on the consumer thread, inside its poll. */
+static int ing_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    ing_pipeline *p = opaque;
+    json_t *root = json_loadb(json, len, 0, NULL), *brokers, *b;
+    const char *name;
+    int up = 0, known = 0;
+
+    (void)rk;
+    if (root != NULL && (brokers = json_object_get(root, "brokers")) != NULL) {
+        json_object_foreach(brokers, name, b)
+        {
+            if (json_integer_value(json_object_get(b, "nodeid")) < 0)
+                continue;
+            const char *state = json_string_value(json_object_get(b, "state"));
+
+            known++;
+            up += state != NULL && strcmp(state, "UP") == 0;
+        }
+        if (known > 0)
+            __atomic_store_n(&p->brokers_down, up == 0, __ATOMIC_RELAXED);
+    }
+    json_decref(root);
+    return 0; /* librdkafka frees json */
 }
 
 size_t ing_pipeline_lag(ing_pipeline *p, int32_t *partitions, int64_t *lags, size_t max)
@@ -693,6 +727,7 @@ static void ing_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 p->parts[tp->partition].dispatched = -1;
             }
             p->parts[tp->partition].assigned = true;
+            __atomic_store_n(&p->owned[tp->partition], 1, __ATOMIC_RELEASE);
             vg_debug("ingest", "assigned %s[%d] from offset %lld (offsets under %s)", tp->topic,
                      tp->partition, (long long)tp->offset, p->offsets_ns);
         }
@@ -712,6 +747,8 @@ static void ing_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (tp->partition >= 0 && tp->partition < ING_MAX_PARTS) {
             p->parts[tp->partition].assigned = false;
             p->parts[tp->partition].dispatched = -1;
+            /* After the seal-all barrier above was written and committed. */
+            __atomic_store_n(&p->owned[tp->partition], 0, __ATOMIC_RELEASE);
         }
     }
     __atomic_store_n(&p->st.partitions, 0, __ATOMIC_RELAXED);
@@ -862,9 +899,17 @@ static void ing_commit(ing_pipeline *p, bool sync)
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
     rd_kafka_resp_err_t e;
 
-    for (int i = 0; i < ING_MAX_PARTS; i++)
+    for (int i = 0; i < ING_MAX_PARTS; i++) {
+        /* acquire: pairs with the release stores in the rebalance callback. A partition
+         * given up is not committed again: such commits, sent while the group rebalances,
+         * fail and make librdkafka rejoin, round after round. */
+        if (!__atomic_load_n(&p->owned[i], __ATOMIC_ACQUIRE)) {
+            p->stored[i] = -1;
+            continue;
+        }
         if (p->stored[i] >= 0)
             rd_kafka_topic_partition_list_add(l, p->topic, i)->offset = p->stored[i];
+    }
     if (l->cnt > 0) {
         e = rd_kafka_commit(p->rk, l, sync ? 0 : 1);
         if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)

@@ -491,17 +491,8 @@ static void test_broker_down(void **state)
     check_offsets(f, "vigil-down");
     /* Reported unhealthy for most of the outage (librdkafka needs a moment to notice). */
     if (ok_false_ns < (DOWN_S / 2) * 1000000000ull) {
-        /* KNOWN BUG: ing_error_cb (ingest/pipeline.c) stores brokers_down = (err ==
-         * _ALL_BROKERS_DOWN) for _TRANSPORT errors too, and librdkafka reports a _TRANSPORT
-         * error ("Connect ... failed: Connection refused") right after _ALL_BROKERS_DOWN
-         * and at every reconnect attempt, so the flag is cleared at once and
-         * ing_pipeline_broker_ok() stays true through the whole outage. */
-        if (getenv("VG_RUN_KNOWN_BUGS") == NULL) {
-            print_message("  KNOWN BUG: broker_ok false for only %.1f s of the %d s outage "
-                          "(_TRANSPORT clears brokers_down)\n",
-                          (double)ok_false_ns / 1e9, DOWN_S);
-            skip();
-        }
+        /* Regression: brokers_down was cleared by every _TRANSPORT error, so broker_ok
+         * stayed true through an outage; now librdkafka's broker states decide. */
         fail_msg("broker_ok was false for only %.1f s of the %d s outage",
                  (double)ok_false_ns / 1e9, DOWN_S);
     }
@@ -663,18 +654,8 @@ static void test_commit_rejoin(void **state)
     struct ing_stats st;
 
     if (!run_with_errors(f, "vigil-rejoin", inject_rejoin, &st)) {
-        /* KNOWN BUG: after a commit error that makes the member rejoin, the writer goes on
-         * committing the offsets of partitions it no longer owns (ing_commit commits every
-         * stored[i] >= 0; the revocation never clears stored[]). Those commits, sent while
-         * the group rebalances, fail with ILLEGAL_GENERATION or REBALANCE_IN_PROGRESS, and
-         * each one restarts the rebalance (librdkafka treats them as a lost assignment):
-         * JoinGroup, then SyncGroup fails with ILLEGAL_GENERATION, round after round, and
-         * nothing is consumed or committed again. */
-        if (getenv("VG_RUN_KNOWN_BUGS") == NULL) {
-            print_message("  KNOWN BUG: stalled after a rejoin (commits of revoked "
-                          "partitions keep the group rebalancing)\n");
-            skip();
-        }
+        /* Regression: the writer went on committing partitions it had given up, and
+         * those commits, failing during the rebalance, kept the group rejoining. */
         fail_msg("the pipeline stalled after a commit error made it rejoin");
     }
     check_stats(&st, f->events);
