@@ -385,9 +385,11 @@ static struct ci_tenant *ci_tenant_get(cor_incidents *ci, const char *tenant, bo
     return t;
 }
 
+/* The larger of the count the caller set (all the tenant's machines it knows) and the
+ * machines seen in alerts: a set count from one instance of several can be too small. */
 static uint32_t ci_tenant_nmachines(const struct ci_tenant *t)
 {
-    return t->nset ? t->nset : (uint32_t)t->machines.count;
+    return VG_MAX(t->nset, (uint32_t)t->machines.count);
 }
 
 /* Recomputes common flags after the tenant's machine count changed. */
@@ -404,7 +406,7 @@ static int ci_tenant_machine(cor_incidents *ci, struct ci_tenant *t, uint64_t mk
         return 0;
     if (vg_u64map_put(&t->machines, mkey, (void *)1) < 0)
         return -VG_ENOMEM;
-    if (t->nset == 0)
+    if (t->machines.count > t->nset)
         ci_tenant_recheck(ci, t);
     return 0;
 }

@@ -189,7 +189,7 @@ static void *ing_inc_main(void *arg)
     ing_incidents *s = arg;
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(s->rk);
     rd_kafka_message_t *msgs[256];
-    uint64_t last_flush = vg_mono_ns(), last_count;
+    uint64_t last_flush = vg_mono_ns(), last_count, started = vg_mono_ns();
 
     ing_inc_count_machines(s);
     last_count = vg_mono_ns();
@@ -216,7 +216,11 @@ static void *ing_inc_main(void *arg)
             }
             rd_kafka_message_destroy(m);
         }
-        if (vg_mono_ns() - last_count >= ING_INC_COUNT_NS) {
+        /* Every 10 s while the stage is young (a fresh deployment fills up fast), then
+         * once a minute: the scan reads every machine record. */
+        if (vg_mono_ns() - last_count >= (vg_mono_ns() - started < 2 * ING_INC_COUNT_NS
+                                              ? ING_INC_COUNT_NS / 6
+                                              : ING_INC_COUNT_NS)) {
             ing_inc_count_machines(s);
             last_count = vg_mono_ns();
         }
