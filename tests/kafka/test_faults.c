@@ -33,7 +33,7 @@
 #include "vgtest.h"
 
 #define NPARTS     4
-#define DEADLINE_S 60
+#define DEADLINE_S 30
 #define DOWN_S     10
 #define TOPIC      "telemetry"
 
