@@ -425,6 +425,14 @@ static void ing_dispatch(ing_pipeline *p, rd_kafka_message_t *rkm)
     ing_stat_add(&p->st.bytes, rkm->len);
     __atomic_store_n(&p->brokers_down, 0, __ATOMIC_RELAXED);
     pt = &p->parts[rkm->partition];
+    if (pt->dispatched < 0 && rkm->offset > 0 && pt->wait_tail == NULL) {
+        /* No stored offset: the group starts at the earliest the broker still has. Older
+         * messages, if the partition ever had any, are gone: say so, once. */
+        vg_log(VG_LOG_WARN, "ingest",
+               "partition %d: starting at offset %lld with no stored offset; the %lld "
+               "messages before it (if any were produced) are no longer at the broker",
+               rkm->partition, (long long)rkm->offset, (long long)rkm->offset);
+    }
     if (pt->dispatched >= 0 && rkm->offset > pt->dispatched + 1 && pt->wait_tail == NULL) {
         uint64_t gap = (uint64_t)(rkm->offset - pt->dispatched - 1);
 
@@ -912,6 +920,22 @@ static void ing_commit(ing_pipeline *p, bool sync)
     }
     if (l->cnt > 0) {
         e = rd_kafka_commit(p->rk, l, sync ? 0 : 1);
+        /* The last commit before a stop or a revocation is what another member starts
+         * from: retry what may pass in a moment (coordinator moving, group rebalancing),
+         * for up to five seconds. */
+        for (int tries = 0;
+             sync && tries < 25 &&
+             (e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+              e == RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS ||
+              e == RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE ||
+              e == RD_KAFKA_RESP_ERR_NOT_COORDINATOR || e == RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT ||
+              e == RD_KAFKA_RESP_ERR__WAIT_COORD || e == RD_KAFKA_RESP_ERR__TIMED_OUT);
+             tries++) {
+            struct timespec ts = {0, 200000000};
+
+            nanosleep(&ts, NULL);
+            e = rd_kafka_commit(p->rk, l, 0);
+        }
         if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
             vg_log(VG_LOG_WARN, "ingest", "offset commit: %s (RocksDB keeps the offsets)",
                    rd_kafka_err2str(e));
