@@ -41,7 +41,10 @@ struct cor_rule_info {
     const char *const *tactics; /* "execution", ... */
     size_t n_tactics;
     enum cor_group group;
-    uint32_t index; /* dense index in the ruleset, for per-rule counters */
+    int64_t fold_window_us; /* vigil.window: matches of one anchor fold into one alert per
+                               window of event time (aligned to the epoch); 0: no limit */
+    bool suppressed;        /* vigil.suppress: matches are counted, no alert is raised */
+    uint32_t index;         /* dense index in the ruleset, for per-rule counters */
 };
 
 struct cor_load_summary {

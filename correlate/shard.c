@@ -701,6 +701,11 @@ static void cor_alert_id(cor_shard *s, const struct cor_rule_info *r, const cor_
                      strlen(r->id), r->id, sto_day(s->cur_ev->ts_us));
     if (n < 0 || (size_t)n >= sizeof(buf))
         n = sizeof(buf) - 1;
+    /* vigil.window: each aligned window of event time is an alert of its own (a rule with
+     * no window keeps the ids it always had). */
+    if (r->fold_window_us > 0 && (size_t)n < sizeof(buf) - 24)
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "|w%lld",
+                      (long long)(s->cur_ev->ts_us / r->fold_window_us));
     h1 = vg_hash64(buf, (size_t)n, 0x616c657274);
     h2 = vg_hash64(buf, (size_t)n, h1);
     snprintf(out, 33, "%016llx%016llx", (unsigned long long)h1, (unsigned long long)h2);
@@ -955,6 +960,9 @@ static void cor_on_match(void *ctx, const struct cor_rule_info *r)
         if (cor_corrset_suppresses(s->cfg.corr, r->id))
             return;
     }
+    /* A muted rule (vigil.suppress) is counted, never raised. */
+    if (r->suppressed)
+        return;
     cor_alert_id(s, r, anchor, id, &key);
     al = cor_alert_load(s, key, id, &st, &stored_before);
     if (al != NULL && stored_before && ev->ts_us <= al->last_event_us)

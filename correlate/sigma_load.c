@@ -275,11 +275,50 @@ static void sig_drop_matchers(cor_ruleset *rs, uint32_t rule)
     }
 }
 
+/* "30s", "10m", "1h", "2d" -> microseconds; 0 when malformed. */
+static int64_t sig_duration(const char *s)
+{
+    char *end;
+    long long n;
+
+    if (s == NULL)
+        return 0;
+    n = strtoll(s, &end, 10);
+    if (n <= 0 || end == s || end[0] == '\0' || end[1] != '\0')
+        return 0;
+    switch (end[0]) {
+    case 's':
+        return n * VG_US_PER_SEC;
+    case 'm':
+        return n * 60 * VG_US_PER_SEC;
+    case 'h':
+        return n * 3600 * VG_US_PER_SEC;
+    case 'd':
+        return n * VG_US_PER_DAY;
+    default:
+        return 0;
+    }
+}
+
+/* vigil's extension of a rule: `vigil: {group: process|parent|machine, window: 1h,
+ * suppress: true}`. A malformed window is logged and ignored. */
 static void sig_group_opt(cor_ruleset *rs, struct sig_rule *r, yaml_document_t *doc,
                           yaml_node_t *root)
 {
-    const char *g = sig_map_str(doc, sig_map_get(doc, root, "vigil"), "group");
+    yaml_node_t *vn = sig_map_get(doc, root, "vigil");
+    const char *g = sig_map_str(doc, vn, "group");
+    const char *w = sig_map_str(doc, vn, "window");
+    const char *sup = sig_map_str(doc, vn, "suppress");
 
+    (void)rs;
+    r->info.fold_window_us = sig_duration(w);
+    if (w != NULL && r->info.fold_window_us == 0)
+        vg_log(VG_LOG_WARN, "sigma",
+               "rule %s: vigil.window '%s' is not a duration (30s, 10m, "
+               "1h, 2d): ignored",
+               r->info.id ? r->info.id : "?", w);
+    r->info.suppressed =
+        sup != NULL && (strcasecmp(sup, "true") == 0 || strcasecmp(sup, "yes") == 0);
     r->info.group = COR_GROUP_PROCESS;
     if (!g)
         return;
