@@ -5,7 +5,8 @@ JOBS ?= $(shell nproc)
 DEPS = cmake make gcc pkg-config protobuf-c-compiler libprotobuf-c-dev librdkafka-dev \
        librocksdb-dev libzstd-dev libjemalloc-dev libcmocka-dev libck-dev libxxhash-dev \
        libjansson-dev libyaml-dev libhyperscan-dev libpcre2-dev libmicrohttpd-dev kcat \
-       gnuplot-nox clang libclang-rt-14-dev curl libssl-dev
+       gnuplot-nox clang libclang-rt-14-dev curl libssl-dev \
+       libevtx-dev libbfio-dev libxml2-dev
 
 .PHONY: all deps build demo test test-asan clean format
 

@@ -83,6 +83,7 @@ struct ing_machine {
 
 struct ing_importer {
     FILE *fp;
+    ing_evtx *evtx; /* an .evtx input instead of fp (evtx.c) */
     bool own_fp;  /* false for stdin */
     char *tenant; /* the default tenant */
     char *line;   /* read buffer (vg_malloc'd) */
@@ -114,6 +115,22 @@ static int ing_validate(const json_t *j, char *err, size_t errlen);
 
 /* ---- the importer ------------------------------------------------------------------- */
 
+/* An EVTX file (by its magic) is read through evtx.c instead of as lines. */
+static int ing_import_open_evtx(ing_importer *im, const char *path, char *err, size_t errlen)
+{
+    char head[8];
+    size_t n = fread(head, 1, sizeof(head), im->fp);
+
+    if (!ing_evtx_sniff(head, n)) {
+        rewind(im->fp);
+        return 0;
+    }
+    fclose(im->fp);
+    im->fp = NULL;
+    im->own_fp = false;
+    return ing_evtx_open(path, &im->evtx, err, errlen);
+}
+
 int ing_import_open(const char *path, const char *default_tenant, ing_importer **out, char *err,
                     size_t errlen)
 {
@@ -137,6 +154,8 @@ int ing_import_open(const char *path, const char *default_tenant, ing_importer *
             goto out_free;
         }
         im->own_fp = true;
+        if ((rc = ing_import_open_evtx(im, path, err, errlen)) < 0)
+            goto out_free;
     }
     *out = im;
     return 0;
@@ -154,6 +173,7 @@ void ing_import_close(ing_importer *im)
         return;
     if (im->own_fp)
         fclose(im->fp);
+    ing_evtx_close(im->evtx);
     json_decref(im->pending);
     for (size_t i = 0; i < im->m_cap && im->m; i++)
         vg_free(im->m[i].key);
@@ -175,6 +195,19 @@ static json_t *ing_next_json(ing_importer *im, int *rc)
     json_error_t jerr;
 
     *rc = 0;
+    while (im->evtx != NULL) {
+        json_t *j = NULL;
+        int r = ing_evtx_next(im->evtx, &j);
+
+        if (r == 1)
+            im->st.lines++;
+        if (r == 1 || r == 0 || r == -VG_ENOMEM) {
+            *rc = r == 1 ? 0 : r;
+            return j;
+        }
+        im->st.lines++;
+        im->st.bad_lines++; /* a record that does not decode */
+    }
     for (;;) {
         int r = ing_read_line(im, &len);
         json_t *j;
@@ -1036,7 +1069,7 @@ static int ing_roundtrip(struct ing_conv *c, const json_t *j, struct ing_import_
 
 long long ing_import_tell(const ing_importer *im)
 {
-    long pos = ftell(im->fp);
+    long pos = im->evtx != NULL ? -1 : ftell(im->fp);
 
     return pos < 0 ? -1 : (long long)pos;
 }

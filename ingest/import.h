@@ -89,4 +89,29 @@ long long ing_import_tell(const ing_importer *im);
 int ing_import_json_event(const json_t *line, const char *default_tenant, vg_arena *arena,
                           struct ing_import_line *out, char *err, size_t errlen);
 
+/* ---- EVTX (evtx.c) -------------------------------------------------------------------
+ * Windows .evtx files read with libevtx. ing_import_open detects them by their magic
+ * ("ElfFile\0" at offset 0) and turns each record into the JSON-lines schema (envelope from
+ * System, data from EventData/Data[@Name] and UserData leaves by element name, category
+ * and service derived as the telemetry README says), then converts it like a line: the
+ * import guarantee above holds for EVTX input too. A record that does not decode counts
+ * as a bad line. Unnamed EventData/Data elements are left out (no name to key them by).
+ */
+typedef struct ing_evtx ing_evtx;
+
+/* True when the first n bytes of a file are an EVTX file header's magic. */
+bool ing_evtx_sniff(const void *head, size_t n);
+/* Opens an .evtx file. Returns 0, or -VG_EIO (not an EVTX file, corrupt header, cannot
+ * read) / -VG_ENOMEM with detail in err. */
+int ing_evtx_open(const char *path, ing_evtx **out, char *err, size_t errlen);
+/* The next record as a new JSON object (caller json_decref()s it). Returns 1, 0 at end,
+ * -VG_EINVAL for a record that does not decode (skipped: call again), -VG_ENOMEM. */
+int ing_evtx_next(ing_evtx *x, json_t **out);
+/* Records consumed so far. */
+int ing_evtx_position(const ing_evtx *x);
+void ing_evtx_close(ing_evtx *x); /* NULL is fine */
+/* One record's Event XML (as libevtx renders it) to a JSON object. Returns 1, -VG_EINVAL,
+ * -VG_ENOMEM. */
+int ing_evtx_record_json(const char *xml, size_t len, json_t **out);
+
 #endif /* ING_IMPORT_H */

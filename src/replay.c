@@ -404,9 +404,15 @@ static bool replay_is_jsonl(const char *path)
 {
     FILE *f = strcmp(path, "-") == 0 ? NULL : fopen(path, "rb");
     int c = ' ';
+    char head[8];
 
     if (f == NULL)
         return true; /* stdin: JSON lines */
+    if (fread(head, 1, sizeof(head), f) == sizeof(head) && ing_evtx_sniff(head, sizeof(head))) {
+        fclose(f);
+        return true; /* .evtx: the importer reads it */
+    }
+    rewind(f);
     while ((c = fgetc(f)) == ' ' || c == '\n' || c == '\r' || c == '\t')
         ;
     fclose(f);
