@@ -84,9 +84,9 @@ struct ing_machine {
 struct ing_importer {
     FILE *fp;
     ing_evtx *evtx; /* an .evtx input instead of fp (evtx.c) */
-    bool own_fp;  /* false for stdin */
-    char *tenant; /* the default tenant */
-    char *line;   /* read buffer (vg_malloc'd) */
+    bool own_fp;    /* false for stdin */
+    char *tenant;   /* the default tenant */
+    char *line;     /* read buffer (vg_malloc'd) */
     size_t cap;
     json_t *pending; /* a parsed line that starts the next batch */
     struct ing_machine *m;
