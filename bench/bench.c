@@ -66,6 +66,13 @@ void bench_opts_default(struct bench_opts *o)
     o->scale_machines[2] = 100000;
     o->nscale_machines = 3;
     o->seed = 1;
+    /* Six months of 3 machines, each 2 events/s for an hour a day: 7,200 events a machine
+     * a day, about 4 million stored events. */
+    o->tl_days = 183;
+    o->tl_machines = 3;
+    o->tl_rate = 2;
+    o->tl_active_s = 3600;
+    o->tl_pages = 200;
     o->plot = true;
 }
 
@@ -84,6 +91,9 @@ void bench_opts_smoke(struct bench_opts *o)
     o->scale_machines[0] = 100;
     o->scale_machines[1] = 1000;
     o->nscale_machines = 2;
+    o->tl_days = 14;
+    o->tl_active_s = 600;
+    o->tl_pages = 20;
 }
 
 static void bench_say(bench_progress_fn fn, void *ctx, const char *fmt, ...)
@@ -397,6 +407,14 @@ int bench_run(const struct bench_opts *o, struct bench_report *r, bench_progress
     /* Memory first, before the data exists: freed buffers would blur the RSS. */
     if (o->modes & BENCH_MODE_MEMORY)
         bench_memory(o, rules, r, pf, pc);
+    if (o->modes & BENCH_MODE_TIMELINE) {
+        bench_db_path(o, "timeline", dbdir, sizeof(dbdir));
+        bench_timeline_run(o, rules, dbdir, r, pf, pc);
+    }
+    if ((o->modes & ~(BENCH_MODE_MEMORY | BENCH_MODE_TIMELINE)) == 0) {
+        rc = 0; /* nothing else needs the throughput data */
+        goto out;
+    }
     bench_sim_opts_for(o, o->machines, o->rate, o->sim_seconds, o->events_per_batch, &so);
     bench_say(pf, pc, "generating %u machines x %.0f events/s x %.1f s", o->machines, o->rate,
               o->sim_seconds);

@@ -44,6 +44,9 @@
 #define BENCH_MODE_MEMORY  (1u << 3)
 #define BENCH_MODE_SCALING (1u << 4)
 #define BENCH_MODE_ALL     0x1fu
+/* Six months of stored timeline: paging and replay read-back (bench_timeline.c). Not in
+ * BENCH_MODE_ALL: it builds its own database and adds about a minute. */
+#define BENCH_MODE_TIMELINE (1u << 5)
 
 struct bench_opts {
     unsigned modes;          /* BENCH_MODE_* bits */
@@ -67,6 +70,13 @@ struct bench_opts {
     uint32_t scale_machines[BENCH_MAX_SCALE];
     size_t nscale_machines;
     uint64_t seed;
+    /* timeline: tl_machines machines of one tenant, each tl_rate events/s during an active
+     * window of tl_active_s a day, over tl_days days; tl_pages random pages timed. */
+    uint32_t tl_days;
+    uint32_t tl_machines;
+    double tl_rate;
+    double tl_active_s;
+    uint32_t tl_pages;
     bool quiet; /* no progress line */
     bool plot;  /* run gnuplot */
 };
@@ -156,6 +166,22 @@ struct bench_report {
     size_t nby_shards;
     struct bench_scale by_machines[BENCH_MAX_SCALE];
     size_t nby_machines;
+    /* timeline (BENCH_MODE_TIMELINE) */
+    bool tl_ran;
+    uint32_t tl_days, tl_machines;
+    uint64_t tl_events;                              /* stored, all machines */
+    uint64_t tl_busy_events;                         /* of the paged machine */
+    uint64_t tl_blocks;                              /* timeline blocks written */
+    uint64_t tl_disk_bytes;                          /* after compaction */
+    double tl_build_s;                               /* generate, seal, write, compact */
+    uint32_t tl_pages;                               /* pages timed in each pass */
+    double tl_page_ms_p50, tl_page_ms_p99;           /* reopened database (empty block cache) */
+    double tl_page_warm_ms_p50, tl_page_warm_ms_p99; /* the same pages again */
+    double tl_page_events;                           /* mean events a page returned */
+    uint64_t tl_readback_events, tl_replay_events, tl_replay_alerts;
+    double readback_eps; /* sto_scan_machines + sto_tl iteration, no rules */
+    double replay_eps;   /* the same, each event through cor_shard_process (replay --history) */
+    double replay_cpu_us_per_event;
     double wall_s;
 };
 
@@ -196,6 +222,11 @@ struct bench_sim_opts;
 int bench_data_make(struct bench_data *d, const struct bench_sim_opts *so, char *err,
                     size_t errlen);
 void bench_data_free(struct bench_data *d);
+
+/* Builds six months of timeline in db_dir (wiped by the caller) and times paging and
+ * read-back into r (bench_timeline.c). Returns 0 or a negative vg_err. */
+int bench_timeline_run(const struct bench_opts *o, cor_ruleset *rules, const char *db_dir,
+                       struct bench_report *r, bench_progress_fn progress, void *ctx);
 
 /* Process CPU time (user + system) in microseconds; thread CPU time likewise. */
 double bench_cpu_us(void);

@@ -147,6 +147,22 @@ void bench_report_print(const struct bench_report *r, FILE *f)
     fprintf(f, "  [%s] 1,000,000 machines < 4 GiB resident: %.2f GiB projected (%.0f B/machine)\n",
             r->rss_bytes_per_machine > 0 && mem1m < BENCH_GOAL_RSS ? "met" : "MISSED",
             mem1m / (1024.0 * 1024 * 1024), r->rss_bytes_per_machine);
+    if (r->tl_ran) {
+        fprintf(f,
+                "timeline          %u days x %u machines, %llu events in %llu blocks, %.0f MiB; "
+                "page of %.0f: p50 %.2f ms, p99 %.2f ms (reopened), p50 %.2f ms, p99 %.2f ms "
+                "(warm); goal 10 ms %s\n",
+                r->tl_days, r->tl_machines, (unsigned long long)r->tl_events,
+                (unsigned long long)r->tl_blocks, (double)r->tl_disk_bytes / 1048576.0,
+                r->tl_page_events, r->tl_page_ms_p50, r->tl_page_ms_p99, r->tl_page_warm_ms_p50,
+                r->tl_page_warm_ms_p99, r->tl_page_ms_p99 < 10 ? "met" : "MISSED");
+        fprintf(f,
+                "replay            read back %.0f events/s; with rules %.0f events/s (%.2f us CPU "
+                "an event); goal 2,000,000 %s (%.1fx short)\n",
+                r->readback_eps, r->replay_eps, r->replay_cpu_us_per_event,
+                r->replay_eps >= 2e6 ? "met" : "MISSED",
+                r->replay_eps > 0 ? 2e6 / r->replay_eps : 0);
+    }
     fprintf(f, "wall time         %.1f s\n", r->wall_s);
 }
 
@@ -240,6 +256,22 @@ int bench_report_json(const struct bench_report *r, const char *path)
         json_array_append_new(a, json_pack("{s:i,s:f}", "machines", r->by_machines[i].x,
                                            "events_per_second", r->by_machines[i].events_per_sec));
     json_object_set_new(j, "scaling_machines", a);
+    if (r->tl_ran) {
+        json_object_set_new(j, "timeline_page_ms_p50", json_real(r->tl_page_ms_p50));
+        json_object_set_new(j, "timeline_page_ms_p99", json_real(r->tl_page_ms_p99));
+        json_object_set_new(
+            j, "timeline",
+            json_pack("{s:i,s:i,s:I,s:I,s:I,s:I,s:f,s:i,s:f,s:f,s:f}", "days", r->tl_days,
+                      "machines", r->tl_machines, "events", (json_int_t)r->tl_events,
+                      "paged_machine_events", (json_int_t)r->tl_busy_events, "blocks",
+                      (json_int_t)r->tl_blocks, "disk_bytes", (json_int_t)r->tl_disk_bytes,
+                      "build_seconds", r->tl_build_s, "pages", r->tl_pages, "page_events",
+                      r->tl_page_events, "warm_page_ms_p50", r->tl_page_warm_ms_p50,
+                      "warm_page_ms_p99", r->tl_page_warm_ms_p99));
+        json_object_set_new(j, "replay_events_per_second", json_real(r->replay_eps));
+        json_object_set_new(j, "readback_events_per_second", json_real(r->readback_eps));
+        json_object_set_new(j, "replay_cpu_us_per_event", json_real(r->replay_cpu_us_per_event));
+    }
     json_object_set_new(j, "wall_seconds", json_real(r->wall_s));
     rc = json_dump_file(j, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(j);

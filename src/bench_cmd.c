@@ -27,10 +27,13 @@ static void bench_usage(void)
         "  memory       many machines at a low rate through one in-process shard: resident\n"
         "               bytes per tracked machine (VmRSS)\n"
         "  scaling      the pipeline over shard counts, the shard over machine counts\n"
+        "  timeline     six months of stored timeline: a page of 1,000 events, and replay\n"
+        "               read-back alone and through the rules (not in the default list)\n"
         "Writes OUT/summary.txt, OUT/bench.json (every figure), OUT/bench.png (gnuplot).\n"
         "\n"
         "options:\n"
-        "  --modes LIST         comma list of inproc,kafka,latency,memory,scaling (default all)\n"
+        "  --modes LIST         comma list of inproc,kafka,latency,memory,scaling,timeline\n"
+        "                       (default all: every one but timeline)\n"
         "  --brokers LIST       external Kafka (topics vigil-bench, vigil-bench-lat-0..2);\n"
         "                       default: the embedded broker\n"
         "  -X key=value         librdkafka property for every client of the bench, repeatable\n"
@@ -69,7 +72,8 @@ static int bench_parse_modes(const char *s, unsigned *out)
         unsigned bit;
     } m[] = {{"inproc", BENCH_MODE_INPROC},   {"kafka", BENCH_MODE_KAFKA},
              {"latency", BENCH_MODE_LATENCY}, {"memory", BENCH_MODE_MEMORY},
-             {"scaling", BENCH_MODE_SCALING}, {"all", BENCH_MODE_ALL}};
+             {"scaling", BENCH_MODE_SCALING}, {"timeline", BENCH_MODE_TIMELINE},
+             {"all", BENCH_MODE_ALL}};
     char buf[256], *tok, *save = NULL;
 
     snprintf(buf, sizeof(buf), "%s", s);
