@@ -94,9 +94,10 @@ int cmd_import(int argc, char **argv)
         else if (strcmp(argv[i], "--tenant") == 0 && i + 1 < argc)
             tenant = argv[++i];
         else {
-            printf("usage: vigil import --input FILE.jsonl [--tenant T]\n"
+            printf("usage: vigil import --input FILE.jsonl|FILE.evtx [--tenant T]\n"
                    "       (--brokers LIST [--topic telemetry] [-X k=v] | --output FILE)\n"
-                   "Turns JSON lines (the schema of shared/data/telemetry) into telemetry\n"
+                   "Turns JSON lines (the schema of shared/data/telemetry), or a Windows event\n"
+                   "log (.evtx, read with libevtx), into telemetry\n"
                    "batches, one per run of events of one machine, and sends them to Kafka\n"
                    "keyed by machine, or writes them to FILE: a single batch as its bare\n"
                    "protobuf bytes (what kcat -P sends as one message), several as\n"
