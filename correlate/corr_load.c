@@ -18,6 +18,7 @@
 #include <yaml.h>
 
 #include "corr_int.h"
+#include "yaml_int.h"
 
 #define MOD "corr"
 
@@ -89,32 +90,6 @@ static const char *const cl_op_names[CORR_OP__COUNT] = {"gt", "gte", "lt", "lte"
 
 /* ---- YAML helpers ------------------------------------------------------------------ */
 
-static yaml_node_t *cl_get(yaml_document_t *doc, yaml_node_t *map, const char *key)
-{
-    yaml_node_pair_t *p;
-
-    if (!map || map->type != YAML_MAPPING_NODE)
-        return NULL;
-    for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(doc, p->key);
-        if (k && k->type == YAML_SCALAR_NODE && strcmp((char *)k->data.scalar.value, key) == 0)
-            return yaml_document_get_node(doc, p->value);
-    }
-    return NULL;
-}
-
-static const char *cl_scalar(yaml_node_t *n)
-{
-    if (!n || n->type != YAML_SCALAR_NODE)
-        return NULL;
-    return (const char *)n->data.scalar.value;
-}
-
-static const char *cl_str(yaml_document_t *doc, yaml_node_t *map, const char *key)
-{
-    return cl_scalar(cl_get(doc, map, key));
-}
-
 static const char *cl_dup(cor_corrset *cs, const char *s)
 {
     return s ? vg_arena_strndup(cs->arena, s, strlen(s)) : NULL;
@@ -132,7 +107,7 @@ static long cl_str_list(cor_corrset *cs, yaml_document_t *doc, yaml_node_t *n, c
         return 0;
     if (n->type == YAML_SCALAR_NODE) {
         *out = vg_arena_alloc(cs->arena, sizeof(**out));
-        if (!*out || !((*out)[0] = cl_dup(cs, cl_scalar(n))))
+        if (!*out || !((*out)[0] = cl_dup(cs, cor_yaml_scalar(n))))
             return -2;
         return 1;
     }
@@ -144,7 +119,7 @@ static long cl_str_list(cor_corrset *cs, yaml_document_t *doc, yaml_node_t *n, c
     if (!*out)
         return -2;
     for (it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
-        const char *s = cl_scalar(yaml_document_get_node(doc, *it));
+        const char *s = cor_yaml_scalar(yaml_document_get_node(doc, *it));
         if (!s)
             return -1;
         if (!((*out)[cnt++] = cl_dup(cs, s)))
@@ -231,7 +206,7 @@ static int cl_tags(cor_corrset *cs, struct cor_rule_info *ri, yaml_document_t *d
         return -VG_ENOMEM;
     for (yaml_node_item_t *it = tags->data.sequence.items.start; it < tags->data.sequence.items.top;
          it++) {
-        const char *t = cl_scalar(yaml_document_get_node(doc, *it));
+        const char *t = cor_yaml_scalar(yaml_document_get_node(doc, *it));
         int ti;
         if (!t || strncasecmp(t, "attack.", 7) != 0)
             continue;
@@ -256,32 +231,6 @@ static int cl_tags(cor_corrset *cs, struct cor_rule_info *ri, yaml_document_t *d
     return 0;
 }
 
-/* "90m" -> microseconds; -1 when malformed. */
-static int64_t cl_timespan(const char *s)
-{
-    char *end;
-    long long v;
-
-    if (!s || !(*s >= '0' && *s <= '9'))
-        return -1;
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno || v <= 0 || v > 366LL * 86400 || end[0] == '\0' || end[1] != '\0')
-        return -1;
-    switch (end[0]) {
-    case 's':
-        return v * VG_US_PER_SEC;
-    case 'm':
-        return v * 60 * VG_US_PER_SEC;
-    case 'h':
-        return v * 3600 * VG_US_PER_SEC;
-    case 'd':
-        return v * 86400 * VG_US_PER_SEC;
-    default:
-        return -1;
-    }
-}
-
 /* ---- parsing one correlation ---------------------------------------------------------- */
 
 static int cl_condition(struct cl_loader *ld, struct cl_draft *d, yaml_document_t *doc,
@@ -296,7 +245,7 @@ static int cl_condition(struct cl_loader *ld, struct cl_draft *d, yaml_document_
         return -VG_EINVAL;
     }
     for (yaml_node_pair_t *p = c->data.mapping.pairs.start; p < c->data.mapping.pairs.top; p++) {
-        const char *k = cl_scalar(yaml_document_get_node(doc, p->key));
+        const char *k = cor_yaml_scalar(yaml_document_get_node(doc, p->key));
         yaml_node_t *v = yaml_document_get_node(doc, p->value);
         int op = -1;
 
@@ -320,7 +269,7 @@ static int cl_condition(struct cl_loader *ld, struct cl_draft *d, yaml_document_
             snprintf(why, whylen, "condition has unknown criterion '%s'", k);
             return -VG_EINVAL;
         }
-        const char *s = cl_scalar(v);
+        const char *s = cor_yaml_scalar(v);
         char *end;
         errno = 0;
         long long val = s ? strtoll(s, &end, 10) : 0;
@@ -352,7 +301,7 @@ static int cl_aliases(struct cl_loader *ld, struct cl_draft *d, yaml_document_t 
         return -VG_ENOMEM;
     memset(d->aliases, 0, (n + 1) * sizeof(*d->aliases)); /* arena memory is not zeroed */
     for (yaml_node_pair_t *p = a->data.mapping.pairs.start; p < a->data.mapping.pairs.top; p++) {
-        const char *name = cl_scalar(yaml_document_get_node(doc, p->key));
+        const char *name = cor_yaml_scalar(yaml_document_get_node(doc, p->key));
         yaml_node_t *m = yaml_document_get_node(doc, p->value);
         struct cl_alias *al = &d->aliases[d->naliases];
         size_t k;
@@ -369,8 +318,8 @@ static int cl_aliases(struct cl_loader *ld, struct cl_draft *d, yaml_document_t 
             return -VG_ENOMEM;
         for (yaml_node_pair_t *q = m->data.mapping.pairs.start; q < m->data.mapping.pairs.top;
              q++) {
-            const char *rn = cl_scalar(yaml_document_get_node(doc, q->key));
-            const char *fn = cl_scalar(yaml_document_get_node(doc, q->value));
+            const char *rn = cor_yaml_scalar(yaml_document_get_node(doc, q->key));
+            const char *fn = cor_yaml_scalar(yaml_document_get_node(doc, q->value));
             if (!rn || !fn) {
                 snprintf(why, whylen, "alias %s has a malformed entry", name);
                 return -VG_EINVAL;
@@ -407,7 +356,7 @@ static int cl_section(struct cl_loader *ld, struct cl_draft *d, yaml_document_t 
                       yaml_node_t *c, char *why, size_t whylen)
 {
     struct corr_rule *r = d->r;
-    const char *type = cl_str(doc, c, "type");
+    const char *type = cor_yaml_str(doc, c, "type");
     bool unsup = false;
     long n;
     int rc;
@@ -421,7 +370,7 @@ static int cl_section(struct cl_loader *ld, struct cl_draft *d, yaml_document_t 
                  unsup ? "not supported" : "unknown");
         return unsup ? -VG_EUNSUP : -VG_EINVAL;
     }
-    n = cl_str_list(ld->cs, doc, cl_get(doc, c, "rules"), &d->raw);
+    n = cl_str_list(ld->cs, doc, cor_yaml_get(doc, c, "rules"), &d->raw);
     if (n == -2)
         return -VG_ENOMEM;
     if (n <= 0 || n > CORR_MAX_REFS) {
@@ -429,7 +378,7 @@ static int cl_section(struct cl_loader *ld, struct cl_draft *d, yaml_document_t 
         return -VG_EINVAL;
     }
     d->nraw = (size_t)n;
-    n = cl_str_list(ld->cs, doc, cl_get(doc, c, "group-by"), &r->group);
+    n = cl_str_list(ld->cs, doc, cor_yaml_get(doc, c, "group-by"), &r->group);
     if (n == -2)
         return -VG_ENOMEM;
     if (n < 0 || n > CORR_MAX_GROUP) {
@@ -437,14 +386,14 @@ static int cl_section(struct cl_loader *ld, struct cl_draft *d, yaml_document_t 
         return -VG_EINVAL;
     }
     r->ngroup = (size_t)n;
-    r->span_us = cl_timespan(cl_str(doc, c, "timespan"));
+    r->span_us = cor_duration_us(cor_yaml_str(doc, c, "timespan"));
     if (r->span_us <= 0) {
         snprintf(why, whylen, "timespan missing or malformed (want e.g. 30s, 5m, 1h, 1d)");
         return -VG_EINVAL;
     }
-    if ((rc = cl_condition(ld, d, doc, cl_get(doc, c, "condition"), why, whylen)) < 0)
+    if ((rc = cl_condition(ld, d, doc, cor_yaml_get(doc, c, "condition"), why, whylen)) < 0)
         return rc;
-    if ((rc = cl_aliases(ld, d, doc, cl_get(doc, c, "aliases"), why, whylen)) < 0)
+    if ((rc = cl_aliases(ld, d, doc, cor_yaml_get(doc, c, "aliases"), why, whylen)) < 0)
         return rc;
     return 0;
 }
@@ -549,21 +498,21 @@ static int cl_add_id(struct cl_loader *ld, const char *id)
 static int cl_load_corr(struct cl_loader *ld, const char *path, yaml_document_t *doc,
                         yaml_node_t *root)
 {
-    const char *id = cl_str(doc, root, "id"), *title = cl_str(doc, root, "title");
-    const char *gen = cl_str(doc, root, "generate");
+    const char *id = cor_yaml_str(doc, root, "id"), *title = cor_yaml_str(doc, root, "title");
+    const char *gen = cor_yaml_str(doc, root, "generate");
     char why[256] = "";
     struct cl_draft *d;
     struct corr_rule *r;
     int rc;
 
     ld->sum->correlations++;
-    rc = cl_add_name(ld, cl_str(doc, root, "name"), id, true);
+    rc = cl_add_name(ld, cor_yaml_str(doc, root, "name"), id, true);
     if (rc < 0)
         return rc;
     {
         enum corr_type t;
         bool unsup = false;
-        const char *ty = cl_str(doc, cl_get(doc, root, "correlation"), "type");
+        const char *ty = cor_yaml_str(doc, cor_yaml_get(doc, root, "correlation"), "type");
         if (cl_type(ty, &t, &unsup) < 0 && unsup) { /* say so even when the id is missing */
             snprintf(why, sizeof(why), "correlation type '%s' not supported", ty);
             cl_skip(ld, path, id, why, true);
@@ -585,17 +534,17 @@ static int cl_load_corr(struct cl_loader *ld, const char *path, yaml_document_t 
     memset(r, 0, sizeof(*r));
     r->info.id = cl_dup(ld->cs, id);
     r->info.title = cl_dup(ld->cs, title);
-    r->info.description = cl_dup(ld->cs, cl_str(doc, root, "description"));
+    r->info.description = cl_dup(ld->cs, cor_yaml_str(doc, root, "description"));
     r->info.path = d->path = cl_dup(ld->cs, path);
-    r->info.severity = cl_severity(cl_str(doc, root, "level"));
+    r->info.severity = cl_severity(cor_yaml_str(doc, root, "level"));
     r->info.group = COR_GROUP_MACHINE;
-    r->name = cl_dup(ld->cs, cl_str(doc, root, "name"));
+    r->name = cl_dup(ld->cs, cor_yaml_str(doc, root, "name"));
     r->generate = gen && strcasecmp(gen, "true") == 0;
     if (!r->info.id || !r->info.title || !r->info.path)
         return -VG_ENOMEM;
-    if ((rc = cl_tags(ld->cs, &r->info, doc, cl_get(doc, root, "tags"))) < 0)
+    if ((rc = cl_tags(ld->cs, &r->info, doc, cor_yaml_get(doc, root, "tags"))) < 0)
         return rc;
-    rc = cl_section(ld, d, doc, cl_get(doc, root, "correlation"), why, sizeof(why));
+    rc = cl_section(ld, d, doc, cor_yaml_get(doc, root, "correlation"), why, sizeof(why));
     if (rc == 0)
         rc = cl_check_condition(d, why, sizeof(why));
     if (rc == -VG_ENOMEM)
@@ -642,12 +591,13 @@ static int cl_load_file(struct cl_loader *ld, const char *path)
         }
         if (root->type != YAML_MAPPING_NODE)
             ld->sum->bad_docs++;
-        else if (cl_get(&doc, root, "correlation"))
+        else if (cor_yaml_get(&doc, root, "correlation"))
             rc = cl_load_corr(ld, path, &doc, root);
         else {
-            rc = cl_add_name(ld, cl_str(&doc, root, "name"), cl_str(&doc, root, "id"), false);
+            rc = cl_add_name(ld, cor_yaml_str(&doc, root, "name"), cor_yaml_str(&doc, root, "id"),
+                             false);
             if (rc == 0)
-                rc = cl_add_id(ld, cl_str(&doc, root, "id"));
+                rc = cl_add_id(ld, cor_yaml_str(&doc, root, "id"));
         }
         yaml_document_delete(&doc);
     }

@@ -18,6 +18,7 @@
 #include <yaml.h>
 
 #include "sigma_int.h"
+#include "yaml_int.h"
 
 #define MOD "sigma"
 
@@ -453,11 +454,6 @@ static int sig_add_cidr(struct sig_cctx *c, const char *s, uint32_t *id)
     return 0;
 }
 
-static const char *sig_scalar_of(yaml_node_t *n)
-{
-    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
-
 static bool sig_is_null(yaml_node_t *n)
 {
     const char *s = (const char *)n->data.scalar.value;
@@ -863,7 +859,7 @@ int sig_compile_detection(struct cor_ruleset *rs, struct sig_rule *r, yaml_docum
         rc = 0;
         for (i = 0; i < nc && rc == 0; i++) {
             const char *s =
-                sig_scalar_of(yaml_document_get_node(doc, cond->data.sequence.items.start[i]));
+                cor_yaml_scalar(yaml_document_get_node(doc, cond->data.sequence.items.start[i]));
             if (!s)
                 return sig_unsup(&c, -VG_EINVAL, "condition list item is not a string%s", NULL);
             rc = sig_cond_parse(rs, r, s, & or->kids[or->n++], why, whylen);

@@ -15,6 +15,7 @@
 #include <yaml.h>
 
 #include "sigma_int.h"
+#include "yaml_int.h"
 
 #define MOD "sigma"
 
@@ -51,32 +52,6 @@ static const Vigil__Category sig_tactic_cat[] = {
 };
 
 /* ---- small YAML helpers ----------------------------------------------------------- */
-
-static yaml_node_t *sig_map_get(yaml_document_t *doc, yaml_node_t *map, const char *key)
-{
-    yaml_node_pair_t *p;
-
-    if (!map || map->type != YAML_MAPPING_NODE)
-        return NULL;
-    for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(doc, p->key);
-        if (k && k->type == YAML_SCALAR_NODE && strcmp((char *)k->data.scalar.value, key) == 0)
-            return yaml_document_get_node(doc, p->value);
-    }
-    return NULL;
-}
-
-static const char *sig_scalar(yaml_node_t *n)
-{
-    if (!n || n->type != YAML_SCALAR_NODE)
-        return NULL;
-    return (const char *)n->data.scalar.value;
-}
-
-static const char *sig_map_str(yaml_document_t *doc, yaml_node_t *map, const char *key)
-{
-    return sig_scalar(sig_map_get(doc, map, key));
-}
 
 static const char *sig_adup(cor_ruleset *rs, const char *s)
 {
@@ -161,7 +136,7 @@ static int sig_tags(cor_ruleset *rs, struct sig_rule *r, yaml_document_t *doc, y
     if (!tech || !tac)
         return -VG_ENOMEM;
     for (it = tags->data.sequence.items.start; it < tags->data.sequence.items.top; it++) {
-        const char *t = sig_scalar(yaml_document_get_node(doc, *it));
+        const char *t = cor_yaml_scalar(yaml_document_get_node(doc, *it));
         int ti;
         if (!t || strncasecmp(t, "attack.", 7) != 0)
             continue;
@@ -193,9 +168,9 @@ static int sig_tags(cor_ruleset *rs, struct sig_rule *r, yaml_document_t *doc, y
 static int sig_logsource(cor_ruleset *rs, struct sig_rule *r, yaml_document_t *doc, yaml_node_t *ls,
                          char *why, size_t whylen)
 {
-    const char *product = sig_map_str(doc, ls, "product");
-    const char *category = sig_map_str(doc, ls, "category");
-    const char *service = sig_map_str(doc, ls, "service");
+    const char *product = cor_yaml_str(doc, ls, "product");
+    const char *category = cor_yaml_str(doc, ls, "category");
+    const char *service = cor_yaml_str(doc, ls, "service");
 
     if (!ls || ls->type != YAML_MAPPING_NODE) {
         snprintf(why, whylen, "no logsource");
@@ -275,43 +250,18 @@ static void sig_drop_matchers(cor_ruleset *rs, uint32_t rule)
     }
 }
 
-/* "30s", "10m", "1h", "2d" -> microseconds; 0 when malformed. */
-static int64_t sig_duration(const char *s)
-{
-    char *end;
-    long long n;
-
-    if (s == NULL)
-        return 0;
-    n = strtoll(s, &end, 10);
-    if (n <= 0 || end == s || end[0] == '\0' || end[1] != '\0')
-        return 0;
-    switch (end[0]) {
-    case 's':
-        return n * VG_US_PER_SEC;
-    case 'm':
-        return n * 60 * VG_US_PER_SEC;
-    case 'h':
-        return n * 3600 * VG_US_PER_SEC;
-    case 'd':
-        return n * VG_US_PER_DAY;
-    default:
-        return 0;
-    }
-}
-
 /* vigil's extension of a rule: `vigil: {group: process|parent|machine, window: 1h,
  * suppress: true}`. A malformed window is logged and ignored. */
 static void sig_group_opt(cor_ruleset *rs, struct sig_rule *r, yaml_document_t *doc,
                           yaml_node_t *root)
 {
-    yaml_node_t *vn = sig_map_get(doc, root, "vigil");
-    const char *g = sig_map_str(doc, vn, "group");
-    const char *w = sig_map_str(doc, vn, "window");
-    const char *sup = sig_map_str(doc, vn, "suppress");
+    yaml_node_t *vn = cor_yaml_get(doc, root, "vigil");
+    const char *g = cor_yaml_str(doc, vn, "group");
+    const char *w = cor_yaml_str(doc, vn, "window");
+    const char *sup = cor_yaml_str(doc, vn, "suppress");
 
     (void)rs;
-    r->info.fold_window_us = sig_duration(w);
+    r->info.fold_window_us = VG_MAX(cor_duration_us(w), 0);
     if (w != NULL && r->info.fold_window_us == 0)
         vg_log(VG_LOG_WARN, "sigma",
                "rule %s: vigil.window '%s' is not a duration (30s, 10m, "
@@ -335,8 +285,8 @@ static int sig_load_doc(struct sig_loader *ld, const char *path, yaml_document_t
 {
     cor_ruleset *rs = ld->rs;
     struct sig_rule *r;
-    const char *id = sig_map_str(doc, root, "id");
-    const char *title = sig_map_str(doc, root, "title");
+    const char *id = cor_yaml_str(doc, root, "id");
+    const char *title = cor_yaml_str(doc, root, "title");
     int rc;
 
     if (!id || !title) {
@@ -353,19 +303,19 @@ static int sig_load_doc(struct sig_loader *ld, const char *path, yaml_document_t
     memset(r, 0, sizeof(*r));
     r->info.id = sig_adup(rs, id);
     r->info.title = sig_adup(rs, title);
-    r->info.description = sig_adup(rs, sig_map_str(doc, root, "description"));
+    r->info.description = sig_adup(rs, cor_yaml_str(doc, root, "description"));
     r->info.path = sig_adup(rs, path);
-    r->info.severity = sig_severity(sig_map_str(doc, root, "level"));
+    r->info.severity = sig_severity(cor_yaml_str(doc, root, "level"));
     r->info.index = (uint32_t)rs->nrules;
     if (!r->info.id || !r->info.title || !r->info.path)
         return -VG_ENOMEM;
-    if ((rc = sig_tags(rs, r, doc, sig_map_get(doc, root, "tags"))) < 0)
+    if ((rc = sig_tags(rs, r, doc, cor_yaml_get(doc, root, "tags"))) < 0)
         return rc;
     sig_group_opt(rs, r, doc, root);
-    rc = sig_logsource(rs, r, doc, sig_map_get(doc, root, "logsource"), why, whylen);
+    rc = sig_logsource(rs, r, doc, cor_yaml_get(doc, root, "logsource"), why, whylen);
     if (rc < 0)
         return rc;
-    rc = sig_compile_detection(rs, r, doc, sig_map_get(doc, root, "detection"), why, whylen);
+    rc = sig_compile_detection(rs, r, doc, cor_yaml_get(doc, root, "detection"), why, whylen);
     if (rc < 0) {
         sig_drop_matchers(rs, r->info.index);
         return rc;
@@ -415,11 +365,11 @@ static int sig_load_file(struct sig_loader *ld, const char *path)
         }
         if (root->type != YAML_MAPPING_NODE) {
             sig_skip(ld, path, NULL, "document is not a mapping");
-        } else if (sig_map_get(&doc, root, "correlation")) {
+        } else if (cor_yaml_get(&doc, root, "correlation")) {
             ld->sum->correlations++;
-        } else if (sig_map_get(&doc, root, "action")) {
+        } else if (cor_yaml_get(&doc, root, "action")) {
             vg_log(VG_LOG_WARN, MOD, "%s: rule collection document (action: %s) skipped", path,
-                   sig_map_str(&doc, root, "action") ? sig_map_str(&doc, root, "action") : "?");
+                   cor_yaml_str(&doc, root, "action") ? cor_yaml_str(&doc, root, "action") : "?");
             ld->sum->skipped++;
         } else {
             rc = sig_load_doc(ld, path, &doc, root, why, sizeof(why));
@@ -428,7 +378,7 @@ static int sig_load_file(struct sig_loader *ld, const char *path)
             else if (rc != -VG_ENOMEM) {
                 if (strncmp(why, "unsupported field", 17) == 0)
                     ld->sum->unsupported_fields++;
-                sig_skip(ld, path, sig_map_str(&doc, root, "id"), why);
+                sig_skip(ld, path, cor_yaml_str(&doc, root, "id"), why);
                 rc = 0;
             }
         }
