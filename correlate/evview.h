@@ -45,9 +45,9 @@ enum vg_cat {
     VG_CAT_PS_CLASSIC_START,
     VG_CAT_PS_CLASSIC_PROVIDER_START,
     VG_CAT_PS_CLASSIC_SCRIPT,
-    VG_CAT_LOGON,      /* Security 4624/4625 ...; service "security" */
-    VG_CAT_SOFTWARE,   /* software inventory; no Sigma category */
-    VG_CAT_OTHER,      /* a generic event with only a service */
+    VG_CAT_LOGON,    /* Security 4624/4625 ...; service "security" */
+    VG_CAT_SOFTWARE, /* software inventory; no Sigma category */
+    VG_CAT_OTHER,    /* a generic event with only a service */
     VG_CAT__COUNT
 };
 
@@ -110,16 +110,16 @@ struct vg_str {
 struct vg_evview {
     enum vg_cat cat;
     Vigil__Os os;
-    const char *service;            /* Sigma logsource service, or NULL */
+    const char *service; /* Sigma logsource service, or NULL */
     int64_t ts_us;
     uint64_t seq;
-    struct vg_str f[VG_F__COUNT];   /* typed fields */
-    Vigil__KeyValue **extra;        /* untyped fields by original name (borrowed) */
+    struct vg_str f[VG_F__COUNT]; /* typed fields */
+    Vigil__KeyValue **extra;      /* untyped fields by original name (borrowed) */
     size_t n_extra;
-    const Vigil__Event *ev;         /* the event (borrowed) */
+    const Vigil__Event *ev;             /* the event (borrowed) */
     const Vigil__TelemetryBatch *batch; /* its batch (borrowed) */
-    char num[800];                  /* storage for fields formatted from numbers, Hashes and
-                                       joined registry paths */
+    char num[800];                      /* storage for fields formatted from numbers, Hashes and
+                                           joined registry paths */
     size_t num_used;
 };
 
@@ -133,8 +133,7 @@ const char *vg_cat_name(enum vg_cat c);
 
 /* The i-th row of the documented field table (name, enum vg_field, canonical, note), for
  * tests and for rendering FIELDS.md; false past its end. */
-bool vg_field_def_at(size_t i, const char **name, int *field, bool *canonical,
-                     const char **note);
+bool vg_field_def_at(size_t i, const char **name, int *field, bool *canonical, const char **note);
 
 /* Fills v from an event of a batch. Strings are borrowed from ev and batch, which must
  * outlive v. Parent fields for non-process-creation events are left empty; the shard fills
