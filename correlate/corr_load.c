@@ -59,33 +59,6 @@ struct cl_loader {
     size_t ndrafts, capdrafts;
 };
 
-static const char *const cl_tactic_names[] = {
-    "reconnaissance",  "resource-development",
-    "initial-access",  "execution",
-    "persistence",     "privilege-escalation",
-    "defense-evasion", "credential-access",
-    "discovery",       "lateral-movement",
-    "collection",      "command-and-control",
-    "exfiltration",    "impact",
-};
-
-static const Vigil__Category cl_tactic_cat[] = {
-    VIGIL__CATEGORY__CATEGORY_SUSPICIOUS_ACTIVITY,
-    VIGIL__CATEGORY__CATEGORY_SUSPICIOUS_ACTIVITY,
-    VIGIL__CATEGORY__CATEGORY_INITIAL_ACCESS,
-    VIGIL__CATEGORY__CATEGORY_EXECUTION,
-    VIGIL__CATEGORY__CATEGORY_PERSISTENCE,
-    VIGIL__CATEGORY__CATEGORY_PRIVILEGE_ESCALATION,
-    VIGIL__CATEGORY__CATEGORY_DEFENSE_EVASION,
-    VIGIL__CATEGORY__CATEGORY_CREDENTIAL_ACCESS,
-    VIGIL__CATEGORY__CATEGORY_DISCOVERY,
-    VIGIL__CATEGORY__CATEGORY_LATERAL_MOVEMENT,
-    VIGIL__CATEGORY__CATEGORY_COLLECTION,
-    VIGIL__CATEGORY__CATEGORY_COMMAND_AND_CONTROL,
-    VIGIL__CATEGORY__CATEGORY_EXFILTRATION,
-    VIGIL__CATEGORY__CATEGORY_SUSPICIOUS_ACTIVITY, /* impact: see cl_ransom */
-};
-
 static const char *const cl_op_names[CORR_OP__COUNT] = {"gt", "gte", "lt", "lte", "eq", "neq"};
 
 /* ---- YAML helpers ------------------------------------------------------------------ */
@@ -126,109 +99,6 @@ static long cl_str_list(cor_corrset *cs, yaml_document_t *doc, yaml_node_t *n, c
             return -2;
     }
     return (long)cnt;
-}
-
-/* ---- metadata ------------------------------------------------------------------------ */
-
-static Vigil__Severity cl_severity(const char *level)
-{
-    if (!level)
-        return VIGIL__SEVERITY__SEVERITY_MEDIUM;
-    if (strcasecmp(level, "informational") == 0)
-        return VIGIL__SEVERITY__SEVERITY_INFORMATIONAL;
-    if (strcasecmp(level, "low") == 0)
-        return VIGIL__SEVERITY__SEVERITY_LOW;
-    if (strcasecmp(level, "high") == 0 || strcasecmp(level, "critical") == 0)
-        return VIGIL__SEVERITY__SEVERITY_HIGH;
-    return VIGIL__SEVERITY__SEVERITY_MEDIUM;
-}
-
-static int cl_tactic(const char *t)
-{
-    char buf[64];
-    size_t i;
-
-    for (i = 0; t[i] && i + 1 < sizeof(buf); i++)
-        buf[i] = t[i] == '_' ? '-' : (char)((t[i] >= 'A' && t[i] <= 'Z') ? t[i] + 32 : t[i]);
-    buf[i] = 0;
-    for (i = 0; i < VG_ARRAY_SIZE(cl_tactic_names); i++)
-        if (strcmp(buf, cl_tactic_names[i]) == 0)
-            return (int)i;
-    return -1;
-}
-
-static bool cl_is_technique(const char *t)
-{
-    if ((t[0] != 't' && t[0] != 'T') || !t[1])
-        return false;
-    for (size_t i = 1; t[i]; i++)
-        if (!(t[i] >= '0' && t[i] <= '9') && t[i] != '.')
-            return false;
-    return true;
-}
-
-/* Whether the techniques make the alert a ransomware one: T1486 (data encrypted for
- * impact) always, T1490 (inhibit system recovery: shadow copies, backups deleted) under
- * the impact tactic. Impact has no category of its own; these two are what ransomware
- * does, and CATEGORY_RANSOMWARE is the category analysts triage first. */
-static bool cl_ransom(const char *const *tech, size_t ntech, const char *const *tac, size_t ntac)
-{
-    bool impact = false;
-
-    for (size_t i = 0; i < ntac; i++)
-        impact |= strcmp(tac[i], "impact") == 0;
-    for (size_t i = 0; i < ntech; i++) {
-        if (strncasecmp(tech[i], "T1486", 5) == 0 && (tech[i][5] == '\0' || tech[i][5] == '.'))
-            return true;
-        if (impact && strncasecmp(tech[i], "T1490", 5) == 0 &&
-            (tech[i][5] == '\0' || tech[i][5] == '.'))
-            return true;
-    }
-    return false;
-}
-
-/* attack.* tags -> techniques, tactics and the category of the first tactic (ransomware
- * for T1486, or T1490 under impact: cl_ransom). */
-static int cl_tags(cor_corrset *cs, struct cor_rule_info *ri, yaml_document_t *doc,
-                   yaml_node_t *tags)
-{
-    const char **tech, **tac;
-    bool have_cat = false;
-    long n;
-
-    ri->category = VIGIL__CATEGORY__CATEGORY_SUSPICIOUS_ACTIVITY;
-    if (!tags || tags->type != YAML_SEQUENCE_NODE)
-        return 0;
-    n = (long)(tags->data.sequence.items.top - tags->data.sequence.items.start);
-    tech = vg_arena_alloc(cs->arena, (size_t)(n + 1) * sizeof(*tech));
-    tac = vg_arena_alloc(cs->arena, (size_t)(n + 1) * sizeof(*tac));
-    if (!tech || !tac)
-        return -VG_ENOMEM;
-    for (yaml_node_item_t *it = tags->data.sequence.items.start; it < tags->data.sequence.items.top;
-         it++) {
-        const char *t = cor_yaml_scalar(yaml_document_get_node(doc, *it));
-        int ti;
-        if (!t || strncasecmp(t, "attack.", 7) != 0)
-            continue;
-        t += 7;
-        if (cl_is_technique(t)) {
-            char *d = vg_arena_strndup(cs->arena, t, strlen(t));
-            if (!d)
-                return -VG_ENOMEM;
-            d[0] = 'T';
-            tech[ri->n_techniques++] = d;
-        } else if ((ti = cl_tactic(t)) >= 0) {
-            tac[ri->n_tactics++] = cl_tactic_names[ti];
-            if (!have_cat)
-                ri->category = cl_tactic_cat[ti];
-            have_cat = true;
-        }
-    }
-    ri->techniques = tech;
-    ri->tactics = tac;
-    if (cl_ransom(tech, ri->n_techniques, tac, ri->n_tactics))
-        ri->category = VIGIL__CATEGORY__CATEGORY_RANSOMWARE;
-    return 0;
 }
 
 /* ---- parsing one correlation ---------------------------------------------------------- */
@@ -536,13 +406,13 @@ static int cl_load_corr(struct cl_loader *ld, const char *path, yaml_document_t 
     r->info.title = cl_dup(ld->cs, title);
     r->info.description = cl_dup(ld->cs, cor_yaml_str(doc, root, "description"));
     r->info.path = d->path = cl_dup(ld->cs, path);
-    r->info.severity = cl_severity(cor_yaml_str(doc, root, "level"));
+    r->info.severity = cor_rule_severity(cor_yaml_str(doc, root, "level"));
     r->info.group = COR_GROUP_MACHINE;
     r->name = cl_dup(ld->cs, cor_yaml_str(doc, root, "name"));
     r->generate = gen && strcasecmp(gen, "true") == 0;
     if (!r->info.id || !r->info.title || !r->info.path)
         return -VG_ENOMEM;
-    if ((rc = cl_tags(ld->cs, &r->info, doc, cor_yaml_get(doc, root, "tags"))) < 0)
+    if ((rc = cor_rule_tags(ld->cs->arena, doc, cor_yaml_get(doc, root, "tags"), &r->info)) < 0)
         return rc;
     rc = cl_section(ld, d, doc, cor_yaml_get(doc, root, "correlation"), why, sizeof(why));
     if (rc == 0)

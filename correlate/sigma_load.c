@@ -24,145 +24,14 @@ struct sig_loader {
     struct cor_load_summary *sum;
 };
 
-static const char *const sig_tactic_names[] = {
-    "reconnaissance",  "resource-development",
-    "initial-access",  "execution",
-    "persistence",     "privilege-escalation",
-    "defense-evasion", "credential-access",
-    "discovery",       "lateral-movement",
-    "collection",      "command-and-control",
-    "exfiltration",    "impact",
-};
-
-static const Vigil__Category sig_tactic_cat[] = {
-    VIGIL__CATEGORY__CATEGORY_SUSPICIOUS_ACTIVITY,
-    VIGIL__CATEGORY__CATEGORY_SUSPICIOUS_ACTIVITY,
-    VIGIL__CATEGORY__CATEGORY_INITIAL_ACCESS,
-    VIGIL__CATEGORY__CATEGORY_EXECUTION,
-    VIGIL__CATEGORY__CATEGORY_PERSISTENCE,
-    VIGIL__CATEGORY__CATEGORY_PRIVILEGE_ESCALATION,
-    VIGIL__CATEGORY__CATEGORY_DEFENSE_EVASION,
-    VIGIL__CATEGORY__CATEGORY_CREDENTIAL_ACCESS,
-    VIGIL__CATEGORY__CATEGORY_DISCOVERY,
-    VIGIL__CATEGORY__CATEGORY_LATERAL_MOVEMENT,
-    VIGIL__CATEGORY__CATEGORY_COLLECTION,
-    VIGIL__CATEGORY__CATEGORY_COMMAND_AND_CONTROL,
-    VIGIL__CATEGORY__CATEGORY_EXFILTRATION,
-    VIGIL__CATEGORY__CATEGORY_SUSPICIOUS_ACTIVITY, /* impact: see sig_ransom */
-};
-
-/* ---- small YAML helpers ----------------------------------------------------------- */
+/* ---- small helpers ---------------------------------------------------------------- */
 
 static const char *sig_adup(cor_ruleset *rs, const char *s)
 {
     return s ? vg_arena_strndup(rs->arena, s, strlen(s)) : NULL;
 }
 
-/* ---- metadata ----------------------------------------------------------------------- */
-
-static Vigil__Severity sig_severity(const char *level)
-{
-    if (!level)
-        return VIGIL__SEVERITY__SEVERITY_MEDIUM;
-    if (strcasecmp(level, "informational") == 0)
-        return VIGIL__SEVERITY__SEVERITY_INFORMATIONAL;
-    if (strcasecmp(level, "low") == 0)
-        return VIGIL__SEVERITY__SEVERITY_LOW;
-    if (strcasecmp(level, "high") == 0 || strcasecmp(level, "critical") == 0)
-        return VIGIL__SEVERITY__SEVERITY_HIGH;
-    return VIGIL__SEVERITY__SEVERITY_MEDIUM;
-}
-
-/* Returns the tactic index of an attack.* tag (underscores accepted), or -1. */
-static int sig_tactic(const char *t)
-{
-    char buf[64];
-    size_t i;
-
-    for (i = 0; t[i] && i + 1 < sizeof(buf); i++)
-        buf[i] = t[i] == '_' ? '-' : (char)((t[i] >= 'A' && t[i] <= 'Z') ? t[i] + 32 : t[i]);
-    buf[i] = 0;
-    for (i = 0; i < VG_ARRAY_SIZE(sig_tactic_names); i++)
-        if (strcmp(buf, sig_tactic_names[i]) == 0)
-            return (int)i;
-    return -1;
-}
-
-static bool sig_is_technique(const char *t)
-{
-    size_t i;
-
-    if ((t[0] != 't' && t[0] != 'T') || !t[1])
-        return false;
-    for (i = 1; t[i]; i++)
-        if (!(t[i] >= '0' && t[i] <= '9') && t[i] != '.')
-            return false;
-    return true;
-}
-
-/* Whether the techniques make the alert a ransomware one: T1486 (data encrypted for
- * impact) always, T1490 (inhibit system recovery: shadow copies, backups deleted) under
- * the impact tactic. Impact has no category of its own; these two are what ransomware
- * does, and CATEGORY_RANSOMWARE is the category analysts triage first. */
-static bool sig_ransom(const char *const *tech, size_t ntech, const char *const *tac, size_t ntac)
-{
-    bool impact = false;
-
-    for (size_t i = 0; i < ntac; i++)
-        impact |= strcmp(tac[i], "impact") == 0;
-    for (size_t i = 0; i < ntech; i++) {
-        if (strncasecmp(tech[i], "T1486", 5) == 0 && (tech[i][5] == '\0' || tech[i][5] == '.'))
-            return true;
-        if (impact && strncasecmp(tech[i], "T1490", 5) == 0 &&
-            (tech[i][5] == '\0' || tech[i][5] == '.'))
-            return true;
-    }
-    return false;
-}
-
-static int sig_tags(cor_ruleset *rs, struct sig_rule *r, yaml_document_t *doc, yaml_node_t *tags)
-{
-    const char **tech, **tac;
-    size_t ntech = 0, ntac = 0, n;
-    bool have_cat = false;
-    yaml_node_item_t *it;
-
-    r->info.category = VIGIL__CATEGORY__CATEGORY_SUSPICIOUS_ACTIVITY;
-    if (!tags || tags->type != YAML_SEQUENCE_NODE)
-        return 0;
-    n = (size_t)(tags->data.sequence.items.top - tags->data.sequence.items.start);
-    tech = vg_arena_alloc(rs->arena, (n + 1) * sizeof(*tech));
-    tac = vg_arena_alloc(rs->arena, (n + 1) * sizeof(*tac));
-    if (!tech || !tac)
-        return -VG_ENOMEM;
-    for (it = tags->data.sequence.items.start; it < tags->data.sequence.items.top; it++) {
-        const char *t = cor_yaml_scalar(yaml_document_get_node(doc, *it));
-        int ti;
-        if (!t || strncasecmp(t, "attack.", 7) != 0)
-            continue;
-        t += 7;
-        if (sig_is_technique(t)) {
-            char *d = vg_arena_strndup(rs->arena, t, strlen(t));
-            if (!d)
-                return -VG_ENOMEM;
-            d[0] = 'T';
-            tech[ntech++] = d;
-        } else if ((ti = sig_tactic(t)) >= 0) {
-            tac[ntac++] = sig_tactic_names[ti];
-            if (!have_cat) {
-                r->info.category = sig_tactic_cat[ti];
-                have_cat = true;
-            }
-        }
-    }
-    r->info.techniques = tech;
-    r->info.n_techniques = ntech;
-    r->info.tactics = tac;
-    r->info.n_tactics = ntac;
-    if (sig_ransom(tech, ntech, tac, ntac))
-        r->info.category = VIGIL__CATEGORY__CATEGORY_RANSOMWARE;
-    return 0;
-}
+/* ---- logsource ---------------------------------------------------------------------- */
 
 /* Routes a rule by its logsource. Returns 0 or -VG_EUNSUP with why. */
 static int sig_logsource(cor_ruleset *rs, struct sig_rule *r, yaml_document_t *doc, yaml_node_t *ls,
@@ -305,11 +174,11 @@ static int sig_load_doc(struct sig_loader *ld, const char *path, yaml_document_t
     r->info.title = sig_adup(rs, title);
     r->info.description = sig_adup(rs, cor_yaml_str(doc, root, "description"));
     r->info.path = sig_adup(rs, path);
-    r->info.severity = sig_severity(cor_yaml_str(doc, root, "level"));
+    r->info.severity = cor_rule_severity(cor_yaml_str(doc, root, "level"));
     r->info.index = (uint32_t)rs->nrules;
     if (!r->info.id || !r->info.title || !r->info.path)
         return -VG_ENOMEM;
-    if ((rc = sig_tags(rs, r, doc, cor_yaml_get(doc, root, "tags"))) < 0)
+    if ((rc = cor_rule_tags(rs->arena, doc, cor_yaml_get(doc, root, "tags"), &r->info)) < 0)
         return rc;
     sig_group_opt(rs, r, doc, root);
     rc = sig_logsource(rs, r, doc, cor_yaml_get(doc, root, "logsource"), why, whylen);
