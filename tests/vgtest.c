@@ -1,6 +1,15 @@
 #include "vgtest.h"
 
+#include "vg.h"
+
 #include <ftw.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,4 +75,77 @@ char *vgt_read_file(const char *path, size_t *len)
     }
     fclose(f);
     return buf;
+}
+
+/* ---- child processes (whole-binary tests) --------------------------------------- */
+
+pid_t vgt_spawn(const char *log, const char *const *argv)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int nul = open("/dev/null", O_RDONLY);
+
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (fd < 0 || nul < 0)
+            _exit(126);
+        dup2(nul, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    assert_true(pid > 0);
+    return pid;
+}
+
+/* Signals the process and reaps it, SIGKILL after timeout_s. Returns its wait status. */
+int vgt_stop_proc(pid_t *pid, int sig, int timeout_s)
+{
+    uint64_t t0 = vg_mono_ns();
+    int status = -1;
+
+    if (*pid <= 0)
+        return 0;
+    kill(*pid, sig);
+    for (;;) {
+        pid_t r = waitpid(*pid, &status, WNOHANG);
+
+        if (r == *pid || (r < 0 && errno == ECHILD))
+            break;
+        if (vg_mono_ns() - t0 > (uint64_t)timeout_s * 1000000000u) {
+            print_error("pid %d did not exit after signal %d: SIGKILL\n", (int)*pid, sig);
+            kill(*pid, SIGKILL);
+            waitpid(*pid, &status, 0);
+            status = -1;
+            break;
+        }
+        nanosleep(&(struct timespec){0, 10000000}, NULL); /* poll interval */
+    }
+    *pid = 0;
+    return status;
+}
+
+/* Fails if the child exited on its own. */
+void vgt_check_alive(pid_t pid, const char *what)
+{
+    int status;
+
+    if (pid > 0 && waitpid(pid, &status, WNOHANG) == pid)
+        fail_msg("%s (pid %d) exited by itself: status %d", what, (int)pid, status);
+}
+
+bool vgt_file_has(const char *path, const char *needle)
+{
+    char *s = vgt_read_file(path, NULL);
+    bool found = s != NULL && strstr(s, needle) != NULL;
+
+    free(s);
+    return found;
+}
+
+double vgt_elapsed_s(uint64_t t0)
+{
+    return (double)(vg_mono_ns() - t0) / 1e9;
 }

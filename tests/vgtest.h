@@ -21,4 +21,20 @@ char *vgt_shared(const char *rel);
 /* Reads a whole file; malloc'd, NUL-terminated; NULL on error. */
 char *vgt_read_file(const char *path, size_t *len);
 
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Runs argv (argv[0] a path) with stdout and stderr appended to log; the child dies with
+ * the test (PR_SET_PDEATHSIG). Returns its pid (asserts on failure). */
+pid_t vgt_spawn(const char *log, const char *const *argv);
+/* Signals *pid and reaps it, SIGKILL after timeout_s; *pid becomes 0. Returns the wait
+ * status (-1 when it had to be killed), 0 when there was no process. */
+int vgt_stop_proc(pid_t *pid, int sig, int timeout_s);
+/* Fails the test if the child has exited on its own. */
+void vgt_check_alive(pid_t pid, const char *what);
+/* True when the file contains needle. */
+bool vgt_file_has(const char *path, const char *needle);
+/* Seconds since t0 (vg_mono_ns()). */
+double vgt_elapsed_s(uint64_t t0);
+
 #endif

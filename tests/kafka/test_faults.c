@@ -177,11 +177,6 @@ static int fx_teardown(void **state)
     return 0;
 }
 
-static double elapsed_s(uint64_t t0)
-{
-    return (double)(vg_mono_ns() - t0) / 1e9;
-}
-
 static void poll_interval(void)
 {
     nanosleep(&(struct timespec){0, 5000000}, NULL); /* a poll interval, not a synchronisation */
@@ -324,7 +319,7 @@ static bool wait_events(ing_pipeline *p, uint64_t want, int deadline_s, struct i
         ing_pipeline_stats(p, st);
         if (st->events >= want)
             return true;
-        if (elapsed_s(t0) > deadline_s) {
+        if (vgt_elapsed_s(t0) > deadline_s) {
             print_error("deadline: %llu of %llu events, %llu duplicates, %llu messages\n",
                         (unsigned long long)st->events, (unsigned long long)want,
                         (unsigned long long)st->duplicates, (unsigned long long)st->messages);
@@ -457,7 +452,7 @@ static void test_broker_down(void **state)
     assert_int_equal(rd_kafka_mock_broker_set_down(f->mc, -1), 0);
     t0 = last_poll = vg_mono_ns();
     sim_produce_until(f, INT64_MAX);
-    while (elapsed_s(t0) < DOWN_S) {
+    while (vgt_elapsed_s(t0) < DOWN_S) {
         uint64_t now = vg_mono_ns();
 
         ok = ing_pipeline_broker_ok(p);
@@ -480,7 +475,7 @@ static void test_broker_down(void **state)
         uint64_t t1 = vg_mono_ns();
 
         /* Healthy again once it consumes: the next message clears the flag. */
-        while (!ing_pipeline_broker_ok(p) && elapsed_s(t1) < 10)
+        while (!ing_pipeline_broker_ok(p) && vgt_elapsed_s(t1) < 10)
             poll_interval();
         ok = ing_pipeline_broker_ok(p);
     }
@@ -522,7 +517,7 @@ static bool wait_drained(struct fx *f, int deadline_s)
                          0);
         if (fetch == 0 && commit == 0)
             return true;
-        if (elapsed_s(t0) > deadline_s) {
+        if (vgt_elapsed_s(t0) > deadline_s) {
             print_error("deadline: %zu Fetch and %zu OffsetCommit errors not yet answered\n", fetch,
                         commit);
             return false;
@@ -547,7 +542,7 @@ static bool wait_committed(struct fx *f, const char *group, int deadline_s)
                      RD_KAFKA_CONF_OK);
     q = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
     assert_non_null(q);
-    while (!done && elapsed_s(t0) < deadline_s) {
+    while (!done && vgt_elapsed_s(t0) < deadline_s) {
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(NPARTS);
 
         for (int32_t p = 0; p < NPARTS; p++)

@@ -161,11 +161,6 @@ static int fx_teardown(void **state)
     return 0;
 }
 
-static double elapsed_s(uint64_t t0)
-{
-    return (double)(vg_mono_ns() - t0) / 1e9;
-}
-
 /* ---- producing -------------------------------------------------------------------- */
 
 /* Produces one message keyed by key; nevents valid events in it (0 for bad input). */
@@ -304,7 +299,7 @@ static void wait_events(ing_pipeline *p, uint64_t base, uint64_t want, uint64_t 
         ing_pipeline_stats(p, st);
         if (base + st->events >= want && st->dead_letters >= dl)
             return;
-        if (elapsed_s(t0) > DEADLINE_S)
+        if (vgt_elapsed_s(t0) > DEADLINE_S)
             fail_msg("deadline: %llu+%llu of %llu events, %llu dead letters of %llu, %llu "
                      "duplicates, %llu messages",
                      (unsigned long long)base, (unsigned long long)st->events,
@@ -448,7 +443,7 @@ static size_t read_topic(struct fx *f, const char *topic, msg_fn fn, void *ctx)
     while (n < want) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
 
-        if (elapsed_s(t0) > 30)
+        if (vgt_elapsed_s(t0) > 30)
             fail_msg("%s: read %zu of %zu messages", topic, n, want);
         if (m == NULL)
             continue;
@@ -558,14 +553,14 @@ static void test_end_to_end(void **state)
 
     s = produce_sim(f, 200, 5);
     print_message("  produced %zu batches, %llu events in %.2f s\n", f->nrecs,
-                  (unsigned long long)f->events, elapsed_s(t0));
+                  (unsigned long long)f->events, vgt_elapsed_s(t0));
     t1 = vg_mono_ns();
     p = pipeline_start(f, "vigil-e2e", false);
     wait_events(p, 0, f->events, 0, &st);
     ing_pipeline_stop(p);
     ing_pipeline_stats(p, &st);
     ing_pipeline_destroy(p); /* before any assertion: a failure must not leave it running */
-    print_message("  pipeline: %.2f s, %llu events, %llu blocks, %llu writes\n", elapsed_s(t1),
+    print_message("  pipeline: %.2f s, %llu events, %llu blocks, %llu writes\n", vgt_elapsed_s(t1),
                   (unsigned long long)st.events, (unsigned long long)st.blocks,
                   (unsigned long long)st.writes);
     assert_int_equal(st.events, f->events);

@@ -84,79 +84,6 @@ struct cx {
     uint64_t rng;
 };
 
-/* ---- child processes -------------------------------------------------------------- */
-
-static pid_t spawn(const char *log, const char *const *argv)
-{
-    pid_t pid = fork();
-
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        int nul = open("/dev/null", O_RDONLY);
-
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (fd < 0 || nul < 0)
-            _exit(126);
-        dup2(nul, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    assert_true(pid > 0);
-    return pid;
-}
-
-/* Signals the process and reaps it, SIGKILL after timeout_s. Returns its wait status. */
-static int stop_proc(pid_t *pid, int sig, int timeout_s)
-{
-    uint64_t t0 = vg_mono_ns();
-    int status = -1;
-
-    if (*pid <= 0)
-        return 0;
-    kill(*pid, sig);
-    for (;;) {
-        pid_t r = waitpid(*pid, &status, WNOHANG);
-
-        if (r == *pid || (r < 0 && errno == ECHILD))
-            break;
-        if (vg_mono_ns() - t0 > (uint64_t)timeout_s * 1000000000u) {
-            print_error("pid %d did not exit after signal %d: SIGKILL\n", (int)*pid, sig);
-            kill(*pid, SIGKILL);
-            waitpid(*pid, &status, 0);
-            status = -1;
-            break;
-        }
-        nanosleep(&(struct timespec){0, 10000000}, NULL); /* poll interval */
-    }
-    *pid = 0;
-    return status;
-}
-
-/* Fails if the child exited on its own. */
-static void check_alive(pid_t pid, const char *what)
-{
-    int status;
-
-    if (pid > 0 && waitpid(pid, &status, WNOHANG) == pid)
-        fail_msg("%s (pid %d) exited by itself: status %d", what, (int)pid, status);
-}
-
-static bool file_has(const char *path, const char *needle)
-{
-    char *s = vgt_read_file(path, NULL);
-    bool found = s != NULL && strstr(s, needle) != NULL;
-
-    free(s);
-    return found;
-}
-
-static double elapsed_s(uint64_t t0)
-{
-    return (double)(vg_mono_ns() - t0) / 1e9;
-}
-
 /* ---- fixture ---------------------------------------------------------------------- */
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -237,7 +164,7 @@ static int cx_setup(void **state)
                               addr_file,    NULL};
 
         snprintf(log, sizeof(log), "%s/broker.log", c->dir);
-        c->broker = spawn(log, argv);
+        c->broker = vgt_spawn(log, argv);
     }
     for (;;) {
         char *s = vgt_read_file(addr_file, NULL);
@@ -247,7 +174,7 @@ static int cx_setup(void **state)
             free(s);
             break;
         }
-        if (elapsed_s(t0) > 20) {
+        if (vgt_elapsed_s(t0) > 20) {
             print_error("broker did not write its address\n");
             return -1;
         }
@@ -264,15 +191,15 @@ static int cx_teardown(void **state)
     void *v;
 
     /* Children first: a failed assertion jumps here with them still running. */
-    stop_proc(&c->crash, SIGKILL, 10);
-    stop_proc(&c->ref, SIGKILL, 10);
+    vgt_stop_proc(&c->crash, SIGKILL, 10);
+    vgt_stop_proc(&c->ref, SIGKILL, 10);
     if (c->prod)
         rd_kafka_destroy(c->prod);
     if (c->q_crash)
         rd_kafka_destroy(c->q_crash);
     if (c->q_ref)
         rd_kafka_destroy(c->q_ref);
-    stop_proc(&c->broker, SIGTERM, 10);
+    vgt_stop_proc(&c->broker, SIGTERM, 10);
     rd_kafka_wait_destroyed(10000);
     while (vg_u64map_next(&c->machines, &pos, &k, &v)) {
         free(((struct machine *)v)->seq);
@@ -395,7 +322,7 @@ static pid_t start_run(struct cx *c, const char *name, int n)
     snprintf(data, sizeof(data), "%s/%s-data", c->dir, name);
     snprintf(jsonl, sizeof(jsonl), "%s/%s-alerts.jsonl", c->dir, name);
     snprintf(log, sizeof(log), "%s/%s-%02d.log", c->dir, name, n);
-    return spawn(log, argv);
+    return vgt_spawn(log, argv);
 }
 
 /* ---- checking a database ---------------------------------------------------------- */
@@ -628,11 +555,11 @@ static void test_crash_restart(void **state)
         uint64_t now = vg_mono_ns();
         bool idle = true;
 
-        if (elapsed_s(t0) > DEADLINE_S)
+        if (vgt_elapsed_s(t0) > DEADLINE_S)
             fail_msg("deadline: %d kills, %" PRIu64 " events produced", kills, c->events);
-        check_alive(c->broker, "vigil broker");
-        check_alive(c->ref, "vigil run (reference)");
-        check_alive(c->crash, "vigil run (crashing)");
+        vgt_check_alive(c->broker, "vigil broker");
+        vgt_check_alive(c->ref, "vigil run (reference)");
+        vgt_check_alive(c->crash, "vigil run (crashing)");
         if (now - t_query > 50000000u) {
             committed(c->q_crash, off_crash);
             committed(c->q_ref, off_ref);
@@ -668,7 +595,7 @@ static void test_crash_restart(void **state)
         if (kills < KILLS) {
             if (!assigned) {
                 snprintf(log, sizeof(log), "%s/crash-%02d.log", c->dir, kills);
-                if (file_has(log, "ingest: assigned")) {
+                if (vgt_file_has(log, "ingest: assigned")) {
                     assigned = true;
                     t_assigned = vg_mono_ns();
                     if (t_killed != 0)
@@ -678,7 +605,7 @@ static void test_crash_restart(void **state)
             if ((!mode_after_assign && now - t_spawn >= delay * 1000000u) ||
                 (mode_after_assign && assigned && now - t_assigned >= delay * 1000000u)) {
                 kills_before_assign += !assigned;
-                stop_proc(&c->crash, SIGKILL, 10);
+                vgt_stop_proc(&c->crash, SIGKILL, 10);
                 t_killed = vg_mono_ns();
                 kills++;
                 c->crash = start_run(c, "crash", kills);
@@ -697,7 +624,8 @@ static void test_crash_restart(void **state)
     assert_int_equal(c->dr_errors, 0);
     print_message("  %d kills (%d before assignment) while producing %" PRIu64
                   " events in %.1f s; %.1f s without a consuming instance\n",
-                  kills, kills_before_assign, c->events, elapsed_s(t0), (double)downtime_ns / 1e9);
+                  kills, kills_before_assign, c->events, vgt_elapsed_s(t0),
+                  (double)downtime_ns / 1e9);
 
     /* The last instance and the reference catch up; then both stop cleanly. */
     for (;;) {
@@ -705,16 +633,16 @@ static void test_crash_restart(void **state)
         committed(c->q_ref, off_ref);
         if (all_committed(c, off_crash) && all_committed(c, off_ref))
             break;
-        check_alive(c->crash, "vigil run (crashing)");
-        check_alive(c->ref, "vigil run (reference)");
-        if (elapsed_s(t0) > DEADLINE_S + 60)
+        vgt_check_alive(c->crash, "vigil run (crashing)");
+        vgt_check_alive(c->ref, "vigil run (reference)");
+        if (vgt_elapsed_s(t0) > DEADLINE_S + 60)
             fail_msg("deadline: the instances did not commit the partitions' ends");
         nanosleep(&(struct timespec){0, 100000000}, NULL); /* poll interval */
     }
-    print_message("  both caught up at %.1f s\n", elapsed_s(t0));
-    rc = stop_proc(&c->crash, SIGTERM, 30);
+    print_message("  both caught up at %.1f s\n", vgt_elapsed_s(t0));
+    rc = vgt_stop_proc(&c->crash, SIGTERM, 30);
     assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
-    rc = stop_proc(&c->ref, SIGTERM, 30);
+    rc = vgt_stop_proc(&c->ref, SIGTERM, 30);
     assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
 
     /* The broker keeps the newest 5 MB of a partition, so old data is gone by now; the
@@ -742,7 +670,7 @@ static void test_crash_restart(void **state)
     ids_free(&jl);
     bench_sim_free(s);
     vg_arena_destroy(a);
-    print_message("  total %.1f s\n", elapsed_s(t0));
+    print_message("  total %.1f s\n", vgt_elapsed_s(t0));
 }
 
 int main(void)

@@ -90,79 +90,6 @@ struct cx {
     uint64_t rng;
 };
 
-/* ---- child processes -------------------------------------------------------------- */
-
-static pid_t spawn(const char *log, const char *const *argv)
-{
-    pid_t pid = fork();
-
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        int nul = open("/dev/null", O_RDONLY);
-
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (fd < 0 || nul < 0)
-            _exit(126);
-        dup2(nul, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    assert_true(pid > 0);
-    return pid;
-}
-
-/* Signals the process and reaps it, SIGKILL after timeout_s. Returns its wait status. */
-static int stop_proc(pid_t *pid, int sig, int timeout_s)
-{
-    uint64_t t0 = vg_mono_ns();
-    int status = -1;
-
-    if (*pid <= 0)
-        return 0;
-    kill(*pid, sig);
-    for (;;) {
-        pid_t r = waitpid(*pid, &status, WNOHANG);
-
-        if (r == *pid || (r < 0 && errno == ECHILD))
-            break;
-        if (vg_mono_ns() - t0 > (uint64_t)timeout_s * 1000000000u) {
-            print_error("pid %d did not exit after signal %d: SIGKILL\n", (int)*pid, sig);
-            kill(*pid, SIGKILL);
-            waitpid(*pid, &status, 0);
-            status = -1;
-            break;
-        }
-        nanosleep(&(struct timespec){0, 10000000}, NULL); /* poll interval */
-    }
-    *pid = 0;
-    return status;
-}
-
-/* Fails if the child exited on its own. */
-static void check_alive(pid_t pid, const char *what)
-{
-    int status;
-
-    if (pid > 0 && waitpid(pid, &status, WNOHANG) == pid)
-        fail_msg("%s (pid %d) exited by itself: status %d", what, (int)pid, status);
-}
-
-static bool file_has(const char *path, const char *needle)
-{
-    char *s = vgt_read_file(path, NULL);
-    bool found = s != NULL && strstr(s, needle) != NULL;
-
-    free(s);
-    return found;
-}
-
-static double elapsed_s(uint64_t t0)
-{
-    return (double)(vg_mono_ns() - t0) / 1e9;
-}
-
 /* ---- fixture ---------------------------------------------------------------------- */
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -244,7 +171,7 @@ static int cx_setup(void **state)
                               addr_file,    NULL};
 
         snprintf(log, sizeof(log), "%s/broker.log", c->dir);
-        c->broker = spawn(log, argv);
+        c->broker = vgt_spawn(log, argv);
     }
     for (;;) {
         char *s = vgt_read_file(addr_file, NULL);
@@ -254,7 +181,7 @@ static int cx_setup(void **state)
             free(s);
             break;
         }
-        if (elapsed_s(t0) > 20) {
+        if (vgt_elapsed_s(t0) > 20) {
             print_error("broker did not write its address\n");
             return -1;
         }
@@ -271,12 +198,12 @@ static int cx_teardown(void **state)
     void *v;
 
     /* Children first: a failed assertion jumps here with them still running. */
-    stop_proc(&c->run, SIGKILL, 10);
+    vgt_stop_proc(&c->run, SIGKILL, 10);
     if (c->prod)
         rd_kafka_destroy(c->prod);
     if (c->q)
         rd_kafka_destroy(c->q);
-    stop_proc(&c->broker, SIGTERM, 10);
+    vgt_stop_proc(&c->broker, SIGTERM, 10);
     rd_kafka_wait_destroyed(10000);
     while (vg_u64map_next(&c->machines, &pos, &k, &v)) {
         free(((struct machine *)v)->seq);
@@ -538,10 +465,10 @@ static void test_overload(void **state)
 
     snprintf(data, sizeof(data), "%s/data", c->dir);
     snprintf(log, sizeof(log), "%s/run.log", c->dir);
-    c->run = spawn(log, argv);
-    while (!file_has(log, "ingest: assigned")) {
-        check_alive(c->run, "vigil run");
-        if (elapsed_s(t0) > 30)
+    c->run = vgt_spawn(log, argv);
+    while (!vgt_file_has(log, "ingest: assigned")) {
+        vgt_check_alive(c->run, "vigil run");
+        if (vgt_elapsed_s(t0) > 30)
             fail_msg("vigil run was not assigned partitions");
         nanosleep(&(struct timespec){0, 50000000}, NULL); /* poll interval */
     }
@@ -563,11 +490,11 @@ static void test_overload(void **state)
                 t_rss = now;
             }
         }
-        if (calib_events0 != 0 && elapsed_s(t_phase) >= CALIB_S)
+        if (calib_events0 != 0 && vgt_elapsed_s(t_phase) >= CALIB_S)
             break;
-        if (elapsed_s(t0) > 60)
+        if (vgt_elapsed_s(t0) > 60)
             fail_msg("calibration did not finish");
-        check_alive(c->run, "vigil run");
+        vgt_check_alive(c->run, "vigil run");
         if (ahead_bytes(c, off, off) < PACE_BYTES * 8 && produce_next(c, &pr))
             ;
         else
@@ -576,7 +503,7 @@ static void test_overload(void **state)
     }
     committed(c->q, off);
     calib_events1 = committed_events(c, off);
-    rate = (double)(calib_events1 - calib_events0) / elapsed_s(t_phase);
+    rate = (double)(calib_events1 - calib_events0) / vgt_elapsed_s(t_phase);
     print_message("  calibration: vigil commits %.0f events/s; VmRSS up to %" PRIu64 " MiB\n", rate,
                   rss_base / 1024);
     assert_true(rate > 1000);
@@ -586,9 +513,9 @@ static void test_overload(void **state)
     over_produced0 = c->events;
     over_committed0 = calib_events1;
     t_phase = vg_mono_ns();
-    while (elapsed_s(t_phase) < OVERLOAD_S) {
+    while (vgt_elapsed_s(t_phase) < OVERLOAD_S) {
         now = vg_mono_ns();
-        tok = offered * elapsed_s(t_phase) - (double)(c->events - over_produced0);
+        tok = offered * vgt_elapsed_s(t_phase) - (double)(c->events - over_produced0);
         for (int i = 0; i < 256 && tok > 0 && produce_next(c, &pr); i++)
             tok -= (double)pr.held->n_events;
         rd_kafka_poll(c->prod, 0);
@@ -596,8 +523,8 @@ static void test_overload(void **state)
             rss = rss_kb(c->run);
             rss_over = rss > rss_over ? rss : rss_over;
             t_rss = now;
-            check_alive(c->run, "vigil run");
-            check_alive(c->broker, "vigil broker");
+            vgt_check_alive(c->run, "vigil run");
+            vgt_check_alive(c->broker, "vigil broker");
         }
         nanosleep(&(struct timespec){0, 1000000}, NULL); /* pacing tick */
     }
@@ -608,8 +535,8 @@ static void test_overload(void **state)
     print_message("  overload: offered %.0f events/s (%.1fx) for %d s, achieved %.0f/s; vigil "
                   "committed %.0f/s; lag %" PRIu64 " events; VmRSS up to %" PRIu64 " MiB\n",
                   offered, OVERLOAD_X, OVERLOAD_S,
-                  (double)(c->events - over_produced0) / elapsed_s(t_phase),
-                  (double)(over_committed1 - over_committed0) / elapsed_s(t_phase),
+                  (double)(c->events - over_produced0) / vgt_elapsed_s(t_phase),
+                  (double)(over_committed1 - over_committed0) / vgt_elapsed_s(t_phase),
                   c->events - over_committed1, rss_over / 1024);
     /* It was overloaded: the test's producer shares the two cores with vigil and the
      * broker, so it may not reach OVERLOAD_X; at least half again as much as vigil got
@@ -625,19 +552,19 @@ static void test_overload(void **state)
         rss_drain = rss > rss_drain ? rss : rss_drain;
         if (all_committed(c, off))
             break;
-        check_alive(c->run, "vigil run");
-        if (elapsed_s(t_phase) > DRAIN_S)
+        vgt_check_alive(c->run, "vigil run");
+        if (vgt_elapsed_s(t_phase) > DRAIN_S)
             fail_msg("lag did not drain in %d s: %" PRIu64 " of %" PRIu64 " events committed",
                      DRAIN_S, committed_events(c, off), c->events);
         nanosleep(&(struct timespec){0, 200000000}, NULL); /* poll interval */
     }
     print_message("  drained %" PRIu64 " events of lag in %.1f s; VmRSS up to %" PRIu64
                   " MiB while draining\n",
-                  c->events - over_committed1, elapsed_s(t_phase), rss_drain / 1024);
-    rc = stop_proc(&c->run, SIGTERM, 60);
+                  c->events - over_committed1, vgt_elapsed_s(t_phase), rss_drain / 1024);
+    rc = vgt_stop_proc(&c->run, SIGTERM, 60);
     assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
-    assert_false(file_has(log, "messages missing before offset"));
-    assert_false(file_has(log, "offset out of range"));
+    assert_false(vgt_file_has(log, "messages missing before offset"));
+    assert_false(vgt_file_has(log, "offset out of range"));
     for (int i = 0; i < NPARTS; i++) {
         int64_t lo = -1, hi = -1;
 
@@ -652,7 +579,7 @@ static void test_overload(void **state)
     bench_sim_free(pr.s);
     vg_arena_destroy(pr.a);
     print_message("  %" PRIu64 " events stored exactly once; total %.1f s\n", c->events,
-                  elapsed_s(t0));
+                  vgt_elapsed_s(t0));
     if (!overloaded) {
         /* The memory, drain and exactly-once checks above held, but on a machine this busy
          * the producer could not outrun vigil: the overload itself was not shown. */
