@@ -261,6 +261,12 @@ static int cs_pend_insert(cor_corrstate *st, struct cs_machine *m, struct cs_ite
 {
     size_t i;
 
+    /* The same match again (an event re-delivered after a restart or a takeover, already in
+     * a restored state): held once, so that re-application changes nothing. */
+    for (i = m->npend; i > m->phead && cs_item_cmp(m->pend[i - 1], it) > 0; i--)
+        ;
+    if (i > m->phead && cs_item_cmp(m->pend[i - 1], it) == 0)
+        return 1;
     if (m->npend - m->phead >= CS_PENDING_MAX)
         return -VG_EFULL;
     if (m->npend == m->cappend) {
@@ -592,6 +598,14 @@ static void cs_apply(cor_corrstate *st, struct cs_machine *m, struct cs_item *it
         cs_item_free(st, it);
         return;
     }
+    /* A re-applied match at the watermark itself may already sit at the group's tail. */
+    for (size_t i = g->n; i > g->head && g->ev[i - 1]->ts == it->ts; i--) {
+        if (g->ev[i - 1]->seq == it->seq && g->ev[i - 1]->pos == it->pos) {
+            st->st.duplicates++;
+            cs_item_free(st, it);
+            return;
+        }
+    }
     if (!r->monotone)
         cs_close_windows(st, g, it->ts);
     cs_group_trim(st, g, cs_sat_add(it->ts, -r->span_us));
@@ -762,8 +776,10 @@ void cor_corrstate_on_match(cor_corrstate *st, const char *rule_id, const struct
         it->pos = b->uses[u].pos;
         it->vhash = vh;
         it->has_value = hv;
-        if ((rc = cs_pend_insert(st, m, it)) < 0) {
-            if (rc == -VG_EFULL)
+        if ((rc = cs_pend_insert(st, m, it)) != 0) {
+            if (rc == 1)
+                st->st.duplicates++;
+            else if (rc == -VG_EFULL)
                 st->st.overflow++;
             else
                 st->st.enomem++;
@@ -844,6 +860,226 @@ void cor_corrstate_get_stats(const cor_corrstate *st, struct cor_corrstate_stats
     memset(out, 0, sizeof(*out));
     if (st)
         *out = st->st;
+}
+
+/* ---- moving a machine's state ------------------------------------------------------ */
+
+bool cor_corrstate_has_machine(const cor_corrstate *st, uint64_t mkey)
+{
+    return st != NULL && vg_u64map_get(&st->machines, mkey) != NULL;
+}
+
+/* One item as a snapshot entry; strings borrowed. pending: it names its correlation and
+ * group values (a group's items take the group's). */
+static void cs_item_export(const cor_corrstate *st, const struct cs_item *it, bool pending,
+                           Vigil__CorrItemState *o)
+{
+    const struct corr_rule *r = cs_rule(st, it->corr);
+
+    vigil__corr_item_state__init(o);
+    if (pending) {
+        o->corr_id = (char *)r->info.id; /* protobuf-c wants char *; only read by pack */
+        o->gvals = it->gvals;
+    }
+    o->rule_id = (char *)r->refs[it->pos];
+    o->ts_us = it->ts;
+    o->seq = it->seq;
+    o->vhash = it->vhash;
+    o->has_value = it->has_value;
+    o->in_ep = it->in_ep;
+    o->prev_ts_us = it->prev_ts;
+    o->kind = it->kind;
+    o->summary = it->summary;
+}
+
+/* n items from items, as an arena array of snapshot entries; NULL (n > 0) on ENOMEM. */
+static Vigil__CorrItemState **cs_items_export(const cor_corrstate *st, struct cs_item *const *items,
+                                              size_t n, bool pending, vg_arena *a)
+{
+    Vigil__CorrItemState **arr = vg_arena_alloc(a, (n ? n : 1) * sizeof(*arr));
+    Vigil__CorrItemState *o = vg_arena_alloc(a, (n ? n : 1) * sizeof(*o));
+
+    if (arr == NULL || o == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        cs_item_export(st, items[i], pending, &o[i]);
+        arr[i] = &o[i];
+    }
+    return arr;
+}
+
+static int cs_group_export(const cor_corrstate *st, const struct cs_group *g, vg_arena *a,
+                           Vigil__CorrGroupState *o)
+{
+    vigil__corr_group_state__init(o);
+    o->corr_id = (char *)cs_rule(st, g->corr)->info.id;
+    o->gvals = g->gvals;
+    o->n_events = g->n - g->head;
+    o->events = cs_items_export(st, g->ev + g->head, o->n_events, false, a);
+    if (o->events == NULL)
+        return -VG_ENOMEM;
+    o->judged = g->next_close > g->head ? (uint32_t)(g->next_close - g->head) : 0;
+    o->last_ts_us = g->last_ts;
+    o->ep_active = g->ep_active;
+    o->ep_start_us = g->ep_start;
+    o->ep_last_us = g->ep_last;
+    o->ep_count = g->ep_count;
+    o->ep_id = (char *)g->ep_id;
+    return 0;
+}
+
+int cor_corrstate_export(const cor_corrstate *st, uint64_t mkey, vg_arena *a,
+                         Vigil__CorrMachineState *out)
+{
+    struct cs_machine *m;
+    size_t ng = 0;
+
+    vigil__corr_machine_state__init(out);
+    m = st != NULL ? vg_u64map_get(&st->machines, mkey) : NULL;
+    if (m == NULL)
+        return 0;
+    out->max_ts_us = m->maxts;
+    out->watermark_us = m->wm;
+    out->have_watermark = m->have_wm;
+    out->n_pending = m->npend - m->phead;
+    out->pending = cs_items_export(st, m->pend + m->phead, out->n_pending, true, a);
+    for (const struct cs_group *g = m->groups; g; g = g->mnext)
+        ng++;
+    out->groups = vg_arena_alloc(a, (ng ? ng : 1) * sizeof(*out->groups));
+    if (out->pending == NULL || out->groups == NULL)
+        return -VG_ENOMEM;
+    for (const struct cs_group *g = m->groups; g; g = g->mnext) {
+        Vigil__CorrGroupState *o = vg_arena_alloc(a, sizeof(*o));
+
+        if (o == NULL || cs_group_export(st, g, a, o) < 0)
+            return -VG_ENOMEM;
+        out->groups[out->n_groups++] = o;
+    }
+    return 1;
+}
+
+/* The correlation index and base-rule position named by a snapshot entry; false when this
+ * set does not know them. */
+static bool cs_resolve(const cor_corrstate *st, const char *corr_id, const char *rule_id,
+                       uint32_t *corr, uint32_t *pos)
+{
+    const struct cor_rule_info *ri = cor_corrset_find(st->cs, corr_id);
+    const struct corr_rule *r;
+
+    if (ri == NULL || ri->index >= st->cs->nrules)
+        return false;
+    r = st->cs->rules[ri->index];
+    for (size_t p = 0; p < r->nrefs; p++) {
+        if (strcasecmp(r->refs[p], rule_id) == 0) {
+            *corr = ri->index;
+            *pos = (uint32_t)p;
+            return true;
+        }
+    }
+    return false;
+}
+
+static struct cs_item *cs_item_import(cor_corrstate *st, const Vigil__CorrItemState *e,
+                                      const char *gvals, uint32_t corr, uint32_t pos)
+{
+    struct cor_corr_match mt = {.ts_us = e->ts_us, .seq = e->seq, .kind = e->kind,
+                                .summary = e->summary};
+    struct cs_item *it = cs_item_new(st, &mt, gvals, strlen(gvals));
+
+    if (it == NULL)
+        return NULL;
+    it->corr = corr;
+    it->pos = pos;
+    it->vhash = e->vhash;
+    it->has_value = e->has_value;
+    it->in_ep = e->in_ep;
+    return it;
+}
+
+static int cs_group_import(cor_corrstate *st, struct cs_machine *m, const Vigil__CorrGroupState *gs,
+                           size_t *skipped)
+{
+    struct cs_group *g = NULL;
+    uint32_t corr, pos;
+
+    for (size_t i = 0; i < gs->n_events; i++) {
+        const Vigil__CorrItemState *e = gs->events[i];
+        struct cs_item *it;
+
+        if (!cs_resolve(st, gs->corr_id, e->rule_id, &corr, &pos)) {
+            (*skipped)++;
+            continue;
+        }
+        if (g == NULL && (g = cs_group_get(st, m, corr, gs->gvals)) == NULL)
+            return -VG_ENOMEM;
+        if ((it = cs_item_import(st, e, gs->gvals, corr, pos)) == NULL)
+            return -VG_ENOMEM;
+        if (cs_group_push(st, g, it) < 0) {
+            cs_item_free(st, it);
+            (*skipped)++;
+            continue;
+        }
+        it->prev_ts = e->prev_ts_us;
+    }
+    if (g == NULL)
+        return 0;
+    g->next_close = g->head + VG_MIN((size_t)gs->judged, g->n - g->head);
+    g->last_ts = gs->last_ts_us;
+    g->ep_active = gs->ep_active;
+    g->ep_start = gs->ep_start_us;
+    g->ep_last = gs->ep_last_us;
+    g->ep_count = gs->ep_count;
+    snprintf(g->ep_id, sizeof(g->ep_id), "%s", gs->ep_id);
+    return 0;
+}
+
+int cor_corrstate_import(cor_corrstate *st, uint64_t mkey, const char *tenant, const char *machine,
+                         const Vigil__CorrMachineState *in, size_t *skipped)
+{
+    struct cor_corr_match mt = {.mkey = mkey, .tenant = tenant, .machine = machine};
+    struct cs_machine *m;
+    size_t skip = 0;
+    int rc = 0;
+
+    if (st == NULL || in == NULL || tenant == NULL || machine == NULL)
+        return -VG_EINVAL;
+    cor_corrstate_drop_machine(st, mkey);
+    if (in->n_pending == 0 && in->n_groups == 0)
+        return 0;
+    if ((m = cs_machine_get(st, &mt)) == NULL)
+        return -VG_ENOMEM;
+    m->maxts = in->max_ts_us;
+    m->wm = in->watermark_us;
+    m->have_wm = in->have_watermark;
+    if (m->maxts > st->clock)
+        st->clock = m->maxts;
+    /* The restore counts as an arrival: the machine idles from the new owner's clock. */
+    m->clock_at_last = st->clock;
+    for (size_t i = 0; rc == 0 && i < in->n_groups; i++)
+        rc = cs_group_import(st, m, in->groups[i], &skip);
+    for (size_t i = 0; rc == 0 && i < in->n_pending; i++) {
+        const Vigil__CorrItemState *e = in->pending[i];
+        struct cs_item *it;
+        uint32_t corr, pos;
+        int prc;
+
+        if (!cs_resolve(st, e->corr_id, e->rule_id, &corr, &pos)) {
+            skip++;
+            continue;
+        }
+        if ((it = cs_item_import(st, e, e->gvals, corr, pos)) == NULL) {
+            rc = -VG_ENOMEM;
+            break;
+        }
+        if ((prc = cs_pend_insert(st, m, it)) != 0) {
+            cs_item_free(st, it);
+            if (prc < 0)
+                skip++;
+        }
+    }
+    if (skipped != NULL)
+        *skipped += skip;
+    return rc;
 }
 
 /* ---- process tree labels ------------------------------------------------------------- */

@@ -124,6 +124,8 @@ struct cor_corrstate_stats {
     uint64_t no_group; /* a group-by field absent from the event: not correlated */
     uint64_t overflow; /* dropped because a group or a machine's buffer was full */
     uint64_t enomem;   /* dropped for want of memory */
+    uint64_t duplicates; /* a match already held, applied again (re-delivery after a
+                          * takeover or restart): dropped */
     uint64_t fires;    /* new correlation alerts */
     uint64_t updates;  /* updates of them */
     size_t pending;    /* matches waiting in reorder buffers */
@@ -158,6 +160,30 @@ void cor_corrstate_flush(cor_corrstate *st);
 /* Drops all state of one machine without firing (the machine moved to another shard). */
 void cor_corrstate_drop_machine(cor_corrstate *st, uint64_t mkey);
 void cor_corrstate_get_stats(const cor_corrstate *st, struct cor_corrstate_stats *out);
+
+/* ---- moving a machine's state (the changelog; correlate/state.c) ----------------------- */
+
+/* True when the state holds anything of machine mkey (pending matches or open groups). */
+bool cor_corrstate_has_machine(const cor_corrstate *st, uint64_t mkey);
+
+/*
+ * Fills out (initialised here) with machine mkey's pending matches and open groups, for a
+ * snapshot. Arrays come from arena a; strings are borrowed from the state and stay valid
+ * until the next call that changes st (pack right away). Returns 1 when the machine has
+ * state, 0 when it has none (out is left empty), -VG_ENOMEM.
+ */
+int cor_corrstate_export(const cor_corrstate *st, uint64_t mkey, vg_arena *a,
+                         Vigil__CorrMachineState *out);
+
+/*
+ * Replaces machine mkey's state with a snapshot's (the machine's current state, if any, is
+ * dropped without firing). Groups and matches of correlations or base rules this set does
+ * not know (the rules changed between the two owners) are skipped and counted in *skipped.
+ * Fires nothing: what the snapshot's owner had judged stays judged. Returns 0, -VG_EINVAL
+ * (NULL arguments) or -VG_ENOMEM (the machine then holds what was imported so far).
+ */
+int cor_corrstate_import(cor_corrstate *st, uint64_t mkey, const char *tenant,
+                         const char *machine, const Vigil__CorrMachineState *in, size_t *skipped);
 
 /*
  * The values of the pseudo fields for a process, "image[pid]@ctime_us": the root of its

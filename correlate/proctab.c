@@ -391,6 +391,15 @@ void cor_proctab_drop_if(cor_proctab *pt, bool (*pred)(uint64_t mkey, void *ctx)
     pt_maybe_shrink(pt);
 }
 
+void cor_proctab_foreach_if(const cor_proctab *pt, bool (*pred)(uint64_t mkey, void *ctx),
+                            void (*fn)(const cor_proc *p, void *ctx), void *ctx)
+{
+    for (size_t i = 0; pt != NULL && i < pt->nbuckets; i++)
+        for (const cor_proc *p = pt->buckets[i]; p != NULL; p = p->hnext)
+            if (pred(p->mkey, ctx))
+                fn(p, ctx);
+}
+
 static bool pt_is_mkey(uint64_t mkey, void *ctx)
 {
     return mkey == *(const uint64_t *)ctx;

@@ -132,6 +132,12 @@ void cor_proctab_drop_machine(cor_proctab *pt, uint64_t mkey);
 /* The same for every machine for which pred returns true, in one pass over the table. */
 void cor_proctab_drop_if(cor_proctab *pt, bool (*pred)(uint64_t mkey, void *ctx), void *ctx);
 
+/* Calls fn for every process of every machine for which pred returns true, in one pass over
+ * the table (a snapshot of many machines at once: correlate/state.c). fn must not change the
+ * table. */
+void cor_proctab_foreach_if(const cor_proctab *pt, bool (*pred)(uint64_t mkey, void *ctx),
+                            void (*fn)(const cor_proc *p, void *ctx), void *ctx);
+
 /*
  * Writes up to max ancestors of p into out, nearest first (out[0] is the parent). Returns how
  * many were written.
