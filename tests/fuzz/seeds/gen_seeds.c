@@ -6,7 +6,8 @@
  *
  *   gen_seeds OUTDIR   writes OUTDIR/decode/ (packed TelemetryBatch messages) and
  *                      OUTDIR/import/ (JSON lines in the schema of `vigil import`,
- *                      each line written here from a simulated event)
+ *                      each line written here from a simulated event) and
+ *                      OUTDIR/evtx/ (EVTX file headers; make_seeds.sh adds the XML records)
  *
  * The output is deterministic (fixed simulator seeds). tests/fuzz/seeds/make_seeds.sh
  * builds and runs it and adds the Sigma seeds; tests/fuzz/README.md says how the seeds
@@ -853,6 +854,79 @@ static void import_edges(void)
                "\"C:\\\\\xc3\x28.exe\"}}\n");
 }
 
+/* ---- EVTX: file and chunk headers (the record XML seeds are files in seeds/evtx/) ----- */
+
+/* CRC-32 (IEEE 802.3, reflected), the checksum of EVTX headers; bitwise, seeds are few. */
+static uint32_t crc32_ieee(const uint8_t *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/*
+ * An EVTX file: the 4,096-byte file header (magic, chunk numbers, next record id, header
+ * size 128, version 3.1, block size 4,096, chunk count, flags, CRC-32 of its first 120
+ * bytes) and nchunks empty 64 KiB chunks (magic, record numbers, header size 128, free
+ * space offset 512, CRC-32 of bytes 0-120 and 128-512). No records: writing binary XML is
+ * left to the mutator.
+ */
+static void put_evtx(const char *name, unsigned nchunks, bool bad_crc)
+{
+    size_t size = 4096 + (size_t)nchunks * 65536;
+    uint8_t *f = calloc(1, size);
+
+    if (f == NULL)
+        die("calloc");
+    memcpy(f, "ElfFile", 8);
+    put_le(f + 8, 0, 8);
+    put_le(f + 16, nchunks ? nchunks - 1 : 0, 8);
+    put_le(f + 24, 1, 8);
+    put_le(f + 32, 128, 4);
+    put_le(f + 36, 1, 2);
+    put_le(f + 38, 3, 2);
+    put_le(f + 40, 4096, 2);
+    put_le(f + 42, nchunks, 2);
+    put_le(f + 124, crc32_ieee(f, 120) ^ (bad_crc ? 1u : 0u), 4);
+    for (unsigned c = 0; c < nchunks; c++) {
+        uint8_t *k = f + 4096 + (size_t)c * 65536;
+        uint8_t both[120 + 384];
+
+        memcpy(k, "ElfChnk", 8);
+        put_le(k + 8, 1, 8);
+        put_le(k + 16, 0, 8);
+        put_le(k + 24, 1, 8);
+        put_le(k + 32, 0, 8);
+        put_le(k + 40, 128, 4);
+        put_le(k + 44, 512, 4);
+        put_le(k + 48, 512, 4);
+        put_le(k + 52, crc32_ieee(k + 512, 0), 4);
+        memcpy(both, k, 120);
+        memcpy(both + 120, k + 128, 384);
+        put_le(k + 124, crc32_ieee(both, sizeof(both)), 4);
+    }
+    write_file("evtx", name, f, size);
+    free(f);
+}
+
+static void evtx_edges(void)
+{
+    put_evtx("empty.evtx", 0, false);
+    put_evtx("one-chunk.evtx", 1, false);
+    put_evtx("bad-crc.evtx", 1, true);
+}
+
 static void mkdir_or_die(const char *sub)
 {
     char path[1024];
@@ -887,12 +961,14 @@ int main(int argc, char **argv)
     mkdir_or_die("");
     mkdir_or_die("decode");
     mkdir_or_die("import");
+    mkdir_or_die("evtx");
     for (size_t i = 0; i < sizeof(cfgs) / sizeof(cfgs[0]); i++)
         run_sim(&cfgs[i], &imp, &imp_lines);
     if (imp != NULL)
         fclose(imp);
     decode_edges();
     import_edges();
+    evtx_edges();
     printf("gen_seeds: %u decode seeds, %u simulated import files in %s\n", g_ndecode, g_nimport,
            g_out);
     return 0;

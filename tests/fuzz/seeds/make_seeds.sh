@@ -4,6 +4,7 @@
 #   decode  packed batches of vigil's simulator and hand-made edge cases (gen_seeds.c)
 #   import  JSON lines written from simulated events, and hand-made edge cases (gen_seeds.c)
 #   sigma   vigil's own rules (rules/*.yml) and the hand-written rules of tests/fuzz/seeds/sigma/
+#   evtx    EVTX file headers (gen_seeds.c) and the hand-written records of tests/fuzz/seeds/evtx/
 # Usage: tests/fuzz/seeds/make_seeds.sh BUILD_DIR OUTDIR
 #   BUILD_DIR: an ordinary gcc build of the project with vg_bench built
 #   (cmake --build BUILD_DIR --target vg_bench).
@@ -20,13 +21,15 @@ cc -std=c11 -O1 -g -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
    "$here/gen_seeds.c" -o "$out/gen_seeds" \
    "$build/libvg_bench.a" "$build/libvg_ingest.a" "$build/libvg_correlate.a" \
    "$build/libvg_storage.a" "$build/libvg_common.a" "$build/libvg_proto.a" \
-   -lprotobuf-c -ljansson -lyaml -lhs -lpcre2-8 -lrocksdb -lzstd -lxxhash -lrdkafka -lck -lm
+   -lprotobuf-c -ljansson -lyaml -lhs -lpcre2-8 -lrocksdb -lzstd -lxxhash -lrdkafka -lck \
+   -levtx -lxml2 -lm
 "$out/gen_seeds" "$out"
 cp "$src"/rules/*.yml "$here"/sigma/*.yml "$out/sigma/"
+cp "$here"/evtx/*.xml "$out/evtx/"
 # Each document of a multi-document file alone as well: smaller inputs for the mutator.
 for f in "$here"/sigma/*.yml; do
     awk -v p="$out/sigma/$(basename "$f" .yml)-doc" '
         /^---/ { n++; next } { print > (p n ".yml") }' "$f"
 done
 echo "make_seeds: decode $(ls "$out/decode" | wc -l), sigma $(ls "$out/sigma" | wc -l)," \
-     "import $(ls "$out/import" | wc -l) seeds in $out"
+     "import $(ls "$out/import" | wc -l), evtx $(ls "$out/evtx" | wc -l) seeds in $out"
