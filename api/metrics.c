@@ -334,6 +334,10 @@ static void api_vigil_ingest(struct api_metrics_out *out, const struct ing_stats
                         0, st->lost_upstream);
     api_metrics_add_u64(out, "vigil_write_errors_total", API_COUNTER, "Storage write errors.", NULL,
                         0, st->write_errors);
+    api_metrics_add_u64(out, "vigil_sightings_total", API_COUNTER,
+                        "Entity sightings (machine, binary/address/domain/account, once a day) "
+                        "sent to the incident stage for prevalence.",
+                        NULL, 0, st->sightings);
     api_metrics_add_u64(out, "vigil_storage_writes_total", API_COUNTER,
                         "RocksDB write batches written.", NULL, 0, st->writes);
     api_metrics_add_u64(out, "vigil_blocks_written_total", API_COUNTER, "Timeline blocks written.",

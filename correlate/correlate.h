@@ -89,6 +89,8 @@ struct cor_unit {
     size_t nmachines, capmachines;
     struct cor_alert_out *alerts;
     size_t nalerts, capalerts;
+    Vigil__Sightings **sightings; /* per machine: entities first seen (sightings.h); arena */
+    size_t nsightings;
     struct cor_barrier *barrier; /* the barrier this unit answers (a reference) */
     struct cor_offset *pending;  /* per partition: lowest offset in an open block */
     size_t npending;

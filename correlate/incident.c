@@ -535,6 +535,25 @@ int cor_incidents_observe(cor_incidents *ci, const char *tenant, const char *mac
     return rc;
 }
 
+int cor_incidents_observe_all(cor_incidents *ci, const Vigil__Sightings *sg)
+{
+    int rc = 0, r;
+
+    if (sg->n_entities == 0)
+        return cor_incidents_observe(ci, sg->tenant_id, sg->machine_id,
+                                     VIGIL__ENTITY_KIND__ENTITY_MACHINE, sg->machine_id, NULL,
+                                     sg->ts_us);
+    for (size_t i = 0; i < sg->n_entities; i++) {
+        const Vigil__Entity *e = sg->entities[i];
+
+        r = cor_incidents_observe(ci, sg->tenant_id, sg->machine_id, e->kind, e->value, e->sha256,
+                                  sg->ts_us);
+        if (r < 0 && rc == 0)
+            rc = r;
+    }
+    return rc;
+}
+
 int cor_incidents_tenant_machines(cor_incidents *ci, const char *tenant, uint32_t n)
 {
     struct ci_tenant *t;

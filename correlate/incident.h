@@ -119,6 +119,11 @@ int cor_incidents_observe(cor_incidents *ci, const char *tenant, const char *mac
                           Vigil__EntityKind kind, const char *value, const char *sha256,
                           int64_t ts_us);
 
+/* Every sighting of a Sightings message (correlate/sightings.h); one with no entities
+ * registers the machine in its tenant. Returns 0 or the first error (the rest is still
+ * applied). */
+int cor_incidents_observe_all(cor_incidents *ci, const Vigil__Sightings *sg);
+
 /* Sets the tenant's machine count used for prevalence (0 = count the machines seen). */
 int cor_incidents_tenant_machines(cor_incidents *ci, const char *tenant, uint32_t n);
 

@@ -24,6 +24,7 @@
 
 #include "corr.h"
 #include "proctab.h"
+#include "sightings.h"
 
 #define COR_EVIDENCE_MAX 16
 #define COR_TREE_MAX     64
@@ -105,6 +106,8 @@ struct cor_shard {
     cor_proc *cur_actor;
     uint64_t cur_recv_ns;
     int64_t last_event_us; /* newest event time seen: the clock of process expiry */
+
+    cor_sightings *sightings; /* entities seen, for the incident stage's prevalence */
 
     uint64_t *rule_hits;   /* per rule index: matches (relaxed atomics; read by metrics) */
     uint64_t *rule_alerts; /* per rule index: new alerts */
@@ -223,9 +226,10 @@ int cor_shard_new(const struct cor_shard_cfg *cfg, cor_shard **out)
     s->procs = cor_proctab_new(1024);
     s->unit = cor_unit_new(cfg->index);
     s->scratch_arena = vg_arena_new(16384);
+    s->sightings = cor_sightings_new(0);
     if (s->in_buf == NULL || s->out_buf == NULL || s->procs == NULL || s->unit == NULL ||
-        s->scratch_arena == NULL || vg_u64map_init(&s->machines, 1024) < 0 ||
-        vg_u64map_init(&s->alerts, 64) < 0)
+        s->scratch_arena == NULL || s->sightings == NULL ||
+        vg_u64map_init(&s->machines, 1024) < 0 || vg_u64map_init(&s->alerts, 64) < 0)
         goto out_free;
     if (cfg->corr != NULL &&
         (s->corr = cor_corrstate_new(cfg->corr,
@@ -291,6 +295,7 @@ void cor_shard_destroy(cor_shard *s)
     while (s->out_buf != NULL && (u = cor_shard_pop_unit(s)) != NULL)
         cor_unit_free(u);
     cor_unit_free(s->unit);
+    cor_sightings_free(s->sightings);
     if (s->procs)
         cor_proctab_destroy(s->procs);
     if (s->scratch)
@@ -443,6 +448,8 @@ static void cor_handle_batch(cor_shard *s, struct cor_in *in)
             m->last_event_us = ev->ts_us;
         m->events++;
         cor_event(s, m, tb, ev);
+        /* Out of memory loses a sighting at worst; a later event reports it again. */
+        (void)cor_sightings_event(s->sightings, m->mkey, m->tenant, m->machine_id, ev);
         if (in->raw != NULL)
             cor_block_append(s, m, in->partition, in->offset, ev, in->raw[i], in->raw_len[i]);
         accepted++;
@@ -757,59 +764,27 @@ static void cor_add_entity(vg_arena *a, Vigil__Alert *al, Vigil__EntityKind kind
     al->entities = arr;
 }
 
-/* A logon's account as DOMAIN\account, the way process accounts are written, so that the
- * account that logs on and the programs it then runs are one user entity. */
-static void cor_add_logon_user(vg_arena *a, Vigil__Alert *al, const Vigil__LogonEvent *lg)
-{
-    const char *acct = lg->account, *dom = lg->account_domain;
-    char buf[512];
-    int n;
+struct cor_entity_ctx {
+    vg_arena *a;
+    Vigil__Alert *al;
+};
 
-    if (acct != NULL && acct[0] != '\0' && dom != NULL && dom[0] != '\0' &&
-        strchr(acct, '\\') == NULL) {
-        n = snprintf(buf, sizeof(buf), "%s\\%s", dom, acct);
-        if (n > 0 && (size_t)n < sizeof(buf))
-            acct = buf;
-    }
-    cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_USER, acct, NULL);
+static void cor_entity_cb(void *ctx, Vigil__EntityKind kind, const char *value, const char *sha256)
+{
+    struct cor_entity_ctx *c = ctx;
+
+    cor_add_entity(c->a, c->al, kind, value, sha256);
 }
 
-/* Entities of one event, for incident linking: machine, user, files, addresses. */
+/* Entities of one event, for incident linking: machine, user, files, addresses. The
+ * shard's sightings (sightings.h) report the same entities of every event. */
 static void cor_add_entities(vg_arena *a, Vigil__Alert *al, const struct cor_machine *m,
                              const Vigil__Event *ev)
 {
-    const Vigil__ProcessRef *p = ev->actor;
+    struct cor_entity_ctx c = {a, al};
 
     cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_MACHINE, m->machine_id, NULL);
-    if (ev->kind_case == VIGIL__EVENT__KIND_PROCESS_CREATED && ev->process_created->process)
-        p = ev->process_created->process;
-    if (p != NULL) {
-        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_PROCESS, p->image, p->sha256);
-        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_USER, p->account, NULL);
-    }
-    switch (ev->kind_case) {
-    case VIGIL__EVENT__KIND_FILE:
-        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_FILE, ev->file->path, ev->file->sha256);
-        break;
-    case VIGIL__EVENT__KIND_NETWORK:
-        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_IP, ev->network->remote_ip, NULL);
-        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_DOMAIN, ev->network->remote_hostname,
-                       NULL);
-        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_URL, ev->network->url, NULL);
-        break;
-    case VIGIL__EVENT__KIND_DNS:
-        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_DOMAIN, ev->dns->query_name, NULL);
-        break;
-    case VIGIL__EVENT__KIND_REGISTRY:
-        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_REGISTRY, ev->registry->key, NULL);
-        break;
-    case VIGIL__EVENT__KIND_LOGON:
-        cor_add_logon_user(a, al, ev->logon);
-        cor_add_entity(a, al, VIGIL__ENTITY_KIND__ENTITY_IP, ev->logon->source_ip, NULL);
-        break;
-    default:
-        break;
-    }
+    cor_event_entities(ev, cor_entity_cb, &c);
 }
 
 static void cor_unit_add_alert(cor_shard *s, Vigil__Alert *al, bool is_new)
@@ -1310,6 +1285,8 @@ static void cor_handle_barrier(cor_shard *s, struct cor_barrier *b)
             u->pending[np++] = (struct cor_offset){s->parts[i].partition, s->parts[i].head->offset};
     u->npending = np;
     u->barrier = b; /* the shard's reference moves to the unit */
+    if (cor_sightings_drain(s->sightings, u->arena, &u->sightings, &u->nsightings) < 0)
+        u->nsightings = 0; /* kept queued for the next barrier */
     if (s->last_event_us != 0)
         cor_proctab_expire(s->procs, s->last_event_us, s->cfg.proc_window_us, 4096);
     /* Correlation windows move with event time, never the wall clock (a replay of old data

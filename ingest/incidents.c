@@ -178,11 +178,43 @@ void ing_incidents_stats(ing_incidents *s, struct ing_incidents_stats *st)
 {
     st->alerts = __atomic_load_n(&s->st.alerts, __ATOMIC_RELAXED);
     st->bad = __atomic_load_n(&s->st.bad, __ATOMIC_RELAXED);
+    st->sightings = __atomic_load_n(&s->st.sightings, __ATOMIC_RELAXED);
     st->emitted = __atomic_load_n(&s->st.emitted, __ATOMIC_RELAXED);
     st->retired = __atomic_load_n(&s->st.retired, __ATOMIC_RELAXED);
 }
 
 /* ---- the thread ------------------------------------------------------------------- */
+
+/* Whether a message of the topic is a Sightings record (header vigil-type=sightings)
+ * rather than an alert. */
+static bool ing_is_sightings(const rd_kafka_message_t *m)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t n;
+
+    return rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+           rd_kafka_header_get_last(h, ING_HDR_TYPE, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+           n == strlen(ING_TYPE_SIGHTINGS) && memcmp(v, ING_TYPE_SIGHTINGS, n) == 0;
+}
+
+/* Telemetry sightings: prevalence and the tenant's machines (correlate/sightings.h). */
+static void ing_inc_sightings(ing_incidents *s, const rd_kafka_message_t *m)
+{
+    Vigil__Sightings *sg = m->payload ? vigil__sightings__unpack(NULL, m->len, m->payload) : NULL;
+
+    if (sg == NULL || sg->tenant_id[0] == '\0' || sg->machine_id[0] == '\0') {
+        __atomic_add_fetch(&s->st.bad, 1, __ATOMIC_RELAXED);
+        vg_log(VG_LOG_WARN, "incidents", "%s[%d]@%lld: a sightings record that does not decode",
+               s->topic, m->partition, (long long)m->offset);
+    } else {
+        if (cor_incidents_observe_all(s->ci, sg) < 0)
+            __atomic_add_fetch(&s->st.bad, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&s->st.sightings, sg->n_entities, __ATOMIC_RELAXED);
+    }
+    if (sg != NULL)
+        vigil__sightings__free_unpacked(sg, NULL);
+}
 
 static void *ing_inc_main(void *arg)
 {
@@ -202,8 +234,10 @@ static void *ing_inc_main(void *arg)
             char id[COR_INCIDENT_ID_MAX];
             bool changed;
 
-            if (m->err == 0 && m->payload != NULL &&
-                (a = vigil__alert__unpack(NULL, m->len, m->payload)) != NULL) {
+            if (m->err == 0 && ing_is_sightings(m)) {
+                ing_inc_sightings(s, m);
+            } else if (m->err == 0 && m->payload != NULL &&
+                       (a = vigil__alert__unpack(NULL, m->len, m->payload)) != NULL) {
                 if (cor_incidents_add(s->ci, a, id, &changed) == 0)
                     __atomic_add_fetch(&s->st.alerts, 1, __ATOMIC_RELAXED);
                 else

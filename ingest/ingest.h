@@ -152,6 +152,7 @@ struct ing_stats {
     uint64_t commits;       /* Kafka offset commits */
     uint64_t pauses;        /* partition pauses for backpressure */
     uint64_t write_errors;
+    uint64_t sightings; /* entity sightings sent to the incident stage */
     int64_t last_event_us;
     uint32_t partitions; /* assigned now */
 };
@@ -191,10 +192,11 @@ struct ing_incidents_cfg {
 };
 
 struct ing_incidents_stats {
-    uint64_t alerts;  /* alerts grouped */
-    uint64_t bad;     /* messages that were not alerts */
-    uint64_t emitted; /* incident states stored and emitted */
-    uint64_t retired; /* incident ids merged away */
+    uint64_t alerts;    /* alerts grouped */
+    uint64_t bad;       /* messages that were neither alerts nor sightings */
+    uint64_t sightings; /* telemetry sightings applied to prevalence */
+    uint64_t emitted;   /* incident states stored and emitted */
+    uint64_t retired;   /* incident ids merged away */
 };
 
 int ing_incidents_new(const struct ing_incidents_cfg *cfg, ing_incidents **out, char *err,

@@ -8,6 +8,11 @@
 
 #include "ingest.h"
 
+/* "alerts.tenant" carries alerts and, marked by this header, telemetry sightings
+ * (correlate/sightings.h) for the incident stage's prevalence. */
+#define ING_HDR_TYPE       "vigil-type"
+#define ING_TYPE_SIGHTINGS "sightings"
+
 /* A produced message whose delivery someone waits for (the alert outbox). */
 struct ing_delivery {
     void (*done)(struct ing_delivery *d, bool ok); /* on the thread that polls the producer */

@@ -839,6 +839,28 @@ static void ing_repartition(ing_pipeline *p, const Vigil__Alert *a, const uint8_
                 0);
 }
 
+/* Entities the unit's machines showed (correlate/sightings.h), to the tenant-keyed topic
+ * beside the alerts, marked by a header. Fire and forget: a lost sighting is reported
+ * again the next day, and until then only weakens the incident stage's prevalence. */
+static void ing_emit_sightings(ing_pipeline *p, const struct cor_unit *u)
+{
+    static const struct ing_kv hdr = {ING_HDR_TYPE, ING_TYPE_SIGHTINGS};
+
+    for (size_t i = 0; i < u->nsightings; i++) {
+        const Vigil__Sightings *sg = u->sightings[i];
+        size_t len = vigil__sightings__get_packed_size(sg);
+        uint8_t *buf = vg_malloc(len ? len : 1);
+
+        if (buf == NULL)
+            continue;
+        vigil__sightings__pack(sg, buf);
+        if (ing_produce(p->prod, p->alerts_tenant_topic, sg->tenant_id, strlen(sg->tenant_id), buf,
+                        len, &hdr, 1) == 0)
+            ing_stat_add(&p->st.sightings, sg->n_entities);
+        vg_free(buf);
+    }
+}
+
 static void ing_emit_update(ing_pipeline *p, const Vigil__Alert *a)
 {
     size_t len = vigil__alert__get_packed_size(a);
@@ -1002,7 +1024,10 @@ static void ing_write_round(ing_pipeline *p, struct cor_unit **units)
     sto_wbatch_clear(p->wb);
     ing_stat_add(&p->st.writes, 1);
     ing_stat_add(&p->st.blocks, blocks);
-    /* Durable: now the alerts may leave. */
+    /* Sightings first, so that the incident stage knows what is common before the alerts
+     * of the same round arrive. Durable, then the alerts may leave. */
+    for (uint32_t s = 0; s < p->nshards; s++)
+        ing_emit_sightings(p, units[s]);
     for (uint32_t s = 0; s < p->nshards; s++) {
         struct cor_unit *u = units[s];
 

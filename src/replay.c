@@ -177,6 +177,10 @@ static void replay_incidents(struct replay *r, const struct cor_unit *u)
         goto out;
     for (size_t i = 0; i < r->ntenants; i++)
         cor_incidents_tenant_machines(ci, r->tenants[i].id, r->tenants[i].machines);
+    /* What every machine's telemetry showed, before the alerts: the same prevalence the
+     * live stage learns from the sightings on alerts.tenant. */
+    for (size_t i = 0; i < u->nsightings; i++)
+        cor_incidents_observe_all(ci, u->sightings[i]);
     for (size_t i = 0; i < u->nalerts; i++)
         cor_incidents_add(ci, u->alerts[i].alert, id, &changed);
     while (cor_incidents_next_change(ci, &ch)) {
