@@ -24,6 +24,9 @@
 #define STO_DEFAULT_RETENTION (INT64_C(183) * VG_US_PER_DAY)
 #define STO_BLOCK_SIZE        (16 * 1024)
 #define STO_SCHEMA_VERSION    "1"
+/* A pass of the background merge every 30 s: a quiet machine (2 events/s, a block every
+ * 5 s) has gathered six blocks by then; a busy one has blocks big enough to be left. */
+#define STO_MERGE_INTERVAL_MS 30000
 
 /* RocksDB's BottommostLevelCompaction::kForce: rewrite the last level too, so range
  * tombstones are applied there and the space comes back. */
@@ -55,6 +58,8 @@ struct sto_wbatch {
     rocksdb_writebatch_t *wb; /* reused by sto_write; NULL until the first write */
     sto_db *db;               /* sto_wbatch_bind: blocks go straight into wb */
     size_t direct_bytes;      /* bytes put straight into wb */
+    struct sto_dm *dm;        /* machine-days of the blocks put (for the merge thread) */
+    size_t ndm, capdm;        /* entries, allocated entries */
 };
 
 const char *const sto_cf_names[STO_CF_COUNT] = {
@@ -84,6 +89,7 @@ static rocksdb_iterator_t *sto_iter(sto_db *db, enum sto_cf cf, rocksdb_readopti
                                     size_t hilen);
 static int sto_iter_done(rocksdb_iterator_t *it, rocksdb_readoptions_t *ro);
 static bool sto_prefix_next(uint8_t *k, size_t n);
+static void sto_wbatch_note(sto_wbatch *b, uint32_t day, uint64_t mkey);
 static uint64_t sto_wal_bytes(const char *path);
 static int sto_compact_cf(sto_db *db, enum sto_cf cf, const char *lo, size_t lolen, const char *hi,
                           size_t hilen);
@@ -109,6 +115,12 @@ int sto_open(const struct sto_opts *o, sto_db **out, char *err, size_t errlen)
         goto out_close;
     }
     db->ro = o->read_only;
+    db->wlock_ok = pthread_mutex_init(&db->wlock, NULL) == 0;
+    db->merge_cond_ok = pthread_cond_init(&db->merge_cond, NULL) == 0;
+    if (!db->wlock_ok || !db->merge_cond_ok) {
+        rc = -VG_ENOMEM;
+        goto out_close;
+    }
     db->retention_us = o->retention_us > 0 ? o->retention_us : STO_DEFAULT_RETENTION;
     sto_make_options(db, o);
     rc = db->ro ? sto_open_secondary(db, err, errlen) : sto_open_rw(db, err, errlen);
@@ -116,6 +128,13 @@ int sto_open(const struct sto_opts *o, sto_db **out, char *err, size_t errlen)
         goto out_close;
     if (!db->ro && (rc = sto_check_schema(db, err, errlen)) != 0)
         goto out_close;
+    if (!db->ro && o->merge_interval_ms >= 0) {
+        db->merge_interval_ms = o->merge_interval_ms ? o->merge_interval_ms : STO_MERGE_INTERVAL_MS;
+        if ((rc = sto_merge_start(db)) != 0) {
+            sto_set_err(err, errlen, "%s", "cannot start the timeline merge thread");
+            goto out_close;
+        }
+    }
     *out = db;
     return 0;
 out_close:
@@ -150,6 +169,7 @@ void sto_close(sto_db *db)
 {
     if (db == NULL)
         return;
+    sto_merge_stop(db);
     if (db->rdb != NULL && !db->ro)
         sto_flush_all(db);
     for (int i = 0; i < STO_CF_COUNT; i++)
@@ -172,6 +192,11 @@ void sto_close(sto_db *db)
         sto_rmtree(db->secondary);
         vg_free(db->secondary);
     }
+    if (db->merge_cond_ok)
+        pthread_cond_destroy(&db->merge_cond);
+    if (db->wlock_ok)
+        pthread_mutex_destroy(&db->wlock);
+    vg_free(db->dirty);
     vg_free(db->path);
     vg_free(db);
 }
@@ -204,6 +229,7 @@ void sto_wbatch_destroy(sto_wbatch *b)
         return;
     if (b->wb != NULL)
         rocksdb_writebatch_destroy(b->wb);
+    vg_free(b->dm);
     vg_free(b->buf);
     vg_free(b);
 }
@@ -214,6 +240,7 @@ void sto_wbatch_clear(sto_wbatch *b)
     b->nops = 0;
     b->failed = false;
     b->direct_bytes = 0;
+    b->ndm = 0;
     if (b->wb != NULL)
         rocksdb_writebatch_clear(b->wb);
 }
@@ -237,17 +264,19 @@ void sto_put_block(sto_wbatch *b, uint64_t mkey, int64_t first_ts_us, uint64_t f
                    const void *block, size_t len)
 {
     uint8_t k[STO_TL_KEY_LEN];
+    uint32_t day = sto_day(first_ts_us);
 
-    sto_tl_key(k, sto_day(first_ts_us), mkey, first_ts_us, first_seq);
+    sto_tl_key(k, day, mkey, first_ts_us, first_seq);
     if (b->db != NULL) {
         /* Bound: the block (the bulk of every write) is copied once, into RocksDB's batch. */
         rocksdb_writebatch_put_cf(b->wb, b->db->cf[STO_CF_TIMELINE], (const char *)k, sizeof(k),
                                   block, len);
         b->direct_bytes += sizeof(k) + len;
         b->nops++;
-        return;
+    } else {
+        sto_rec_put(b, STO_CF_TIMELINE, k, sizeof(k), block, len);
     }
-    sto_rec_put(b, STO_CF_TIMELINE, k, sizeof(k), block, len);
+    sto_wbatch_note(b, day, mkey);
 }
 
 void sto_put_machine(sto_wbatch *b, uint64_t mkey, const Vigil__MachineRecord *m)
@@ -358,7 +387,11 @@ int sto_write(sto_db *db, sto_wbatch *b, char *err, size_t errlen)
             rocksdb_writebatch_delete_cf(b->wb, db->cf[r.cf], k, r.klen);
         p = (const uint8_t *)v + r.vlen;
     }
+    pthread_mutex_lock(&db->wlock);
     rocksdb_write(db->rdb, db->wopt, b->wb, &rerr);
+    if (rerr == NULL && db->merge_running)
+        sto_merge_note(db, b->dm, b->ndm);
+    pthread_mutex_unlock(&db->wlock);
     if (rerr != NULL) {
         /* An unbound batch is replayed from its records on a retry. A bound one keeps its
          * direct puts; its staged records are appended again on a retry, the same
@@ -674,6 +707,7 @@ int sto_retention_run(sto_db *db, int64_t now_us)
         return 0;
     /* Whole files first (no rewrite), then a tombstone for the rest, then the compaction
      * that applies it and gives the space back. */
+    pthread_mutex_lock(&db->wlock); /* a merge must not put back a block of these days */
     rocksdb_delete_file_in_range_cf(db->rdb, cf, (const char *)lo, 4, (const char *)hi, 4, &rerr);
     if (rerr != NULL) {
         vg_log(VG_LOG_WARN, STO_MOD, "retention: delete files: %s", rerr);
@@ -681,6 +715,7 @@ int sto_retention_run(sto_db *db, int64_t now_us)
         rerr = NULL;
     }
     rocksdb_delete_range_cf(db->rdb, db->wopt, cf, (const char *)lo, 4, (const char *)hi, 4, &rerr);
+    pthread_mutex_unlock(&db->wlock);
     if (rerr != NULL) {
         vg_log(VG_LOG_ERROR, STO_MOD, "retention: delete range: %s", rerr);
         rocksdb_free(rerr);
@@ -1054,6 +1089,26 @@ static void sto_rec_put_msg(sto_wbatch *b, enum sto_cf cf, const void *k, size_t
         return;
     memcpy(p, k, klen);
     protobuf_c_message_pack(m, p + klen);
+}
+
+/* Remembers the machine-day of a block for the merge thread; consecutive puts of one
+ * machine-day are noted once. Out of memory only costs the merge a chance. */
+static void sto_wbatch_note(sto_wbatch *b, uint32_t day, uint64_t mkey)
+{
+    if (b->ndm > 0 && b->dm[b->ndm - 1].day == day && b->dm[b->ndm - 1].mkey == mkey)
+        return;
+    if (b->ndm == b->capdm) {
+        size_t cap = b->capdm ? b->capdm * 2 : 64;
+        struct sto_dm *dm = vg_realloc(b->dm, cap * sizeof(*dm));
+
+        if (dm == NULL)
+            return;
+        b->dm = dm;
+        b->capdm = cap;
+    }
+    b->dm[b->ndm].day = day;
+    b->dm[b->ndm].mkey = mkey;
+    b->ndm++;
 }
 
 /* Writes tenant_hash | last_event biased | id into k (16 + strlen(id) bytes). */

@@ -38,13 +38,16 @@ typedef struct sto_wbatch sto_wbatch;
 typedef struct sto_tl_iter sto_tl_iter;
 
 struct sto_opts {
-    const char *path;     /* data directory; created if missing */
-    bool read_only;       /* open as a secondary/read-only view (for investigation commands
-                             while `vigil run` owns the directory) */
-    bool sync;            /* fsync the WAL on every write (default false: the WAL is written
-                             but not fsynced; Kafka re-delivers what a power loss drops) */
-    size_t cache_bytes;   /* block cache; 0 = default (256 MiB) */
-    int64_t retention_us; /* 0 = default (183 days) */
+    const char *path;      /* data directory; created if missing */
+    bool read_only;        /* open as a secondary/read-only view (for investigation commands
+                              while `vigil run` owns the directory) */
+    bool sync;             /* fsync the WAL on every write (default false: the WAL is written
+                              but not fsynced; Kafka re-delivers what a power loss drops) */
+    size_t cache_bytes;    /* block cache; 0 = default (256 MiB) */
+    int64_t retention_us;  /* 0 = default (183 days) */
+    int merge_interval_ms; /* background merge of small timeline blocks (sto_tl_merge): a
+                              storage thread merges the machine-days written since its last
+                              pass this often; 0 = default (30 s), < 0 = no thread */
 };
 
 /* Opens or creates the database. Returns 0 and *out, or a negative vg_err with detail in
@@ -154,6 +157,34 @@ int sto_tl_open(sto_db *db, uint64_t mkey, int64_t from_us, int64_t to_us, bool 
 /* Returns 1 with *ev set, 0 at the end, or a negative vg_err. */
 int sto_tl_next(sto_tl_iter *it, const Vigil__Event **ev);
 void sto_tl_close(sto_tl_iter *it);
+
+/*
+ * Merging small blocks. The live shard seals a machine's block every few seconds (that
+ * bounds the Kafka commit lag), so a quiet machine leaves thousands of tiny blocks a day
+ * and every read decodes them one by one. A merge replaces a run of adjacent small blocks
+ * of one machine-day by one block of the same events, sorted by (ts, seq) and without
+ * repeats, in ONE write batch (the put and the deletes), so a reader sees either the old
+ * blocks or the merged one. A merged block's key is the run's first key with a 0x01 byte
+ * appended (29 bytes): the writer's keys are 28 bytes, so a re-delivered block can never
+ * overwrite a merged one; it lands beside it and reads drop the repeats. The run is read
+ * again under the write lock before it is replaced, so a block written (or dropped by
+ * retention) meanwhile is never lost: that run is left for the next pass.
+ */
+struct sto_merge_stats {
+    uint64_t runs;      /* runs replaced by a merged block */
+    uint64_t blocks_in; /* blocks those runs held */
+    uint64_t events;    /* events written into merged blocks */
+    uint64_t conflicts; /* runs left alone because a write changed them meanwhile */
+    uint64_t corrupt;   /* blocks that did not decode (left as they are) */
+};
+
+/* Merges the small blocks of every machine on days [from_day, to_day]. Any thread, beside
+ * the writer and readers; st (may be NULL) is added to. Returns 0 or a negative vg_err. */
+int sto_tl_merge(sto_db *db, uint32_t from_day, uint32_t to_day, struct sto_merge_stats *st);
+/* The same for one machine's blocks of one day. */
+int sto_tl_merge_machine_day(sto_db *db, uint32_t day, uint64_t mkey, struct sto_merge_stats *st);
+/* Totals of the background merge thread since open (zeros when it is off). */
+void sto_merge_totals(sto_db *db, struct sto_merge_stats *st);
 
 /* ---- retention and size ----------------------------------------------------------- */
 

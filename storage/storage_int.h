@@ -9,6 +9,7 @@
 #ifndef VG_STORAGE_INT_H
 #define VG_STORAGE_INT_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -35,11 +36,20 @@ enum sto_cf {
 
 extern const char *const sto_cf_names[STO_CF_COUNT];
 
-/* Timeline key: day(4) | mkey(8) | first_ts biased(8) | first_seq(8). */
+/* Timeline key: day(4) | mkey(8) | first_ts biased(8) | first_seq(8); a merged block's key
+ * is the first key of the run it replaced + STO_TL_MERGED_TAG (sto_merge.c). */
 #define STO_TL_KEY_LEN    28
+#define STO_TL_MKEY_LEN   29
+#define STO_TL_MERGED_TAG 0x01
 #define STO_TL_PREFIX_LEN 12 /* day | mkey */
 /* Process key: mkey(8) | pid(4) | creation time biased(8). */
 #define STO_PROC_KEY_LEN 20
+
+/* A machine-day that a write touched (the background merge looks at these). */
+struct sto_dm {
+    uint32_t day;
+    uint64_t mkey;
+};
 
 struct sto_db {
     rocksdb_t *rdb;
@@ -54,7 +64,28 @@ struct sto_db {
     bool ro;              /* opened read-only (as a secondary) */
     int64_t retention_us; /* timeline retention */
     uint64_t corrupt;     /* corrupt blocks/records met by reads (relaxed atomic) */
+    /* Writes that may overlap a merge's run serialise on wlock: sto_write, retention's
+     * deletions, and a merge's check-and-replace. It also guards the fields below. */
+    pthread_mutex_t wlock;
+    bool wlock_ok;                    /* wlock initialised */
+    pthread_cond_t merge_cond;        /* wakes the merge thread (with wlock) */
+    bool merge_cond_ok;               /* merge_cond initialised */
+    pthread_t merge_thread;           /* "vg-sto-merge" */
+    bool merge_running;               /* the thread was started and not yet joined */
+    bool merge_stop;                  /* asks the thread to end */
+    int64_t merge_interval_ms;        /* time between two passes */
+    struct sto_dm *dirty;             /* machine-days written since the last pass */
+    size_t ndirty, capdirty;          /* entries, allocated entries */
+    uint64_t dirty_dropped;           /* entries not recorded (list full or no memory) */
+    struct sto_merge_stats merge_tot; /* the thread's totals */
 };
+
+/* Starts the background merge thread of a read-write database (sto_merge.c). */
+int sto_merge_start(sto_db *db);
+/* Stops and joins it; no-op when it was not started. */
+void sto_merge_stop(sto_db *db);
+/* Records the machine-days of a written batch for the next merge pass; wlock held. */
+void sto_merge_note(sto_db *db, const struct sto_dm *dm, size_t n);
 
 static inline void sto_be32(uint8_t *p, uint32_t v)
 {

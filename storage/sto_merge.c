@@ -1,0 +1,524 @@
+/*
+ * sto_merge.c - merging runs of small timeline blocks of one machine-day into one block.
+ *
+ * The live shard seals a machine's open block after a few seconds, so that the Kafka
+ * offsets committed in the same write batch never lag far behind; a quiet machine thus
+ * leaves one tiny block every few seconds, and a read of its timeline decodes thousands.
+ * A merge walks a machine-day's blocks in key order, gathers runs of adjacent small blocks
+ * (each under STO_MERGE_SMALL bytes, together under STO_MERGE_CAP), decodes them, sorts
+ * their events by (ts, seq), drops repeats, and writes ONE batch that puts the merged block
+ * and deletes the run's keys, so readers (each on its own snapshot) see one or the other.
+ *
+ * Safe beside the writer and retention: the run is read without any lock, then read again
+ * under db->wlock (which sto_write and sto_retention_run's deletions also hold) and replaced
+ * only if every key and value is still the same and nothing was inserted between them. The
+ * merged key is the run's first key + STO_TL_MERGED_TAG: the writer only makes 28-byte
+ * keys, so a re-delivered block can never overwrite a merged one, and the only key that can
+ * sort between a 28-byte key K and its successors is K + tag itself, which the check covers.
+ * A merged block that is still small may be merged again; its key then stays the same.
+ *
+ * THREAD SAFETY: sto_tl_merge* run on any thread (one merge at a time per machine-day is
+ * not required: a second merge of the same run fails its check). The background thread
+ * ("vg-sto-merge", started by sto_open for a read-write database) waits on merge_cond,
+ * takes the machine-days noted by sto_write and merges them; sto_close stops it first.
+ */
+#include <stdlib.h>
+#include <time.h>
+
+#include "storage_int.h"
+
+/* A block this big is left alone: it already costs one decode per ~100 events or more. */
+#define STO_MERGE_SMALL (32u * 1024)
+/* A merged block holds at most about this many bytes of blocks (a page of the timeline
+ * decodes at most one such block beyond what it shows). */
+#define STO_MERGE_CAP    (256u * 1024)
+#define STO_MERGE_ARENA  (512u * 1024)
+#define STO_MERGE_MAXRUN 4096
+/* The machine-days kept for the next pass; past this, writes are not noted (their blocks
+ * stay small until a later write to the same machine-day notes it again). */
+#define STO_DIRTY_MAX (1u << 20)
+
+struct sto_blk {
+    uint8_t *k, *v; /* copies of the key and value (vg_malloc'd) */
+    size_t klen, vlen;
+};
+
+struct sto_run {
+    struct sto_blk *b; /* the blocks, in key order */
+    size_t n, cap;     /* blocks, allocated */
+    size_t bytes;      /* sum of the values */
+    vg_arena *arena;   /* decoded blocks of the run being merged */
+    const Vigil__Event **ev;
+    size_t nev, capev;
+};
+
+static int sto_merge_walk(sto_db *db, const uint8_t *lo, size_t lolen, const uint8_t *hi,
+                          size_t hilen, struct sto_merge_stats *st);
+static int sto_run_add(struct sto_run *r, const char *k, size_t klen, const char *v, size_t vlen);
+static void sto_run_clear(struct sto_run *r);
+static int sto_run_flush(sto_db *db, struct sto_run *r, struct sto_merge_stats *st);
+static int sto_run_merge(sto_db *db, struct sto_run *r, size_t s, size_t e,
+                         Vigil__TelemetryBatch **dec, struct sto_merge_stats *st);
+static int sto_run_replace(sto_db *db, struct sto_run *r, size_t s, size_t e, const uint8_t *mk,
+                           size_t mklen, const uint8_t *val, size_t vlen);
+static bool sto_run_unchanged(sto_db *db, const struct sto_run *r, size_t s, size_t e);
+static int sto_ev_cmp(const void *a, const void *b);
+static int sto_dm_cmp(const void *a, const void *b);
+static void *sto_merge_main(void *arg);
+static void sto_stats_add(struct sto_merge_stats *to, const struct sto_merge_stats *from);
+
+int sto_tl_merge(sto_db *db, uint32_t from_day, uint32_t to_day, struct sto_merge_stats *st)
+{
+    uint8_t lo[4], hi[4];
+    struct sto_merge_stats tmp = {0};
+    int rc;
+
+    if (db->ro)
+        return -VG_EUNSUP;
+    if (from_day > to_day || db->cf[STO_CF_TIMELINE] == NULL)
+        return 0;
+    sto_be32(lo, from_day);
+    sto_be32(hi, to_day + 1);
+    rc = sto_merge_walk(db, lo, 4, hi, to_day == UINT32_MAX ? 0 : 4, st ? st : &tmp);
+    return rc;
+}
+
+int sto_tl_merge_machine_day(sto_db *db, uint32_t day, uint64_t mkey, struct sto_merge_stats *st)
+{
+    uint8_t lo[STO_TL_PREFIX_LEN], hi[STO_TL_PREFIX_LEN];
+    struct sto_merge_stats tmp = {0};
+    size_t hilen = sizeof(hi);
+    int i;
+
+    if (db->ro)
+        return -VG_EUNSUP;
+    if (db->cf[STO_CF_TIMELINE] == NULL)
+        return 0;
+    sto_be32(lo, day);
+    sto_be64(lo + 4, mkey);
+    memcpy(hi, lo, sizeof(hi));
+    for (i = (int)sizeof(hi) - 1; i >= 0 && ++hi[i] == 0; i--)
+        ;
+    if (i < 0)
+        hilen = 0; /* all 0xff: no upper bound */
+    return sto_merge_walk(db, lo, sizeof(lo), hi, hilen, st ? st : &tmp);
+}
+
+void sto_merge_totals(sto_db *db, struct sto_merge_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (!db->wlock_ok)
+        return;
+    pthread_mutex_lock(&db->wlock);
+    *st = db->merge_tot;
+    pthread_mutex_unlock(&db->wlock);
+}
+
+/* ---- the background thread -------------------------------------------------------- */
+
+int sto_merge_start(sto_db *db)
+{
+    if (db->ro || db->merge_running)
+        return 0;
+    db->merge_stop = false;
+    if (pthread_create(&db->merge_thread, NULL, sto_merge_main, db) != 0)
+        return -VG_ENOMEM;
+    pthread_setname_np(db->merge_thread, "vg-sto-merge");
+    pthread_mutex_lock(&db->wlock);
+    db->merge_running = true;
+    pthread_mutex_unlock(&db->wlock);
+    return 0;
+}
+
+void sto_merge_stop(sto_db *db)
+{
+    bool running;
+
+    if (!db->wlock_ok)
+        return;
+    pthread_mutex_lock(&db->wlock);
+    running = db->merge_running;
+    db->merge_stop = true;
+    pthread_cond_broadcast(&db->merge_cond);
+    pthread_mutex_unlock(&db->wlock);
+    if (!running)
+        return;
+    pthread_join(db->merge_thread, NULL);
+    pthread_mutex_lock(&db->wlock);
+    db->merge_running = false;
+    pthread_mutex_unlock(&db->wlock);
+}
+
+/* Called by sto_write with wlock held: appends the batch's machine-days. */
+void sto_merge_note(sto_db *db, const struct sto_dm *dm, size_t n)
+{
+    if (n == 0)
+        return;
+    if (db->ndirty + n > db->capdirty) {
+        size_t cap = db->capdirty ? db->capdirty : 1024;
+        struct sto_dm *d;
+
+        while (cap < db->ndirty + n)
+            cap *= 2;
+        if (cap > STO_DIRTY_MAX || (d = vg_realloc(db->dirty, cap * sizeof(*d))) == NULL) {
+            db->dirty_dropped += n;
+            return;
+        }
+        db->dirty = d;
+        db->capdirty = cap;
+    }
+    memcpy(db->dirty + db->ndirty, dm, n * sizeof(*dm));
+    db->ndirty += n;
+}
+
+/*
+ * @locality vg-sto-merge. Every merge_interval_ms: takes the machine-days written since the
+ * last pass (sorted, once each) and merges their small blocks. The list is taken whole, so
+ * a write during the pass is merged in the next one.
+ */
+static void *sto_merge_main(void *arg)
+{
+    sto_db *db = arg;
+
+    pthread_mutex_lock(&db->wlock);
+    while (!db->merge_stop) {
+        struct sto_merge_stats st = {0};
+        struct timespec until;
+        struct sto_dm *dm;
+        size_t n, u = 0;
+
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += db->merge_interval_ms / 1000;
+        until.tv_nsec += (db->merge_interval_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!db->merge_stop && pthread_cond_timedwait(&db->merge_cond, &db->wlock, &until) == 0)
+            ;
+        if (db->merge_stop)
+            break;
+        dm = db->dirty;
+        n = db->ndirty;
+        db->dirty = NULL;
+        db->ndirty = db->capdirty = 0;
+        pthread_mutex_unlock(&db->wlock);
+
+        if (n > 1)
+            qsort(dm, n, sizeof(*dm), sto_dm_cmp);
+        for (size_t i = 0; i < n && !__atomic_load_n(&db->merge_stop, __ATOMIC_RELAXED); i++) {
+            if (u > 0 && dm[u - 1].day == dm[i].day && dm[u - 1].mkey == dm[i].mkey)
+                continue;
+            dm[u++] = dm[i];
+            if (sto_tl_merge_machine_day(db, dm[i].day, dm[i].mkey, &st) == -VG_EIO)
+                break; /* the database is in trouble; the next pass tries again */
+        }
+        vg_free(dm);
+        sto_thread_cleanup();
+        pthread_mutex_lock(&db->wlock);
+        sto_stats_add(&db->merge_tot, &st);
+        if (st.runs > 0)
+            vg_debug(STO_MOD, "merge pass: %llu runs, %llu blocks", (unsigned long long)st.runs,
+                     (unsigned long long)st.blocks_in);
+    }
+    pthread_mutex_unlock(&db->wlock);
+    sto_thread_cleanup();
+    return NULL;
+}
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+/* Walks the timeline keys in [lo, hi) (hi absent: to the end), gathering runs of small
+ * blocks of one machine-day and merging each run of two or more. */
+static int sto_merge_walk(sto_db *db, const uint8_t *lo, size_t lolen, const uint8_t *hi,
+                          size_t hilen, struct sto_merge_stats *st)
+{
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_iterator_t *it = NULL;
+    struct sto_run r;
+    char *rerr = NULL;
+    int rc = 0;
+
+    memset(&r, 0, sizeof(r));
+    if (ro == NULL)
+        return -VG_ENOMEM;
+    rocksdb_readoptions_set_fill_cache(ro, 0);
+    rocksdb_readoptions_set_readahead_size(ro, 2u << 20);
+    rocksdb_readoptions_set_iterate_lower_bound(ro, (const char *)lo, lolen);
+    if (hilen)
+        rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, hilen);
+    if ((r.arena = vg_arena_new(STO_MERGE_ARENA)) == NULL ||
+        (it = rocksdb_create_iterator_cf(db->rdb, ro, db->cf[STO_CF_TIMELINE])) == NULL) {
+        rc = -VG_ENOMEM;
+        goto out;
+    }
+    for (rocksdb_iter_seek(it, (const char *)lo, lolen); rc == 0 && rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        const char *v = rocksdb_iter_value(it, &vlen);
+        bool same = r.n > 0 && memcmp(k, r.b[0].k, STO_TL_PREFIX_LEN) == 0;
+        bool mergeable =
+            (klen == STO_TL_KEY_LEN || (klen == STO_TL_MKEY_LEN && k[28] == STO_TL_MERGED_TAG)) &&
+            vlen < STO_MERGE_SMALL;
+
+        if (r.n > 0 &&
+            (!same || !mergeable || r.bytes + vlen > STO_MERGE_CAP || r.n == STO_MERGE_MAXRUN))
+            rc = sto_run_flush(db, &r, st);
+        if (rc == 0 && mergeable)
+            rc = sto_run_add(&r, k, klen, v, vlen);
+    }
+    if (rc == 0 && r.n > 0)
+        rc = sto_run_flush(db, &r, st);
+    rocksdb_iter_get_error(it, &rerr);
+    if (rerr != NULL) {
+        vg_log(VG_LOG_ERROR, STO_MOD, "timeline merge scan: %s", rerr);
+        rocksdb_free(rerr);
+        rc = -VG_EIO;
+    }
+out:
+    sto_run_clear(&r);
+    vg_free(r.b);
+    vg_free(r.ev);
+    vg_arena_destroy(r.arena);
+    if (it != NULL)
+        rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    return rc;
+}
+
+static int sto_run_add(struct sto_run *r, const char *k, size_t klen, const char *v, size_t vlen)
+{
+    struct sto_blk *b;
+
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 64;
+
+        if ((b = vg_realloc(r->b, cap * sizeof(*b))) == NULL)
+            return -VG_ENOMEM;
+        r->b = b;
+        r->cap = cap;
+    }
+    b = &r->b[r->n];
+    b->k = vg_malloc(klen);
+    b->v = vg_malloc(vlen ? vlen : 1);
+    if (b->k == NULL || b->v == NULL) {
+        vg_free(b->k);
+        vg_free(b->v);
+        return -VG_ENOMEM;
+    }
+    memcpy(b->k, k, klen);
+    memcpy(b->v, v, vlen);
+    b->klen = klen;
+    b->vlen = vlen;
+    r->n++;
+    r->bytes += vlen;
+    return 0;
+}
+
+static void sto_run_clear(struct sto_run *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        vg_free(r->b[i].k);
+        vg_free(r->b[i].v);
+    }
+    r->n = 0;
+    r->bytes = 0;
+}
+
+/* Decodes the run; merges each stretch of two or more blocks between corrupt ones. */
+static int sto_run_flush(sto_db *db, struct sto_run *r, struct sto_merge_stats *st)
+{
+    Vigil__TelemetryBatch **dec = NULL;
+    ProtobufCAllocator alloc;
+    size_t s = 0;
+    int rc = 0;
+
+    if (r->n < 2)
+        goto out;
+    if ((dec = vg_malloc(r->n * sizeof(*dec))) == NULL) {
+        rc = -VG_ENOMEM;
+        goto out;
+    }
+    vg_arena_reset(r->arena);
+    vg_arena_pb_allocator(r->arena, &alloc);
+    for (size_t i = 0; i <= r->n && rc == 0; i++) {
+        int drc = i < r->n ? sto_block_decode(r->b[i].v, r->b[i].vlen, &alloc, &dec[i]) : 1;
+
+        if (drc == 0)
+            continue;
+        if (drc == -VG_ENOMEM) {
+            rc = drc;
+            break;
+        }
+        if (i < r->n)
+            st->corrupt++; /* left where it is: the reader counts and skips it */
+        if (i - s >= 2)
+            rc = sto_run_merge(db, r, s, i, dec, st);
+        s = i + 1;
+    }
+out:
+    vg_free(dec);
+    sto_run_clear(r);
+    return rc;
+}
+
+/* Merges blocks [s, e) of the run (decoded in dec) into one and replaces them. */
+static int sto_run_merge(sto_db *db, struct sto_run *r, size_t s, size_t e,
+                         Vigil__TelemetryBatch **dec, struct sto_merge_stats *st)
+{
+    Vigil__TelemetryBatch out = *dec[s];
+    uint8_t mk[STO_TL_MKEY_LEN], *val;
+    size_t n = 0, w = 0, vlen;
+    int rc;
+
+    out.base.unknown_fields = NULL;
+    out.base.n_unknown_fields = 0;
+    for (size_t i = s; i < e; i++)
+        n += dec[i]->n_events;
+    if (n > r->capev) {
+        const Vigil__Event **ev = vg_realloc(r->ev, n * sizeof(*ev));
+
+        if (ev == NULL)
+            return -VG_ENOMEM;
+        r->ev = ev;
+        r->capev = n;
+    }
+    for (size_t i = s; i < e; i++)
+        for (size_t j = 0; j < dec[i]->n_events; j++)
+            r->ev[w++] = dec[i]->events[j];
+    qsort(r->ev, w, sizeof(*r->ev), sto_ev_cmp);
+    /* Re-deliveries repeat (ts, seq): keep the first. */
+    n = w;
+    w = 0;
+    for (size_t i = 0; i < n; i++)
+        if (w == 0 || r->ev[i]->seq != r->ev[w - 1]->seq || r->ev[i]->ts_us != r->ev[w - 1]->ts_us)
+            r->ev[w++] = r->ev[i];
+    out.n_events = w;
+    out.events = (Vigil__Event **)r->ev;
+    out.first_seq = w > 0 ? r->ev[0]->seq : 0;
+    vlen = vigil__telemetry_batch__get_packed_size(&out);
+    if ((val = vg_malloc(vlen ? vlen : 1)) == NULL)
+        return -VG_ENOMEM;
+    vigil__telemetry_batch__pack(&out, val);
+    /* The run's first key, tagged (it already is when the run starts with a merged block). */
+    memcpy(mk, r->b[s].k, STO_TL_KEY_LEN);
+    mk[STO_TL_KEY_LEN] = STO_TL_MERGED_TAG;
+    rc = sto_run_replace(db, r, s, e, mk, sizeof(mk), val, vlen);
+    vg_free(val);
+    if (rc == 1) {
+        st->conflicts++;
+        return 0;
+    }
+    if (rc == 0) {
+        st->runs++;
+        st->blocks_in += e - s;
+        st->events += w;
+    }
+    return rc;
+}
+
+/* Under wlock: checks the run is unchanged, then puts the merged block and deletes the
+ * other keys in one write. Returns 0, 1 when the run changed (left alone), or -VG_EIO. */
+static int sto_run_replace(sto_db *db, struct sto_run *r, size_t s, size_t e, const uint8_t *mk,
+                           size_t mklen, const uint8_t *val, size_t vlen)
+{
+    rocksdb_column_family_handle_t *cf = db->cf[STO_CF_TIMELINE];
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    char *rerr = NULL;
+    int rc = 0;
+
+    if (wb == NULL)
+        return -VG_ENOMEM;
+    rocksdb_writebatch_put_cf(wb, cf, (const char *)mk, mklen, (const char *)val, vlen);
+    for (size_t i = s; i < e; i++)
+        if (r->b[i].klen != mklen || memcmp(r->b[i].k, mk, mklen) != 0)
+            rocksdb_writebatch_delete_cf(wb, cf, (const char *)r->b[i].k, r->b[i].klen);
+    pthread_mutex_lock(&db->wlock);
+    if (!sto_run_unchanged(db, r, s, e))
+        rc = 1;
+    else
+        rocksdb_write(db->rdb, db->wopt, wb, &rerr);
+    pthread_mutex_unlock(&db->wlock);
+    rocksdb_writebatch_destroy(wb);
+    if (rerr != NULL) {
+        vg_log(VG_LOG_ERROR, STO_MOD, "timeline merge write: %s", rerr);
+        rocksdb_free(rerr);
+        rc = -VG_EIO;
+    }
+    return rc;
+}
+
+/* Under wlock: true when the keys from the run's first to its last are exactly the run's,
+ * with the same values. The merged key (first key + tag) sorts inside that range or is
+ * the first key itself, so it is covered too. */
+static bool sto_run_unchanged(sto_db *db, const struct sto_run *r, size_t s, size_t e)
+{
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_iterator_t *it;
+    bool ok = true;
+    size_t i = s;
+
+    if (ro == NULL)
+        return false;
+    rocksdb_readoptions_set_fill_cache(ro, 0);
+    it = rocksdb_create_iterator_cf(db->rdb, ro, db->cf[STO_CF_TIMELINE]);
+    if (it == NULL) {
+        rocksdb_readoptions_destroy(ro);
+        return false;
+    }
+    rocksdb_iter_seek(it, (const char *)r->b[s].k, r->b[s].klen);
+    for (; ok && i < e; i++, rocksdb_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k, *v;
+
+        if (!rocksdb_iter_valid(it)) {
+            ok = false;
+            break;
+        }
+        k = rocksdb_iter_key(it, &klen);
+        v = rocksdb_iter_value(it, &vlen);
+        ok = klen == r->b[i].klen && memcmp(k, r->b[i].k, klen) == 0 && vlen == r->b[i].vlen &&
+             memcmp(v, r->b[i].v, vlen) == 0;
+    }
+    if (ok) {
+        char *rerr = NULL;
+
+        rocksdb_iter_get_error(it, &rerr);
+        if (rerr != NULL) {
+            rocksdb_free(rerr);
+            ok = false;
+        }
+    }
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    return ok;
+}
+
+static int sto_ev_cmp(const void *a, const void *b)
+{
+    const Vigil__Event *x = *(const Vigil__Event *const *)a;
+    const Vigil__Event *y = *(const Vigil__Event *const *)b;
+
+    if (x->ts_us != y->ts_us)
+        return x->ts_us < y->ts_us ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int sto_dm_cmp(const void *a, const void *b)
+{
+    const struct sto_dm *x = a, *y = b;
+
+    if (x->day != y->day)
+        return x->day < y->day ? -1 : 1;
+    return x->mkey < y->mkey ? -1 : x->mkey > y->mkey;
+}
+
+static void sto_stats_add(struct sto_merge_stats *to, const struct sto_merge_stats *from)
+{
+    to->runs += from->runs;
+    to->blocks_in += from->blocks_in;
+    to->events += from->events;
+    to->conflicts += from->conflicts;
+    to->corrupt += from->corrupt;
+}
