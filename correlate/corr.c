@@ -982,8 +982,8 @@ static bool cs_resolve(const cor_corrstate *st, const char *corr_id, const char 
 static struct cs_item *cs_item_import(cor_corrstate *st, const Vigil__CorrItemState *e,
                                       const char *gvals, uint32_t corr, uint32_t pos)
 {
-    struct cor_corr_match mt = {.ts_us = e->ts_us, .seq = e->seq, .kind = e->kind,
-                                .summary = e->summary};
+    struct cor_corr_match mt = {
+        .ts_us = e->ts_us, .seq = e->seq, .kind = e->kind, .summary = e->summary};
     struct cs_item *it = cs_item_new(st, &mt, gvals, strlen(gvals));
 
     if (it == NULL)

@@ -119,19 +119,19 @@ struct cor_corr_fire {
 typedef void (*cor_corr_fire_fn)(void *ctx, const struct cor_corr_fire *f);
 
 struct cor_corrstate_stats {
-    uint64_t matches;  /* base-rule matches fed for some correlation */
-    uint64_t late;     /* arrived behind the watermark: counted, not correlated */
-    uint64_t no_group; /* a group-by field absent from the event: not correlated */
-    uint64_t overflow; /* dropped because a group or a machine's buffer was full */
-    uint64_t enomem;   /* dropped for want of memory */
+    uint64_t matches;    /* base-rule matches fed for some correlation */
+    uint64_t late;       /* arrived behind the watermark: counted, not correlated */
+    uint64_t no_group;   /* a group-by field absent from the event: not correlated */
+    uint64_t overflow;   /* dropped because a group or a machine's buffer was full */
+    uint64_t enomem;     /* dropped for want of memory */
     uint64_t duplicates; /* a match already held, applied again (re-delivery after a
                           * takeover or restart): dropped */
-    uint64_t fires;    /* new correlation alerts */
-    uint64_t updates;  /* updates of them */
-    size_t pending;    /* matches waiting in reorder buffers */
-    size_t groups;     /* open groups */
-    size_t machines;   /* machines with state */
-    size_t bytes;      /* heap bytes held (not counting malloc overhead) */
+    uint64_t fires;      /* new correlation alerts */
+    uint64_t updates;    /* updates of them */
+    size_t pending;      /* matches waiting in reorder buffers */
+    size_t groups;       /* open groups */
+    size_t machines;     /* machines with state */
+    size_t bytes;        /* heap bytes held (not counting malloc overhead) */
 };
 
 /*
@@ -182,8 +182,8 @@ int cor_corrstate_export(const cor_corrstate *st, uint64_t mkey, vg_arena *a,
  * Fires nothing: what the snapshot's owner had judged stays judged. Returns 0, -VG_EINVAL
  * (NULL arguments) or -VG_ENOMEM (the machine then holds what was imported so far).
  */
-int cor_corrstate_import(cor_corrstate *st, uint64_t mkey, const char *tenant,
-                         const char *machine, const Vigil__CorrMachineState *in, size_t *skipped);
+int cor_corrstate_import(cor_corrstate *st, uint64_t mkey, const char *tenant, const char *machine,
+                         const Vigil__CorrMachineState *in, size_t *skipped);
 
 /*
  * The values of the pseudo fields for a process, "image[pid]@ctime_us": the root of its

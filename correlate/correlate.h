@@ -21,6 +21,7 @@
 #include "alert.pb-c.h"
 #include "rules.h"
 #include "storage.h"
+#include "storage.pb-c.h"
 #include "telemetry.pb-c.h"
 #include "vg.h"
 
@@ -32,12 +33,20 @@ struct cor_offset {
     int64_t offset;
 };
 
+/* What a barrier asks the shards to snapshot for the changelog (state.h). */
+enum cor_snap_mode {
+    COR_SNAP_NONE = 0,
+    COR_SNAP_DIRTY, /* a checkpoint: machines whose state changed since the last one */
+    COR_SNAP_ALL,   /* every machine with state (after a snapshot failed to be delivered) */
+};
+
 /* A barrier, shared by all shards (reference counted; the last shard to drop it frees
  * it through cor_barrier_unref). */
 struct cor_barrier {
     uint64_t id;
-    int refs;      /* atomic; one per shard plus the writer */
-    bool seal_all; /* seal every open block (shutdown, revocation) */
+    int refs;         /* atomic; one per shard plus the writer */
+    bool seal_all;    /* seal every open block (shutdown, revocation) */
+    uint8_t snapshot; /* enum cor_snap_mode; set before the barrier is pushed */
     size_t nparts;
     struct cor_offset *dispatched; /* per partition: highest offset routed before it */
 };
@@ -59,6 +68,9 @@ struct cor_in {
     int64_t offset;
     uint64_t recv_ns; /* vg_mono_ns() at consumption, for latency */
     void *opaque;     /* owner's (the Kafka message, the arena...) */
+    /* Not NULL: no batch, a changelog snapshot to restore before the machine's telemetry
+     * (partition: the one it moves with). Borrowed; the owner frees it after release. */
+    const Vigil__MachineState *restore;
 };
 
 /* A sealed timeline block: a serialized TelemetryBatch. */
@@ -78,6 +90,15 @@ struct cor_alert_out {
     uint64_t recv_ns; /* when the event that made it was consumed */
 };
 
+/* A changelog record: one machine's snapshot, or a tombstone (val NULL). */
+struct cor_snap_out {
+    int32_t partition; /* the machine's telemetry partition, hence its changelog partition */
+    char *key;         /* vg_malloc'd; cor_snap_key */
+    size_t keylen;
+    uint8_t *val; /* vg_malloc'd serialized MachineState; NULL: tombstone */
+    size_t len;
+};
+
 /* What a shard hands the writer at each barrier. Owned by the writer once dequeued;
  * freed with cor_unit_free. */
 struct cor_unit {
@@ -94,7 +115,9 @@ struct cor_unit {
     struct cor_barrier *barrier; /* the barrier this unit answers (a reference) */
     struct cor_offset *pending;  /* per partition: lowest offset in an open block */
     size_t npending;
-    uint64_t events; /* events accepted since the previous unit */
+    uint64_t events;            /* events accepted since the previous unit */
+    struct cor_snap_out *snaps; /* changelog records (snapshot barriers only) */
+    size_t nsnaps, capsnaps;
 };
 
 void cor_unit_free(struct cor_unit *u);
@@ -119,6 +142,9 @@ struct cor_shard_cfg {
      * release follows. */
     void (*reject)(void *ctx, struct cor_in *in, const char *reason);
     void *ctx;
+    /* Snapshot machines at snapshot barriers (a changelog is kept), and so keep correlation
+     * windows open across a seal-all barrier instead of flushing them. */
+    bool snapshots;
 };
 
 struct cor_shard_stats {
@@ -130,11 +156,16 @@ struct cor_shard_stats {
     uint64_t alerts_updated;
     uint64_t rule_hits;
     uint64_t blocks_sealed;
-    uint64_t machines;     /* tracked now */
-    uint64_t processes;    /* tracked now */
-    uint64_t in_depth;     /* items waiting on the inbound ring */
-    uint64_t corr_late;    /* base-rule matches too late to correlate */
-    uint64_t corr_pending; /* matches waiting in correlation reorder buffers */
+    uint64_t machines;        /* tracked now */
+    uint64_t processes;       /* tracked now */
+    uint64_t in_depth;        /* items waiting on the inbound ring */
+    uint64_t corr_late;       /* base-rule matches too late to correlate */
+    uint64_t corr_pending;    /* matches waiting in correlation reorder buffers */
+    uint64_t snapshots;       /* changelog snapshots taken */
+    uint64_t tombstones;      /* changelog tombstones (a machine's state expired) */
+    uint64_t snap_errors;     /* snapshots that could not be taken (too big, no memory) */
+    uint64_t restored;        /* snapshots restored */
+    uint64_t restore_skipped; /* entries of restored snapshots not restored */
 };
 
 int cor_shard_new(const struct cor_shard_cfg *cfg, cor_shard **out);

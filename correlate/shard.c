@@ -24,10 +24,12 @@
 
 #include "corr.h"
 #include "proctab.h"
+#include "state.h"
 #include "sightings.h"
 
 #define COR_EVIDENCE_MAX 16
 #define COR_TREE_MAX     64
+#define COR_SWEEP_MAX    256 /* machines a checkpoint looks at for expired state */
 
 /* A pending-offset ticket: one per open block, queued per partition in opening order. */
 struct cor_ticket {
@@ -69,6 +71,19 @@ struct cor_machine {
     int64_t last_event_us;
     uint64_t events; /* accepted, all time */
     struct cor_block_buf blk;
+    /* the changelog (cfg.snapshots) */
+    int32_t partition; /* the partition its telemetry came from last */
+    bool dirty;        /* state changed since its last snapshot (in s->dirty) */
+    bool snapped;      /* the changelog holds a snapshot of it (not a tombstone) */
+    bool swept;        /* looked at once since it went idle */
+};
+
+/* A machine restored from the changelog that has sent nothing here yet: what a tombstone
+ * needs once its state expires. */
+struct cor_restored {
+    char *tenant, *machine;
+    int32_t partition;
+    int64_t last_event_us;
 };
 
 /* An alert this shard created or updated, kept so later matches fold into it. */
@@ -113,6 +128,12 @@ struct cor_shard {
     uint64_t *rule_alerts; /* per rule index: new alerts */
     size_t nrules;
 
+    /* the changelog (cfg.snapshots) */
+    struct cor_machine **dirty; /* machines whose state changed since the last checkpoint */
+    size_t ndirty, capdirty;
+    struct vg_u64map restored; /* mkey -> struct cor_restored */
+    size_t sweep_pos;          /* cursor over machines, for expired state */
+
     struct cor_shard_stats st __attribute__((aligned(VG_CACHELINE)));
 };
 
@@ -123,6 +144,10 @@ static struct cor_machine *cor_machine_get(cor_shard *s, const Vigil__TelemetryB
                                            uint64_t mkey, const char **why);
 static void cor_machine_free(struct cor_machine *m);
 static void cor_rebuild_procs(cor_shard *s, struct cor_machine *m);
+static void cor_handle_restore(cor_shard *s, const Vigil__MachineState *ms, int32_t partition);
+static void cor_mark_dirty(cor_shard *s, struct cor_machine *m, int32_t partition);
+static void cor_checkpoint(cor_shard *s, struct cor_unit *u, bool all);
+static void cor_restored_free(struct cor_restored *r);
 static void cor_event(cor_shard *s, struct cor_machine *m, const Vigil__TelemetryBatch *tb,
                       const Vigil__Event *ev);
 static void cor_on_match(void *ctx, const struct cor_rule_info *rule);
@@ -196,6 +221,11 @@ void cor_unit_free(struct cor_unit *u)
     vg_free(u->machines);
     vg_free(u->alerts);
     vg_free(u->pending);
+    for (size_t i = 0; i < u->nsnaps; i++) {
+        vg_free(u->snaps[i].key);
+        vg_free(u->snaps[i].val);
+    }
+    vg_free(u->snaps);
     if (u->barrier)
         cor_barrier_unref(u->barrier);
     vg_arena_destroy(u->arena);
@@ -229,7 +259,8 @@ int cor_shard_new(const struct cor_shard_cfg *cfg, cor_shard **out)
     s->sightings = cor_sightings_new(0);
     if (s->in_buf == NULL || s->out_buf == NULL || s->procs == NULL || s->unit == NULL ||
         s->scratch_arena == NULL || s->sightings == NULL ||
-        vg_u64map_init(&s->machines, 1024) < 0 || vg_u64map_init(&s->alerts, 64) < 0)
+        vg_u64map_init(&s->machines, 1024) < 0 || vg_u64map_init(&s->alerts, 64) < 0 ||
+        vg_u64map_init(&s->restored, 16) < 0)
         goto out_free;
     if (cfg->corr != NULL &&
         (s->corr = cor_corrstate_new(cfg->corr,
@@ -283,6 +314,12 @@ void cor_shard_destroy(cor_shard *s)
         vg_free(v);
     }
     vg_u64map_free(&s->alerts);
+    pos = 0;
+    while (s->restored.keys != NULL && vg_u64map_next(&s->restored, &pos, &k, &v))
+        cor_restored_free(v);
+    if (s->restored.keys != NULL)
+        vg_u64map_free(&s->restored);
+    vg_free(s->dirty);
     for (size_t i = 0; i < s->nparts; i++) {
         struct cor_ticket *t, *next;
 
@@ -375,7 +412,9 @@ uint64_t cor_shard_rule_ns(cor_shard *s, uint32_t index)
 
 void cor_shard_process(cor_shard *s, struct cor_in *in)
 {
-    if (in->is_barrier)
+    if (in->restore != NULL)
+        cor_handle_restore(s, in->restore, in->partition);
+    else if (in->is_barrier)
         cor_handle_barrier(s, in->barrier);
     else
         cor_handle_batch(s, in);
@@ -454,6 +493,8 @@ static void cor_handle_batch(cor_shard *s, struct cor_in *in)
             cor_block_append(s, m, in->partition, in->offset, ev, in->raw[i], in->raw_len[i]);
         accepted++;
     }
+    if (accepted > 0 && s->cfg.snapshots)
+        cor_mark_dirty(s, m, in->partition);
     cor_stat_add(&s->st.events, accepted);
     cor_stat_add(&s->st.duplicates, dups);
     s->unit->events += accepted;
@@ -500,7 +541,19 @@ static struct cor_machine *cor_machine_get(cor_shard *s, const Vigil__TelemetryB
         m->last_event_us = rec->last_event_us;
         m->events = rec->events;
         vigil__machine_record__free_unpacked(rec, NULL);
-        cor_rebuild_procs(s, m);
+        /* A state restored from the changelog wins over the own timeline, which lacks
+         * what another owner saw. */
+        if (vg_u64map_get(&s->restored, mkey) == NULL)
+            cor_rebuild_procs(s, m);
+    }
+    {
+        struct cor_restored *r = vg_u64map_del(&s->restored, mkey);
+
+        if (r != NULL) {
+            m->snapped = true;
+            m->partition = r->partition;
+            cor_restored_free(r);
+        }
     }
     if (vg_u64map_put(&s->machines, mkey, m) < 0)
         goto out_free;
@@ -999,6 +1052,9 @@ static void cor_on_corr_fire(void *ctx, const struct cor_corr_fire *f)
 
     if (m == NULL || s->unit == NULL)
         return;
+    /* A fire may come from the clock alone (cor_corrstate_advance): the state changed. */
+    if (s->cfg.snapshots)
+        cor_mark_dirty(s, m, m->partition);
     a = s->unit->arena;
     al = cor_alert_load(s, key, f->id, &st, &stored_before);
     if (al != NULL && stored_before && f->last_ts_us <= al->last_event_us)
@@ -1292,7 +1348,9 @@ static void cor_handle_barrier(cor_shard *s, struct cor_barrier *b)
     /* Correlation windows move with event time, never the wall clock (a replay of old data
      * would look idle); a seal-all barrier (shutdown, revocation) closes them all. */
     if (s->corr != NULL) {
-        if (b->seal_all)
+        /* With a changelog the open windows live on in it (and on the next owner), so a
+         * seal-all barrier does not close them early. */
+        if (b->seal_all && !s->cfg.snapshots)
             cor_corrstate_flush(s->corr);
         else if (s->last_event_us != 0)
             cor_corrstate_advance(s->corr, s->last_event_us);
@@ -1300,6 +1358,10 @@ static void cor_handle_barrier(cor_shard *s, struct cor_barrier *b)
         __atomic_store_n(&s->st.corr_late, cst.late, __ATOMIC_RELAXED);
         __atomic_store_n(&s->st.corr_pending, (uint64_t)cst.pending, __ATOMIC_RELAXED);
     }
+    /* After expiry and the windows' advance: what this round fired is in this unit, and
+     * the snapshot says so (a new owner does not fire it again). */
+    if (b->snapshot != COR_SNAP_NONE && s->cfg.snapshots)
+        cor_checkpoint(s, u, b->snapshot == COR_SNAP_ALL);
     __atomic_store_n(&s->st.processes, cor_proctab_count(s->procs), __ATOMIC_RELAXED);
     __atomic_store_n(&s->st.machines, s->machines.count, __ATOMIC_RELAXED);
     s->unit = cor_unit_new(s->cfg.index); /* NULL: retried at the next batch */
@@ -1309,6 +1371,228 @@ static void cor_handle_barrier(cor_shard *s, struct cor_barrier *b)
 
         nanosleep(&ts, NULL);
     }
+}
+
+/* ---- the changelog ---------------------------------------------------------------- */
+
+static void cor_restored_free(struct cor_restored *r)
+{
+    if (r == NULL)
+        return;
+    vg_free(r->tenant);
+    vg_free(r->machine);
+    vg_free(r);
+}
+
+static void cor_mark_dirty(cor_shard *s, struct cor_machine *m, int32_t partition)
+{
+    m->partition = partition;
+    m->swept = false;
+    if (m->dirty)
+        return;
+    if (s->ndirty == s->capdirty) {
+        size_t cap = s->capdirty ? s->capdirty * 2 : 64;
+        struct cor_machine **n = vg_realloc(s->dirty, cap * sizeof(*n));
+
+        if (n == NULL) {
+            cor_stat_add(&s->st.snap_errors, 1); /* its next event tries again */
+            return;
+        }
+        s->dirty = n;
+        s->capdirty = cap;
+    }
+    m->dirty = true;
+    s->dirty[s->ndirty++] = m;
+}
+
+/* A snapshot from the changelog, before any telemetry of its partition reaches this shard
+ * (the consumer pushes it on this ring first). It replaces what this shard may hold of the
+ * machine (a partition that comes back). */
+static void cor_handle_restore(cor_shard *s, const Vigil__MachineState *ms, int32_t partition)
+{
+    struct cor_snap_restore_stats rst = {0};
+    uint64_t mkey = vg_machine_key(ms->tenant_id, ms->machine_id);
+    struct cor_machine *m = vg_u64map_get(&s->machines, mkey);
+    bool known = m != NULL || vg_u64map_get(&s->restored, mkey) != NULL;
+
+    if (cor_snap_restore(s->procs, s->corr, ms, known, &rst) < 0)
+        vg_log(VG_LOG_WARN, "correlate", "machine %s: snapshot restored in part (no memory)",
+               ms->machine_id);
+    if (ms->last_event_us > s->last_event_us)
+        s->last_event_us = ms->last_event_us;
+    if (m != NULL) {
+        m->snapped = true;
+        m->partition = partition;
+    } else {
+        struct cor_restored *r = vg_calloc(1, sizeof(*r));
+
+        if (r != NULL) {
+            r->tenant = vg_strdup(ms->tenant_id);
+            r->machine = vg_strdup(ms->machine_id);
+            r->partition = partition;
+            r->last_event_us = ms->last_event_us;
+        }
+        if (r == NULL || r->tenant == NULL || r->machine == NULL) {
+            /* Without the entry the machine's own timeline is replayed over the restored
+             * processes (upserts: nothing is lost), and no tombstone follows. */
+            cor_restored_free(r);
+        } else {
+            cor_restored_free(vg_u64map_del(&s->restored, mkey));
+            if (vg_u64map_put(&s->restored, mkey, r) < 0)
+                cor_restored_free(r);
+        }
+    }
+    cor_stat_add(&s->st.restored, 1);
+    cor_stat_add(&s->st.restore_skipped, rst.skipped);
+}
+
+/* A request for machine m (borrowed strings). */
+static struct cor_snap_req cor_req_of(const struct cor_machine *m)
+{
+    return (struct cor_snap_req){.mkey = m->mkey,
+                                 .tenant = m->tenant,
+                                 .machine = m->machine_id,
+                                 .last_event_us = m->last_event_us,
+                                 .last_seq = m->last_seq};
+}
+
+static bool cor_idle(const cor_shard *s, int64_t last_event_us)
+{
+    return s->last_event_us - last_event_us > s->cfg.proc_window_us;
+}
+
+/* The machines a checkpoint looks at: the dirty ones (every one when all), a slice of idle
+ * ones whose state may have expired since their last snapshot, and idle restored machines
+ * that never reported here. Fills reqs and the parallel owner arrays (ms[i] NULL: a
+ * restored machine, rkeys[i] its key). */
+static size_t cor_checkpoint_pick(cor_shard *s, bool all, struct cor_snap_req *reqs,
+                                  struct cor_machine **ms, uint64_t *rkeys, size_t cap)
+{
+    size_t n = 0, pos, looked = 0;
+    uint64_t k;
+    void *v;
+
+    for (size_t i = 0; i < s->ndirty && n < cap; i++) {
+        ms[n] = s->dirty[i];
+        rkeys[n] = 0;
+        reqs[n++] = cor_req_of(s->dirty[i]);
+    }
+    pos = all ? 0 : s->sweep_pos;
+    while (n < cap && (all || looked < COR_SWEEP_MAX) &&
+           vg_u64map_next(&s->machines, &pos, &k, &v)) {
+        struct cor_machine *m = v;
+
+        looked++;
+        if (m->dirty || !(all || (m->snapped && !m->swept && cor_idle(s, m->last_event_us))))
+            continue;
+        m->swept = !all;
+        ms[n] = m;
+        rkeys[n] = 0;
+        reqs[n++] = cor_req_of(m);
+    }
+    s->sweep_pos = all || looked < COR_SWEEP_MAX ? 0 : pos;
+    pos = 0;
+    while (n < cap && vg_u64map_next(&s->restored, &pos, &k, &v)) {
+        struct cor_restored *r = v;
+
+        if (!all && !cor_idle(s, r->last_event_us))
+            continue;
+        ms[n] = NULL;
+        rkeys[n] = k;
+        reqs[n++] = (struct cor_snap_req){.mkey = k,
+                                          .tenant = r->tenant,
+                                          .machine = r->machine,
+                                          .last_event_us = r->last_event_us};
+    }
+    return n;
+}
+
+/* Moves one built snapshot (or a tombstone: val NULL) into the unit. false when there is no
+ * room (val stays the caller's). */
+static bool cor_unit_add_snap(struct cor_unit *u, int32_t partition, const char *tenant,
+                              const char *machine, uint8_t *val, size_t len)
+{
+    char key[512];
+    size_t kl = cor_snap_key(tenant, machine, key, sizeof(key));
+    struct cor_snap_out *o;
+
+    if (kl == 0)
+        return false;
+    if (u->nsnaps == u->capsnaps) {
+        size_t cap = u->capsnaps ? u->capsnaps * 2 : 16;
+        struct cor_snap_out *n = vg_realloc(u->snaps, cap * sizeof(*n));
+
+        if (n == NULL)
+            return false;
+        u->snaps = n;
+        u->capsnaps = cap;
+    }
+    o = &u->snaps[u->nsnaps];
+    if ((o->key = vg_malloc(kl + 1)) == NULL)
+        return false;
+    memcpy(o->key, key, kl + 1);
+    o->keylen = kl;
+    o->partition = partition;
+    o->val = val;
+    o->len = len;
+    u->nsnaps++;
+    return true;
+}
+
+/*
+ * A checkpoint: the snapshots of the machines whose state changed go into the unit, which
+ * the writer produces to the changelog before it commits the offsets of this round. The
+ * state is at least as new as those offsets (it holds the events of open blocks too);
+ * re-applying the events after the offsets is idempotent (README "Guarantees").
+ */
+static void cor_checkpoint(cor_shard *s, struct cor_unit *u, bool all)
+{
+    size_t cap = s->ndirty + COR_SWEEP_MAX + s->restored.count + (all ? s->machines.count : 0);
+    struct cor_snap_req *reqs = vg_calloc(cap, sizeof(*reqs));
+    struct cor_machine **ms = vg_calloc(cap, sizeof(*ms));
+    uint64_t *rkeys = vg_calloc(cap, sizeof(*rkeys));
+    size_t n;
+
+    if (reqs == NULL || ms == NULL || rkeys == NULL) {
+        cor_stat_add(&s->st.snap_errors, 1); /* the dirty list waits for the next one */
+        goto out_free;
+    }
+    n = cor_checkpoint_pick(s, all, reqs, ms, rkeys, cap);
+    cor_snap_build(s->procs, s->corr, reqs, n, 0);
+    s->ndirty = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct cor_machine *m = ms[i];
+        struct cor_restored *r = m == NULL ? vg_u64map_get(&s->restored, rkeys[i]) : NULL;
+        bool snapped = m != NULL ? m->snapped : true;
+        int32_t part = m != NULL ? m->partition : r->partition;
+
+        if (m != NULL)
+            m->dirty = false;
+        if (reqs[i].rc < 0) {
+            cor_stat_add(&s->st.snap_errors, 1);
+            vg_log(VG_LOG_WARN, "correlate", "machine %s: no changelog snapshot (%s)",
+                   reqs[i].machine, reqs[i].rc == -VG_EFULL ? "too big" : "out of memory");
+            continue;
+        }
+        if (reqs[i].val == NULL && !snapped)
+            continue; /* no state now, none in the changelog */
+        if (!cor_unit_add_snap(u, part, reqs[i].tenant, reqs[i].machine, reqs[i].val,
+                               reqs[i].len)) {
+            vg_free(reqs[i].val);
+            cor_stat_add(&s->st.snap_errors, 1);
+            continue;
+        }
+        cor_stat_add(reqs[i].val != NULL ? &s->st.snapshots : &s->st.tombstones, 1);
+        if (m != NULL)
+            m->snapped = reqs[i].val != NULL;
+        else if (reqs[i].val == NULL) /* its state expired: forget it */
+            cor_restored_free(vg_u64map_del(&s->restored, rkeys[i]));
+    }
+
+out_free:
+    vg_free(reqs);
+    vg_free(ms);
+    vg_free(rkeys);
 }
 
 static struct cor_unit *cor_unit_new(uint32_t shard)

@@ -20,6 +20,16 @@
  * open); it is written in the same RocksDB batch as the blocks, and only then committed to
  * Kafka. On start, offsets come from RocksDB, so a crash resumes where durable state ends;
  * events re-delivered from there are dropped by sequence number in the shards.
+ *
+ * The changelog (changelog.h): every commit_ms the consumer makes a barrier a checkpoint.
+ * Each shard answers it with snapshots of the machines whose correlator state changed (a
+ * seal-all barrier is always one); the writer produces them, after the round is durable, to
+ * "<group>.changelog" (partition = the machine's telemetry partition), and commits to Kafka
+ * only the offsets of a checkpoint round whose snapshots were all delivered. So the newest
+ * snapshot of every machine is at least as new as the committed offset. When a partition is
+ * assigned, the rebalance callback reads its changelog partition to the high watermark and
+ * pushes each snapshot on its shard's ring before the partition is assigned at all, so the
+ * shard restores a machine's state before it sees any of its telemetry.
  */
 #include "ingest.h"
 #include "ingest_int.h"
@@ -33,7 +43,9 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
+#include "changelog.h"
 #include "correlate.h"
+#include "state.h"
 #include "storage.h"
 
 #define ING_MAX_PARTS  256
@@ -99,6 +111,16 @@ struct ing_pipeline {
     pthread_cond_t cond;
     uint64_t written_barrier; /* highest barrier whose batch is durable */
 
+    /* the changelog */
+    ing_changelog *cl;           /* always set; may be disabled */
+    struct ing_delivery snap_dr; /* delivery report of every changelog record */
+    uint64_t last_ckpt_ns;       /* consumer thread: when the last checkpoint barrier left */
+    int need_full;               /* atomic: a record was lost; next checkpoint snapshots all */
+    int64_t ckpt[ING_MAX_PARTS]; /* writer: offsets of the last checkpoint round; -1: none */
+    bool ckpt_pending;           /* writer: ckpt not committed yet */
+    bool full_wait;              /* writer: no commit until a full checkpoint was produced */
+    uint64_t cl_failed_seen;     /* writer: changelog delivery failures already acted on */
+
     int64_t lag[ING_MAX_PARTS]; /* per partition, -1 unassigned (relaxed atomics) */
     int brokers_down;           /* atomic: set by the error callback on all-brokers-down */
     uint64_t last_lag_ns;       /* consumer thread only */
@@ -123,6 +145,11 @@ static bool ing_owner_ok(ing_pipeline *p, const Vigil__TelemetryBatch *b);
 static void ing_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque);
 static int ing_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque);
 static void ing_update_lag(ing_pipeline *p);
+static void ing_restore_partitions(ing_pipeline *p, const rd_kafka_topic_partition_list_t *parts);
+static void ing_snap_delivered(struct ing_delivery *d, bool ok);
+static void ing_checkpoint_written(ing_pipeline *p, struct cor_unit **units,
+                                   const struct cor_barrier *b);
+static bool ing_commit_allowed(ing_pipeline *p, bool idle, bool seal_all);
 
 /* ---- life cycle ------------------------------------------------------------------- */
 
@@ -159,6 +186,7 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
         p->parts[i].dispatched = -1;
         p->parts[i].committed = -1;
         p->stored[i] = -1;
+        p->ckpt[i] = -1;
         p->lag[i] = -1;
     }
     p->wb = sto_wbatch_new();
@@ -206,6 +234,10 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
         goto out_free;
     conf = NULL;
     rd_kafka_poll_set_consumer(p->rk);
+    p->snap_dr.done = ing_snap_delivered;
+    if (ing_changelog_new(&p->cfg.kafka, p->brokers, p->group, p->topic, p->rk, &p->cl, err,
+                          errlen) < 0)
+        goto out_free;
 
     p->nshards = p->cfg.nshards;
     p->shards = vg_calloc(p->nshards, sizeof(*p->shards));
@@ -223,6 +255,7 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
             .release = ing_release,
             .reject = ing_reject,
             .ctx = p,
+            .snapshots = ing_changelog_enabled(p->cl),
         };
 
         if (cor_shard_new(&sc, &p->shards[i]) < 0) {
@@ -319,7 +352,8 @@ void ing_pipeline_destroy(ing_pipeline *p)
     vg_free(p->shards);
     if (p->rk)
         rd_kafka_destroy(p->rk);
-    ing_producer_destroy(p->prod);
+    ing_producer_destroy(p->prod); /* flushes: changelog records' reports still see p */
+    ing_changelog_destroy(p->cl);
     sto_wbatch_destroy(p->wb);
     if (p->owners.keys != NULL)
         vg_u64map_free(&p->owners);
@@ -678,6 +712,8 @@ static uint64_t ing_send_barrier(ing_pipeline *p, bool seal_all)
     size_t n = 0;
     uint64_t id = ++p->next_barrier;
 
+    uint64_t now = vg_mono_ns();
+
     for (int i = 0; i < ING_MAX_PARTS; i++)
         if (p->parts[i].assigned && p->parts[i].dispatched >= 0)
             offs[n++] = (struct cor_offset){i, p->parts[i].dispatched};
@@ -686,6 +722,14 @@ static uint64_t ing_send_barrier(ing_pipeline *p, bool seal_all)
         struct timespec ts = {0, 1000000};
 
         nanosleep(&ts, NULL);
+    }
+    /* A checkpoint every commit interval and at every seal-all: offsets are committed only
+     * at checkpoints (the writer), so that the changelog is never behind them. */
+    if (seal_all || now - p->last_ckpt_ns >= (uint64_t)p->cfg.commit_ms * 1000000u) {
+        /* acquire: pairs with the writer's release store when a record was lost. */
+        b->snapshot =
+            __atomic_exchange_n(&p->need_full, 0, __ATOMIC_ACQ_REL) ? COR_SNAP_ALL : COR_SNAP_DIRTY;
+        p->last_ckpt_ns = now;
     }
     for (uint32_t i = 0; i < p->nshards; i++) {
         struct cor_in *in;
@@ -740,6 +784,9 @@ static void ing_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                      tp->partition, (long long)tp->offset, p->offsets_ns);
         }
         vg_log(VG_LOG_INFO, "ingest", "assigned %d partitions of %s", parts->cnt, p->topic);
+        /* Before the partitions are assigned, so before any of their telemetry is fetched:
+         * the shards restore each machine's state ahead of its first batch. */
+        ing_restore_partitions(p, parts);
         __atomic_store_n(&p->st.partitions, (uint32_t)parts->cnt, __ATOMIC_RELAXED);
         rd_kafka_assign(rk, parts);
         return;
@@ -768,6 +815,11 @@ static void ing_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static void ing_release(void *ctx, struct cor_in *in)
 {
     (void)ctx;
+    if (in->restore != NULL) { /* a restored snapshot: the item and the message */
+        cor_snap_state_free((Vigil__MachineState *)in->restore);
+        vg_free(in);
+        return;
+    }
     if (in->is_barrier) {
         vg_free(in->opaque); /* the item itself; the barrier lives on in the unit */
         return;
@@ -935,10 +987,12 @@ static void ing_commit(ing_pipeline *p, bool sync)
          * fail and make librdkafka rejoin, round after round. */
         if (!__atomic_load_n(&p->owned[i], __ATOMIC_ACQUIRE)) {
             p->stored[i] = -1;
+            p->ckpt[i] = -1;
             continue;
         }
-        if (p->stored[i] >= 0)
-            rd_kafka_topic_partition_list_add(l, p->topic, i)->offset = p->stored[i];
+        /* A checkpoint's offsets, not the newest stored: the changelog covers those. */
+        if (p->ckpt[i] >= 0)
+            rd_kafka_topic_partition_list_add(l, p->topic, i)->offset = p->ckpt[i];
     }
     if (l->cnt > 0) {
         e = rd_kafka_commit(p->rk, l, sync ? 0 : 1);
@@ -1024,6 +1078,8 @@ static void ing_write_round(ing_pipeline *p, struct cor_unit **units)
     sto_wbatch_clear(p->wb);
     ing_stat_add(&p->st.writes, 1);
     ing_stat_add(&p->st.blocks, blocks);
+    if (b->snapshot != COR_SNAP_NONE)
+        ing_checkpoint_written(p, units, b);
     /* Sightings first, so that the incident stage knows what is common before the alerts
      * of the same round arrive. Durable, then the alerts may leave. */
     for (uint32_t s = 0; s < p->nshards; s++)
@@ -1047,20 +1103,24 @@ static void ing_write_round(ing_pipeline *p, struct cor_unit **units)
     }
     if (p->cfg.alerts_jsonl != NULL)
         fflush(p->cfg.alerts_jsonl);
-    if (b->seal_all || vg_mono_ns() - p->last_commit_ns >= (uint64_t)p->cfg.commit_ms * 1000000u) {
-        /* Dead letters and alerts must be at the broker before their offsets are. Waiting for
-         * them here would hold up the alerts of the next rounds, so the commit waits for a
-         * round with nothing in flight, and only blocks when that has not come for ten
-         * commit intervals (or at a seal-all barrier). RocksDB has the offsets meanwhile. */
+    if (p->ckpt_pending) {
+        /* Dead letters, alerts and changelog records must be at the broker before their
+         * offsets are. Waiting for them here would hold up the alerts of the next rounds, so
+         * the commit waits for a round with nothing in flight, and only blocks when that has
+         * not come for ten commit intervals (or at a seal-all barrier). RocksDB has the
+         * offsets meanwhile. */
         bool idle = rd_kafka_outq_len(ing_producer_handle(p->prod)) == 0;
         bool overdue =
             vg_mono_ns() - p->last_commit_ns >= 10ull * (uint64_t)p->cfg.commit_ms * 1000000u;
 
         if (idle || overdue || b->seal_all) {
             if (!idle)
-                ing_producer_flush(p->prod, b->seal_all ? 10000 : 1000);
-            ing_commit(p, b->seal_all);
-            p->last_commit_ns = vg_mono_ns();
+                idle = ing_producer_flush(p->prod, b->seal_all ? 10000 : 1000) == 0;
+            if (ing_commit_allowed(p, idle, b->seal_all)) {
+                ing_commit(p, b->seal_all);
+                p->ckpt_pending = false;
+                p->last_commit_ns = vg_mono_ns();
+            }
         }
     }
     /* Only now may a waiter (revocation, shutdown) go on to close the consumer: a seal-all
@@ -1132,4 +1192,103 @@ static void *ing_writer_main(void *arg)
 static void ing_stat_add(uint64_t *f, uint64_t n)
 {
     __atomic_add_fetch(f, n, __ATOMIC_RELAXED);
+}
+
+/* ---- the changelog ---------------------------------------------------------------- */
+
+/* One snapshot read back: onto its shard's ring (the consumer thread is its only producer),
+ * ahead of the telemetry of its partition. Takes ms. */
+static void ing_restore_one(void *ctx, int32_t partition, Vigil__MachineState *ms)
+{
+    ing_pipeline *p = ctx;
+    struct cor_in *in;
+    cor_shard *s = p->shards[vg_machine_key(ms->tenant_id, ms->machine_id) % p->nshards];
+
+    while ((in = vg_calloc(1, sizeof(*in))) == NULL) {
+        struct timespec ts = {0, 1000000};
+
+        nanosleep(&ts, NULL);
+    }
+    in->restore = ms;
+    in->partition = partition;
+    in->offset = -1;
+    in->opaque = in; /* freed with ms by ing_release */
+    while (cor_shard_push(s, in) < 0) {
+        struct timespec ts = {0, 200000};
+
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Consumer thread, inside the rebalance callback. A partition whose changelog cannot be read
+ * goes on without: its machines' process trees are then rebuilt from the own timeline. */
+static void ing_restore_partitions(ing_pipeline *p, const rd_kafka_topic_partition_list_t *parts)
+{
+    if (!ing_changelog_enabled(p->cl))
+        return;
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t pt = parts->elems[i].partition;
+
+        if (pt >= 0 && pt < ING_MAX_PARTS)
+            (void)ing_changelog_restore(p->cl, pt, ing_restore_one, p);
+    }
+}
+
+/* Runs on whichever thread polls the producer. */
+static void ing_snap_delivered(struct ing_delivery *d, bool ok)
+{
+    ing_pipeline *p = (ing_pipeline *)((char *)d - offsetof(ing_pipeline, snap_dr));
+
+    if (!ok)
+        ing_changelog_failed(p->cl);
+}
+
+/* Writer thread: a checkpoint round is durable; its changelog records go out, and its
+ * offsets become the next to commit. */
+static void ing_checkpoint_written(ing_pipeline *p, struct cor_unit **units,
+                                   const struct cor_barrier *b)
+{
+    if (ing_changelog_enabled(p->cl)) {
+        for (uint32_t s = 0; s < p->nshards; s++)
+            for (size_t i = 0; i < units[s]->nsnaps; i++)
+                (void)ing_changelog_put(p->cl, ing_producer_handle(p->prod), &units[s]->snaps[i],
+                                        &p->snap_dr);
+    }
+    memcpy(p->ckpt, p->stored, sizeof(p->ckpt));
+    p->ckpt_pending = true;
+    if (b->snapshot == COR_SNAP_ALL)
+        p->full_wait = false;
+}
+
+/* Writer thread: may the pending checkpoint's offsets be committed? Only when every
+ * changelog record sent so far was delivered: a lost one asks for a full snapshot, and
+ * commits wait for it. */
+static bool ing_commit_allowed(ing_pipeline *p, bool idle, bool seal_all)
+{
+    struct ing_changelog_stats cs;
+
+    if (!ing_changelog_enabled(p->cl))
+        return true;
+    if (!idle) {
+        if (seal_all)
+            vg_log(VG_LOG_WARN, "ingest",
+                   "changelog records still in flight: offsets not committed (the next owner "
+                   "re-reads from the previous commit)");
+        return false;
+    }
+    ing_changelog_get_stats(p->cl, &cs);
+    if (cs.failed != p->cl_failed_seen) {
+        p->cl_failed_seen = cs.failed;
+        p->full_wait = true;
+        /* release: pairs with the consumer's exchange when it builds the next checkpoint. */
+        __atomic_store_n(&p->need_full, 1, __ATOMIC_RELEASE);
+        vg_log(VG_LOG_WARN, "ingest",
+               "changelog records were lost: offsets wait for a full snapshot of every machine");
+    }
+    return !p->full_wait;
+}
+
+void ing_pipeline_changelog_stats(ing_pipeline *p, struct ing_changelog_stats *st)
+{
+    ing_changelog_get_stats(p->cl, st);
 }

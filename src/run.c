@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "changelog.h"
 #include "cli.h"
 #include "sim.h"
 
@@ -107,6 +108,9 @@ static int run_open(struct run_ctx *r)
             return -1;
         }
         r->c.brokers = ing_mock_bootstraps(r->mock);
+        /* The embedded broker cannot create topics on request: the changelog is made here. */
+        if (ing_changelog_mock_create(r->mock, r->c.group, r->c.partitions) < 0)
+            fprintf(stderr, "vigil: embedded broker: no changelog topic\n");
         fprintf(stderr,
                 "vigil: embedded Kafka broker (for trials, not production) at %s\n"
                 "vigil:   send telemetry:  kcat -P -b %s -t telemetry -k MACHINE FILE\n"
