@@ -100,6 +100,7 @@ enum sim_prog_id {
     P_W_MPCMDRUN,
     P_W_GIT,
     P_W_CODE,
+    P_W_PS_MGMT,
     P_L_CRON_JOB,
     P_L_PY_WORKER,
     P_L_LS,
@@ -434,6 +435,12 @@ static const struct sim_prog sim_progs[P__COUNT] = {
                        "\"C:\\Users\\@\\AppData\\Local\\Programs\\Microsoft VS Code\\Code.exe\"",
                        W_UCWD, A_USER, IL_MEDIUM, 2, P_W_EXPLORER, -1),
 
+    /* A management agent's scheduled inventory script: PowerShell runs on every Windows
+     * machine of a real fleet, so its hash is common and must not link incidents. */
+    [P_W_PS_MGMT] = DYN_W(BENCH_SIM_WIN_REF_IMAGE,
+                          "powershell.exe -NoProfile -NonInteractive -File "
+                          "\"C:\\ProgramData\\Contoso\\Inventory\\collect.ps1\"",
+                          W_SCWD, A_SYSTEM, IL_SYSTEM, 3, P_W_SVC_NETSVCS, -1),
     [P_L_CRON_JOB] = DYN_L("/usr/bin/sh", "/bin/sh -c cd / && run-parts --report /etc/cron.hourly",
                            "/", A_ROOT, 4, P_L_CRON, -1),
     [P_L_PY_WORKER] = DYN_L("/usr/bin/python3.11", "/usr/bin/python3 /opt/app/worker.py --queue #",
