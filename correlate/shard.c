@@ -12,6 +12,14 @@
  * machine's open timeline block. Blocks seal when full, when the day changes, when they are
  * older than block_max_age, or at a seal-all barrier; sealed blocks and alerts travel to
  * the writer in one unit per barrier.
+ *
+ * The changelog (cfg.snapshots; state.h, ingest/changelog.h): machines whose process table
+ * or correlation state changed are marked dirty; a checkpoint barrier (every commit interval
+ * and every seal-all) snapshots them, after expiry and the windows' advance, into the unit,
+ * with a tombstone for a machine whose state is gone. A snapshot to restore arrives on the
+ * inbound ring like a batch, ahead of the machine's telemetry, and is applied on this thread:
+ * it replaces what the shard held of the machine, and the machine's stored timeline is then
+ * not replayed over it (cor_rebuild_procs stays the fallback with no snapshot).
  */
 #include "correlate.h"
 
@@ -566,8 +574,9 @@ out_free:
 }
 
 /* A machine this process has not seen yet, but the database has (a restart, or its
- * partition moved here): its process tree is rebuilt from the stored timeline of the last
- * process window, so lineage survives both. Open correlation windows are not rebuilt. */
+ * partition came back here) and the changelog had no snapshot of: its process tree is
+ * rebuilt from the stored timeline of the last process window. Open correlation windows are
+ * not rebuilt this way; the changelog moves them. */
 static void cor_rebuild_procs(cor_shard *s, struct cor_machine *m)
 {
     sto_tl_iter *it;
