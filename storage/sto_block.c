@@ -116,6 +116,48 @@ out_free_buf:
     return rc;
 }
 
+int sto_block_append(const void *val, size_t len, uint8_t **buf, size_t *used, size_t *cap)
+{
+    struct sto_zctx *z = NULL;
+    unsigned long long n = len;
+    bool frame;
+    size_t got;
+
+    if (val == NULL || len == 0)
+        return -VG_EDECODE;
+    frame = len >= 4 && memcmp(val, "\x28\xb5\x2f\xfd", 4) == 0;
+    if (frame) {
+        if ((z = sto_zctx_get()) == NULL)
+            return -VG_ENOMEM;
+        if (z->dctx == NULL && (z->dctx = ZSTD_createDCtx()) == NULL)
+            return -VG_ENOMEM;
+        n = ZSTD_getFrameContentSize(val, len);
+        if (n == ZSTD_CONTENTSIZE_UNKNOWN || n == ZSTD_CONTENTSIZE_ERROR || n > STO_BLOCK_MAX)
+            return -VG_EDECODE;
+    }
+    if (*cap - *used < n) {
+        size_t c = *cap ? *cap : 64 * 1024;
+        uint8_t *b;
+
+        while (c - *used < n)
+            c *= 2;
+        if ((b = vg_realloc(*buf, c)) == NULL)
+            return -VG_ENOMEM;
+        *buf = b;
+        *cap = c;
+    }
+    if (!frame) {
+        memcpy(*buf + *used, val, len);
+        *used += len;
+        return 0;
+    }
+    got = ZSTD_decompressDCtx(z->dctx, *buf + *used, (size_t)n, val, len);
+    if (ZSTD_isError(got) || got != n)
+        return -VG_EDECODE;
+    *used += got;
+    return 0;
+}
+
 void sto_thread_cleanup(void)
 {
     struct sto_zctx *z = tl_zctx;

@@ -4,9 +4,12 @@
  * Timeline keys start with the day, so one machine's blocks of a day are contiguous
  * (day | mkey | first_ts | first_seq) but its days are not. The iterator finds the next
  * day that holds the machine's blocks with a seek (days without data cost one seek, and
- * the seek jumps straight over runs of days that hold nobody's data), decodes every block
- * of that day into an arena, keeps the events inside [from, to], sorts them by (ts, seq),
- * drops re-delivered duplicates, and hands them out one by one.
+ * the seek jumps straight over runs of days that hold nobody's data) and reads that day's
+ * blocks from where the seek landed. It does not decode them: it walks each serialized
+ * batch's wire format for every event's (ts, seq) and byte range (a few nanoseconds an
+ * event), keeps the events inside [from, to], sorts them by (ts, seq), drops re-delivered
+ * duplicates, and unpacks an event only when it is handed out. A page of 1,000 events thus
+ * unpacks 1,000 events, not the whole day.
  *
  * THREAD SAFETY: an iterator belongs to one thread; many iterators may run at once, and
  * concurrently with writes (each iterator reads one RocksDB snapshot, taken at open).
@@ -15,29 +18,41 @@
 
 #include "storage_int.h"
 
-#define STO_TL_ARENA_CHUNK (256 * 1024)
+#define STO_TL_ARENA_CHUNK (1024 * 1024)
+
+/* One stored event of the current day, not yet unpacked. */
+struct sto_tl_ent {
+    int64_t ts;
+    uint64_t seq;
+    size_t off; /* its serialized bytes: buf + off */
+    size_t len;
+};
 
 struct sto_tl_iter {
     sto_db *db;
     rocksdb_readoptions_t *ro;
     rocksdb_iterator_t *ri;
     uint64_t mkey;
-    int64_t from, to;        /* inclusive event-time bounds */
-    uint32_t day;            /* next day to look at */
-    uint32_t first_day;      /* sto_day(from) */
-    uint32_t last_day;       /* sto_day(to) */
-    bool desc;               /* newest first */
-    bool done;               /* no days left */
-    vg_arena *arena;         /* the current day's decoded blocks */
-    const Vigil__Event **ev; /* the current day's events, in yield order */
-    size_t nev, cap, pos;
+    int64_t from, to;         /* inclusive event-time bounds */
+    uint32_t day;             /* next day to look at */
+    uint32_t first_day;       /* sto_day(from) */
+    uint32_t last_day;        /* sto_day(to) */
+    bool desc;                /* newest first */
+    bool done;                /* no days left */
+    vg_arena *arena;          /* the events handed out (reset once it has grown) */
+    ProtobufCAllocator alloc; /* draws from arena */
+    uint8_t *buf;             /* the current day's blocks, serialized (kept across days) */
+    size_t used, bufcap;      /* bytes in buf, allocated */
+    struct sto_tl_ent *ent;   /* the current day's events, ascending */
+    size_t nev, cap, pos;     /* entries, allocated, handed out */
 };
 
 static int sto_tl_next_day(sto_tl_iter *it);
 static int sto_tl_load_day(sto_tl_iter *it, uint32_t day);
-static int sto_tl_push(sto_tl_iter *it, const Vigil__Event *e);
-static int sto_tl_cmp_asc(const void *a, const void *b);
-static int sto_tl_cmp_desc(const void *a, const void *b);
+static int sto_tl_index_block(sto_tl_iter *it, size_t off, bool *sorted);
+static bool sto_pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v);
+static bool sto_pb_skip(const uint8_t **p, const uint8_t *end, unsigned wt);
+static int sto_tl_cmp(const void *a, const void *b);
 static int sto_tl_iter_err(sto_tl_iter *it);
 
 int sto_tl_open(sto_db *db, uint64_t mkey, int64_t from_us, int64_t to_us, bool descending,
@@ -60,6 +75,8 @@ int sto_tl_open(sto_db *db, uint64_t mkey, int64_t from_us, int64_t to_us, bool 
     it->done = from_us > to_us || db->cf[STO_CF_TIMELINE] == NULL;
     if (!it->done) {
         it->arena = vg_arena_new(STO_TL_ARENA_CHUNK);
+        if (it->arena != NULL)
+            vg_arena_pb_allocator(it->arena, &it->alloc);
         it->ro = rocksdb_readoptions_create();
         /* A timeline query reads months of cold blocks once; do not evict hot ones. */
         rocksdb_readoptions_set_fill_cache(it->ro, 0);
@@ -78,14 +95,29 @@ int sto_tl_next(sto_tl_iter *it, const Vigil__Event **ev)
     int rc;
 
     *ev = NULL;
-    while (it->pos >= it->nev) {
-        if (it->done)
-            return 0;
-        if ((rc = sto_tl_next_day(it)) < 0)
-            return rc;
+    for (;;) {
+        const struct sto_tl_ent *e;
+        Vigil__Event *u;
+
+        while (it->pos >= it->nev) {
+            if (it->done)
+                return 0;
+            if ((rc = sto_tl_next_day(it)) < 0)
+                return rc;
+        }
+        e = &it->ent[it->desc ? it->nev - 1 - it->pos : it->pos];
+        it->pos++;
+        /* An event need only live until the next call: the arena is emptied once it has
+         * grown, so it never leaves its first chunk (no page faults on fresh memory). */
+        if (vg_arena_used(it->arena) > STO_TL_ARENA_CHUNK / 2)
+            vg_arena_reset(it->arena);
+        u = vigil__event__unpack(&it->alloc, e->len, it->buf + e->off);
+        if (u != NULL) {
+            *ev = u;
+            return 1;
+        }
+        sto_count_corrupt(it->db);
     }
-    *ev = it->ev[it->pos++];
-    return 1;
 }
 
 void sto_tl_close(sto_tl_iter *it)
@@ -97,7 +129,8 @@ void sto_tl_close(sto_tl_iter *it)
     if (it->ro != NULL)
         rocksdb_readoptions_destroy(it->ro);
     vg_arena_destroy(it->arena);
-    vg_free(it->ev);
+    vg_free(it->ent);
+    vg_free(it->buf);
     vg_free(it);
 }
 
@@ -164,85 +197,174 @@ static int sto_tl_next_day(sto_tl_iter *it)
     return sto_tl_iter_err(it);
 }
 
-/* Decodes every block of (day, mkey) and keeps the events within [from, to], sorted. */
+/*
+ * Indexes every block of (day, mkey), starting where the day walk's seek left the RocksDB
+ * iterator (on the day's first block ascending, on its last descending: the order of the
+ * blocks does not matter, the events are sorted), and keeps the events within [from, to]
+ * sorted by (ts, seq), once each. The blocks' bytes are copied into buf (decompressed when
+ * they are zstd frames), since the events are unpacked from them later.
+ */
 static int sto_tl_load_day(sto_tl_iter *it, uint32_t day)
 {
-    ProtobufCAllocator alloc;
     uint8_t prefix[STO_TL_PREFIX_LEN];
+    bool sorted = true;
     size_t w = 0;
     int rc;
 
-    vg_arena_reset(it->arena);
-    vg_arena_pb_allocator(it->arena, &alloc);
+    it->used = 0;
     sto_be32(prefix, day);
     sto_be64(prefix + 4, it->mkey);
-    for (rocksdb_iter_seek(it->ri, (const char *)prefix, sizeof(prefix));
-         rocksdb_iter_valid(it->ri); rocksdb_iter_next(it->ri)) {
-        size_t klen, vlen;
+    for (; rocksdb_iter_valid(it->ri);
+         it->desc ? rocksdb_iter_prev(it->ri) : rocksdb_iter_next(it->ri)) {
+        size_t klen, vlen, off = it->used;
         const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it->ri, &klen);
         const char *v;
-        Vigil__TelemetryBatch *b;
 
         if (klen < STO_TL_PREFIX_LEN || memcmp(k, prefix, sizeof(prefix)) != 0)
             break;
         /* No early stop on the key's first_ts: events of a block are in arrival order,
          * so a block that starts after `to` may still hold earlier events. */
         v = rocksdb_iter_value(it->ri, &vlen);
-        rc = sto_block_decode(v, vlen, &alloc, &b);
+        rc = sto_block_append(v, vlen, &it->buf, &it->used, &it->bufcap);
+        if (rc == 0)
+            rc = sto_tl_index_block(it, off, &sorted);
         if (rc == -VG_ENOMEM)
             return rc;
         if (rc != 0) {
             sto_count_corrupt(it->db);
             vg_log(VG_LOG_WARN, STO_MOD, "corrupt timeline block (day %u, machine %016llx)", day,
                    (unsigned long long)it->mkey);
-            continue;
-        }
-        for (size_t i = 0; i < b->n_events; i++) {
-            const Vigil__Event *e = b->events[i];
-
-            if (e->ts_us >= it->from && e->ts_us <= it->to && (rc = sto_tl_push(it, e)) < 0)
-                return rc;
         }
     }
-    if (it->nev > 1)
-        qsort(it->ev, it->nev, sizeof(*it->ev), it->desc ? sto_tl_cmp_desc : sto_tl_cmp_asc);
+    if (!sorted)
+        qsort(it->ent, it->nev, sizeof(*it->ent), sto_tl_cmp);
     /* A block re-delivered in other pieces repeats events: keep one of each (ts, seq). */
     for (size_t r = 0; r < it->nev; r++)
-        if (w == 0 || it->ev[r]->seq != it->ev[w - 1]->seq ||
-            it->ev[r]->ts_us != it->ev[w - 1]->ts_us)
-            it->ev[w++] = it->ev[r];
+        if (w == 0 || it->ent[r].seq != it->ent[w - 1].seq || it->ent[r].ts != it->ent[w - 1].ts)
+            it->ent[w++] = it->ent[r];
     it->nev = w;
     return sto_tl_iter_err(it);
 }
 
-static int sto_tl_push(sto_tl_iter *it, const Vigil__Event *e)
+/*
+ * Walks one serialized vigil.TelemetryBatch: for each event (field 8) reads its seq
+ * (field 1) and ts_us (field 2) and adds it when ts is within [from, to]. A block whose
+ * wire format does not hold together adds nothing and returns -VG_EDECODE; an event whose
+ * body is bad inside a sound frame is found (and counted) when it is unpacked.
+ */
+static int sto_tl_index_block(sto_tl_iter *it, size_t off, bool *sorted)
 {
-    if (it->nev == it->cap) {
-        size_t cap = it->cap ? it->cap * 2 : 1024;
-        const Vigil__Event **ev = vg_realloc(it->ev, cap * sizeof(*ev));
+    const uint8_t *p = it->buf + off, *end = it->buf + it->used;
+    size_t n0 = it->nev;
 
-        if (ev == NULL)
-            return -VG_ENOMEM;
-        it->ev = ev;
-        it->cap = cap;
+    while (p < end) {
+        uint64_t tag, elen, v;
+        const uint8_t *e, *eend;
+        int64_t ts = 0;
+        uint64_t seq = 0;
+        struct sto_tl_ent *x;
+
+        if (!sto_pb_varint(&p, end, &tag))
+            goto out_bad;
+        if (tag != ((8 << 3) | 2)) {
+            if (!sto_pb_skip(&p, end, (unsigned)(tag & 7)))
+                goto out_bad;
+            continue;
+        }
+        if (!sto_pb_varint(&p, end, &elen) || elen > (uint64_t)(end - p))
+            goto out_bad;
+        e = p;
+        eend = p + elen;
+        p = eend;
+        while (e < eend) {
+            if (!sto_pb_varint(&e, eend, &tag))
+                goto out_bad;
+            if (tag == (1 << 3) && sto_pb_varint(&e, eend, &v))
+                seq = v;
+            else if (tag == (2 << 3) && sto_pb_varint(&e, eend, &v))
+                ts = (int64_t)v;
+            else if (tag == (1 << 3) || tag == (2 << 3) ||
+                     !sto_pb_skip(&e, eend, (unsigned)(tag & 7)))
+                goto out_bad;
+        }
+        if (ts < it->from || ts > it->to)
+            continue;
+        if (it->nev == it->cap) {
+            size_t cap = it->cap ? it->cap * 2 : 4096;
+
+            if ((x = vg_realloc(it->ent, cap * sizeof(*x))) == NULL)
+                return -VG_ENOMEM;
+            it->ent = x;
+            it->cap = cap;
+        }
+        x = &it->ent[it->nev++];
+        x->ts = ts;
+        x->seq = seq;
+        x->off = (size_t)(eend - elen - it->buf);
+        x->len = (size_t)elen;
+        if (it->nev > 1 && *sorted && sto_tl_cmp(x - 1, x) >= 0)
+            *sorted = false;
     }
-    it->ev[it->nev++] = e;
     return 0;
+out_bad:
+    it->nev = n0;
+    it->used = off;
+    return -VG_EDECODE;
 }
 
-static int sto_tl_cmp_asc(const void *a, const void *b)
+/* Reads a base-128 varint; false when it runs past end or over 10 bytes. */
+static bool sto_pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
-    const Vigil__Event *x = *(const Vigil__Event *const *)a;
-    const Vigil__Event *y = *(const Vigil__Event *const *)b;
+    const uint8_t *q = *p;
+    uint64_t r = 0;
 
-    if (x->ts_us != y->ts_us)
-        return x->ts_us < y->ts_us ? -1 : 1;
+    for (unsigned sh = 0; sh < 70 && q < end; sh += 7) {
+        uint8_t b = *q++;
+
+        r |= (uint64_t)(b & 0x7f) << (sh < 64 ? sh : 63);
+        if (!(b & 0x80)) {
+            *v = r;
+            *p = q;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Skips one field's value of wire type wt. */
+static bool sto_pb_skip(const uint8_t **p, const uint8_t *end, unsigned wt)
+{
+    uint64_t n;
+
+    switch (wt) {
+    case 0:
+        return sto_pb_varint(p, end, &n);
+    case 1:
+        n = 8;
+        break;
+    case 2:
+        if (!sto_pb_varint(p, end, &n))
+            return false;
+        break;
+    case 5:
+        n = 4;
+        break;
+    default:
+        return false;
+    }
+    if (n > (uint64_t)(end - *p))
+        return false;
+    *p += n;
+    return true;
+}
+
+static int sto_tl_cmp(const void *a, const void *b)
+{
+    const struct sto_tl_ent *x = a, *y = b;
+
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-static int sto_tl_cmp_desc(const void *a, const void *b)
-{
-    return sto_tl_cmp_asc(b, a);
 }
 
 static int sto_tl_iter_err(sto_tl_iter *it)

@@ -137,6 +137,12 @@ static inline void sto_count_corrupt(sto_db *db)
     __atomic_fetch_add(&db->corrupt, 1, __ATOMIC_RELAXED);
 }
 
+/* Appends the serialized vigil.TelemetryBatch inside a stored block (the value itself when
+ * bare, else its zstd frame decompressed) to *buf, which grows with vg_realloc (*used
+ * bytes of *cap). The batch starts at the old *used. Returns 0, -VG_EDECODE (nothing
+ * appended) or -VG_ENOMEM (sto_block.c). */
+int sto_block_append(const void *val, size_t len, uint8_t **buf, size_t *used, size_t *cap);
+
 /* Copies a RocksDB error string into err (when given) and frees it. */
 void sto_take_err(char *rerr, char *err, size_t errlen);
 
