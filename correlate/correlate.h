@@ -142,8 +142,9 @@ struct cor_shard_cfg {
      * release follows. */
     void (*reject)(void *ctx, struct cor_in *in, const char *reason);
     void *ctx;
-    /* Snapshot machines at snapshot barriers (a changelog is kept), and so keep correlation
-     * windows open across a seal-all barrier instead of flushing them. */
+    /* Snapshot machines at snapshot barriers (a changelog is kept); a seal-all barrier
+     * snapshots before it closes the correlation windows, then snapshots nothing more until
+     * telemetry or a restore comes (the partitions may belong to another instance now). */
     bool snapshots;
 };
 

@@ -156,6 +156,7 @@ static void cor_handle_restore(cor_shard *s, const Vigil__MachineState *ms, int3
 static void cor_mark_dirty(cor_shard *s, struct cor_machine *m, int32_t partition);
 static void cor_checkpoint(cor_shard *s, struct cor_unit *u, bool all);
 static void cor_restored_free(struct cor_restored *r);
+static void cor_forget_owned(cor_shard *s);
 static void cor_event(cor_shard *s, struct cor_machine *m, const Vigil__TelemetryBatch *tb,
                       const Vigil__Event *ev);
 static void cor_on_match(void *ctx, const struct cor_rule_info *rule);
@@ -1356,21 +1357,25 @@ static void cor_handle_barrier(cor_shard *s, struct cor_barrier *b)
         cor_proctab_expire(s->procs, s->last_event_us, s->cfg.proc_window_us, 4096);
     /* Correlation windows move with event time, never the wall clock (a replay of old data
      * would look idle); a seal-all barrier (shutdown, revocation) closes them all. */
+    if (s->corr != NULL && !b->seal_all && s->last_event_us != 0)
+        cor_corrstate_advance(s->corr, s->last_event_us);
+    /* After expiry and the windows' advance: what this round fired is in this unit, and
+     * the snapshot says so (a new owner does not fire it again). At a seal-all, before the
+     * windows close: the next owner goes on with them open. */
+    if (b->snapshot != COR_SNAP_NONE && s->cfg.snapshots)
+        cor_checkpoint(s, u, b->snapshot == COR_SNAP_ALL);
     if (s->corr != NULL) {
-        /* With a changelog the open windows live on in it (and on the next owner), so a
-         * seal-all barrier does not close them early. */
-        if (b->seal_all && !s->cfg.snapshots)
+        /* Held-back alerts are not delayed until some instance takes the partition: they
+         * fire now. The next owner restores the windows as they were before, so such an
+         * alert may be raised there again, with the same id. */
+        if (b->seal_all)
             cor_corrstate_flush(s->corr);
-        else if (s->last_event_us != 0)
-            cor_corrstate_advance(s->corr, s->last_event_us);
         cor_corrstate_get_stats(s->corr, &cst);
         __atomic_store_n(&s->st.corr_late, cst.late, __ATOMIC_RELAXED);
         __atomic_store_n(&s->st.corr_pending, (uint64_t)cst.pending, __ATOMIC_RELAXED);
     }
-    /* After expiry and the windows' advance: what this round fired is in this unit, and
-     * the snapshot says so (a new owner does not fire it again). */
-    if (b->snapshot != COR_SNAP_NONE && s->cfg.snapshots)
-        cor_checkpoint(s, u, b->snapshot == COR_SNAP_ALL);
+    if (b->seal_all && s->cfg.snapshots)
+        cor_forget_owned(s);
     __atomic_store_n(&s->st.processes, cor_proctab_count(s->procs), __ATOMIC_RELAXED);
     __atomic_store_n(&s->st.machines, s->machines.count, __ATOMIC_RELAXED);
     s->unit = cor_unit_new(s->cfg.index); /* NULL: retried at the next batch */
@@ -1453,6 +1458,32 @@ static void cor_handle_restore(cor_shard *s, const Vigil__MachineState *ms, int3
     }
     cor_stat_add(&s->st.restored, 1);
     cor_stat_add(&s->st.restore_skipped, rst.skipped);
+}
+
+/* After a seal-all barrier (revocation, shutdown) this shard owns no partition until
+ * telemetry or a restore comes again: it must never write a snapshot of a machine another
+ * instance may own now (a sweep, a fire of the flush), which would overwrite that owner's. */
+static void cor_forget_owned(cor_shard *s)
+{
+    size_t pos = 0;
+    uint64_t k;
+    void *v;
+
+    while (vg_u64map_next(&s->machines, &pos, &k, &v)) {
+        struct cor_machine *m = v;
+
+        m->dirty = false;
+        m->snapped = false;
+        m->swept = true;
+    }
+    s->ndirty = 0;
+    pos = 0;
+    while (vg_u64map_next(&s->restored, &pos, &k, &v))
+        cor_restored_free(v);
+    /* Emptied in place: no allocation, so nothing can fail here. */
+    memset(s->restored.keys, 0, s->restored.cap * sizeof(*s->restored.keys));
+    memset(s->restored.vals, 0, s->restored.cap * sizeof(*s->restored.vals));
+    s->restored.count = 0;
 }
 
 /* A request for machine m (borrowed strings). */
