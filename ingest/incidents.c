@@ -13,24 +13,22 @@
  * rebalance; it commits no offsets. Incident ids are deterministic, and an incident whose
  * content did not change since it was stored is not emitted again.
  *
- * Tenant machine counts. Whether an entity is common (seen on more than 20 % of a tenant's
- * machines, and so not linking) needs the tenant's real machine count; left alone, the
- * incident engine counts only the machines that raised alerts, and then the account an
- * attacker used on all three machines of a quiet tenant's attack is "common" (3 of 3) and
- * links nothing. So the stage counts each tenant's machines in the local RocksDB
- * (sto_scan_machines: every machine this instance ever stored) at start and then once a
- * minute, on its own thread, and sets the counts that changed. The scan decodes every
- * machine record between two polls, so its pause grows with the fleet (not measured at a
- * million machines). A machine counts once its first block is stored, seconds after its
- * first event; until the next scan a new tenant is counted by its machines with alerts.
- * With several instances, each RocksDB holds only the machines of its own telemetry
- * partitions, so a tenant spread over N instances is counted about N times too small,
- * while the alerts.tenant partition brings this stage the alerts of all its machines.
- * Under-counting makes MORE entities common: the threshold falls to about 20 %/N of the
- * real fleet, so in a small tenant an account or binary on a handful of machines stops
- * linking and one attack splits into several incidents. It never merges alerts that
- * should stay apart (a common entity only removes links), but the cross-machine story is
- * lost; a tenant-wide count (per-instance counts on a compacted topic, summed) is the fix.
+ * Tenant machine counts and prevalence. Whether an entity is common (seen on more than
+ * 20 % of a tenant's machines, and so not linking) needs how many machines saw it and the
+ * tenant's real machine count; from alerts alone, the incident engine would count only
+ * the machines that raised alerts (then the account an attacker used on all three
+ * machines of a quiet tenant's attack is "common", 3 of 3, and links nothing, while
+ * PowerShell on two alerting machines of a thousand is "rare" and links them). So the
+ * shards of every instance report what their machines' telemetry shows (Sightings records
+ * on this same topic, header vigil-type=sightings, correlate/sightings.h): each machine
+ * at least once a day, with the binaries, addresses, domains and accounts it showed that
+ * day. They reach this stage whichever instance consumed the machine, so the counts hold
+ * across instances. As a floor before the first sightings arrive (and for data stored by
+ * a vigil without them), the stage also counts the machines in the local RocksDB
+ * (sto_scan_machines) at start and then once a minute, on its own thread; with several
+ * instances that count is partial, which the sightings make up for (the larger count
+ * wins). The scan decodes every machine record between two polls, so its pause grows
+ * with the fleet (not measured at a million machines).
  */
 #include "ingest.h"
 #include "ingest_int.h"
