@@ -314,7 +314,8 @@ static bool tl_read_machine(void *ctx, uint64_t mkey, const Vigil__MachineRecord
     b.sensor_version = m->sensor_version;
     b.n_events = 1;
     b.events = one;
-    if (sto_tl_open(t->db, mkey, INT64_MIN / 2, INT64_MAX / 2, false, &it) < 0)
+    /* As replay --history reads: a helper thread reads and unpacks ahead. */
+    if (sto_tl_open_ahead(t->db, mkey, INT64_MIN / 2, INT64_MAX / 2, false, &it) < 0)
         return true;
     while (sto_tl_next(it, &ev) == 1) {
         t->events++;

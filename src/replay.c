@@ -326,7 +326,8 @@ static bool replay_hist_machine(void *ctx, uint64_t mkey, const Vigil__MachineRe
     b.sensor_version = m->sensor_version;
     b.n_events = 1;
     b.events = one;
-    if (sto_tl_open(h->db, mkey, h->from, h->to, false, &it) < 0)
+    /* A helper thread reads and unpacks ahead while this one runs the rules. */
+    if (sto_tl_open_ahead(h->db, mkey, h->from, h->to, false, &it) < 0)
         return true;
     while (sto_tl_next(it, &ev) == 1) {
         one[0] = (Vigil__Event *)ev;

@@ -11,9 +11,17 @@
  * duplicates, and unpacks an event only when it is handed out. A page of 1,000 events thus
  * unpacks 1,000 events, not the whole day.
  *
+ * sto_tl_open_ahead puts the reading on a helper thread ("vg-tl-ahead"): it walks the days
+ * and unpacks events into slots of STO_AHEAD_EVENTS, up to STO_AHEAD_SLOTS ahead, while
+ * the caller's thread takes them (a replay evaluates rules on one core while the other
+ * reads). A slot is handed back when the caller moves past its last event.
+ *
  * THREAD SAFETY: an iterator belongs to one thread; many iterators may run at once, and
- * concurrently with writes (each iterator reads one RocksDB snapshot, taken at open).
+ * concurrently with writes (each iterator reads one RocksDB snapshot, taken at open). An
+ * ahead iterator's helper thread owns the inner iterator; the two threads share only the
+ * slots, under ah->lock.
  */
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "storage_int.h"
@@ -26,6 +34,32 @@ struct sto_tl_ent {
     uint64_t seq;
     size_t off; /* its serialized bytes: buf + off */
     size_t len;
+};
+
+#define STO_AHEAD_SLOTS  3
+#define STO_AHEAD_EVENTS 2048
+
+/* Events unpacked ahead by the helper thread. */
+struct sto_tl_slot {
+    vg_arena *arena;          /* the events' memory */
+    ProtobufCAllocator alloc; /* draws from arena */
+    const Vigil__Event **ev;  /* in yield order */
+    size_t n;                 /* events in ev (room for STO_AHEAD_EVENTS) */
+    bool end;                 /* the last slot: rc follows the events */
+    int rc;                   /* 0 or a negative vg_err, when end */
+};
+
+struct sto_tl_ahead {
+    sto_tl_iter *inner; /* walked by the helper thread only */
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* a slot was filled or handed back, or stop */
+    struct sto_tl_slot slot[STO_AHEAD_SLOTS];
+    uint64_t filled;   /* slots filled so far (under lock) */
+    uint64_t released; /* slots handed back so far (under lock) */
+    bool stop;         /* close asks the helper to end (under lock) */
+    bool holding;      /* the caller's thread holds slot[released % SLOTS] */
+    size_t pos;        /* next event of the held slot (caller's thread) */
 };
 
 struct sto_tl_iter {
@@ -45,6 +79,7 @@ struct sto_tl_iter {
     size_t used, bufcap;      /* bytes in buf, allocated */
     struct sto_tl_ent *ent;   /* the current day's events, ascending */
     size_t nev, cap, pos;     /* entries, allocated, handed out */
+    struct sto_tl_ahead *ah;  /* sto_tl_open_ahead: the helper and its slots, else NULL */
 };
 
 static int sto_tl_next_day(sto_tl_iter *it);
@@ -54,6 +89,10 @@ static bool sto_pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v);
 static bool sto_pb_skip(const uint8_t **p, const uint8_t *end, unsigned wt);
 static int sto_tl_cmp(const void *a, const void *b);
 static int sto_tl_iter_err(sto_tl_iter *it);
+static int sto_tl_next_raw(sto_tl_iter *it, const uint8_t **p, size_t *len);
+static int sto_tl_ahead_next(struct sto_tl_ahead *ah, const Vigil__Event **ev);
+static void *sto_tl_ahead_main(void *arg);
+static void sto_tl_ahead_free(struct sto_tl_ahead *ah);
 
 int sto_tl_open(sto_db *db, uint64_t mkey, int64_t from_us, int64_t to_us, bool descending,
                 sto_tl_iter **out)
@@ -90,40 +129,95 @@ int sto_tl_open(sto_db *db, uint64_t mkey, int64_t from_us, int64_t to_us, bool 
     return 0;
 }
 
+int sto_tl_open_ahead(sto_db *db, uint64_t mkey, int64_t from_us, int64_t to_us, bool descending,
+                      sto_tl_iter **out)
+{
+    struct sto_tl_ahead *ah;
+    sto_tl_iter *it;
+    int rc;
+
+    *out = NULL;
+    if ((it = vg_calloc(1, sizeof(*it))) == NULL)
+        return -VG_ENOMEM;
+    it->db = db;
+    it->done = true; /* the outer iterator only hands out the helper's slots */
+    if ((ah = it->ah = vg_calloc(1, sizeof(*ah))) == NULL) {
+        vg_free(it);
+        return -VG_ENOMEM;
+    }
+    if ((rc = sto_tl_open(db, mkey, from_us, to_us, descending, &ah->inner)) < 0)
+        goto out_free;
+    rc = -VG_ENOMEM;
+    for (int i = 0; i < STO_AHEAD_SLOTS; i++) {
+        struct sto_tl_slot *sl = &ah->slot[i];
+
+        if ((sl->arena = vg_arena_new(STO_TL_ARENA_CHUNK)) == NULL ||
+            (sl->ev = vg_malloc(STO_AHEAD_EVENTS * sizeof(*sl->ev))) == NULL)
+            goto out_free;
+        vg_arena_pb_allocator(sl->arena, &sl->alloc);
+    }
+    if (pthread_mutex_init(&ah->lock, NULL) != 0)
+        goto out_free;
+    if (pthread_cond_init(&ah->cond, NULL) != 0) {
+        pthread_mutex_destroy(&ah->lock);
+        goto out_free;
+    }
+    if (pthread_create(&ah->thread, NULL, sto_tl_ahead_main, ah) != 0) {
+        pthread_cond_destroy(&ah->cond);
+        pthread_mutex_destroy(&ah->lock);
+        goto out_free;
+    }
+    pthread_setname_np(ah->thread, "vg-tl-ahead");
+    *out = it;
+    return 0;
+out_free:
+    sto_tl_ahead_free(ah);
+    vg_free(it);
+    return rc;
+}
+
 int sto_tl_next(sto_tl_iter *it, const Vigil__Event **ev)
 {
+    const uint8_t *p;
+    size_t len;
     int rc;
 
     *ev = NULL;
-    for (;;) {
-        const struct sto_tl_ent *e;
+    if (it->ah != NULL)
+        return sto_tl_ahead_next(it->ah, ev);
+    while ((rc = sto_tl_next_raw(it, &p, &len)) == 1) {
         Vigil__Event *u;
 
-        while (it->pos >= it->nev) {
-            if (it->done)
-                return 0;
-            if ((rc = sto_tl_next_day(it)) < 0)
-                return rc;
-        }
-        e = &it->ent[it->desc ? it->nev - 1 - it->pos : it->pos];
-        it->pos++;
         /* An event need only live until the next call: the arena is emptied once it has
          * grown, so it never leaves its first chunk (no page faults on fresh memory). */
         if (vg_arena_used(it->arena) > STO_TL_ARENA_CHUNK / 2)
             vg_arena_reset(it->arena);
-        u = vigil__event__unpack(&it->alloc, e->len, it->buf + e->off);
+        u = vigil__event__unpack(&it->alloc, len, p);
         if (u != NULL) {
             *ev = u;
             return 1;
         }
         sto_count_corrupt(it->db);
     }
+    return rc;
 }
 
 void sto_tl_close(sto_tl_iter *it)
 {
     if (it == NULL)
         return;
+    if (it->ah != NULL) {
+        struct sto_tl_ahead *ah = it->ah;
+
+        pthread_mutex_lock(&ah->lock);
+        ah->stop = true;
+        pthread_cond_broadcast(&ah->cond);
+        pthread_mutex_unlock(&ah->lock);
+        pthread_join(ah->thread, NULL);
+        pthread_cond_destroy(&ah->cond);
+        pthread_mutex_destroy(&ah->lock);
+        sto_tl_ahead_free(ah);
+    }
     if (it->ri != NULL)
         rocksdb_iter_destroy(it->ri);
     if (it->ro != NULL)
@@ -135,6 +229,113 @@ void sto_tl_close(sto_tl_iter *it)
 }
 
 /* ---- helpers ---------------------------------------------------------------------- */
+
+/* The next event's serialized bytes (valid until the next day is loaded): 1, 0 at the
+ * end, or a negative vg_err. */
+static int sto_tl_next_raw(sto_tl_iter *it, const uint8_t **p, size_t *len)
+{
+    const struct sto_tl_ent *e;
+    int rc;
+
+    while (it->pos >= it->nev) {
+        if (it->done)
+            return 0;
+        if ((rc = sto_tl_next_day(it)) < 0)
+            return rc;
+    }
+    e = &it->ent[it->desc ? it->nev - 1 - it->pos : it->pos];
+    it->pos++;
+    *p = it->buf + e->off;
+    *len = e->len;
+    return 1;
+}
+
+/* @locality the caller's thread. Hands out the held slot's events; at its end, hands the
+ * slot back and waits for the next. */
+static int sto_tl_ahead_next(struct sto_tl_ahead *ah, const Vigil__Event **ev)
+{
+    for (;;) {
+        struct sto_tl_slot *sl;
+
+        if (!ah->holding) {
+            pthread_mutex_lock(&ah->lock);
+            while (ah->filled == ah->released)
+                pthread_cond_wait(&ah->cond, &ah->lock);
+            pthread_mutex_unlock(&ah->lock);
+            ah->holding = true;
+            ah->pos = 0;
+        }
+        /* The held slot is the caller's alone until it is handed back (released is only
+         * changed by this thread; the helper reads it under the lock). */
+        sl = &ah->slot[ah->released % STO_AHEAD_SLOTS];
+        if (ah->pos < sl->n) {
+            *ev = sl->ev[ah->pos++];
+            return 1;
+        }
+        if (sl->end)
+            return sl->rc; /* stays held: the end repeats */
+        pthread_mutex_lock(&ah->lock);
+        ah->holding = false;
+        ah->released++;
+        pthread_cond_broadcast(&ah->cond);
+        pthread_mutex_unlock(&ah->lock);
+    }
+}
+
+/* @locality vg-tl-ahead. Fills slots until the inner iterator ends or close asks it to
+ * stop; the slot holding the last events carries the end. */
+static void *sto_tl_ahead_main(void *arg)
+{
+    struct sto_tl_ahead *ah = arg;
+    bool end = false;
+
+    while (!end) {
+        struct sto_tl_slot *sl;
+        const uint8_t *p;
+        size_t len;
+        int rc = 0;
+
+        pthread_mutex_lock(&ah->lock);
+        while (!ah->stop && ah->filled - ah->released >= STO_AHEAD_SLOTS)
+            pthread_cond_wait(&ah->cond, &ah->lock);
+        if (ah->stop) {
+            pthread_mutex_unlock(&ah->lock);
+            break;
+        }
+        sl = &ah->slot[ah->filled % STO_AHEAD_SLOTS];
+        pthread_mutex_unlock(&ah->lock);
+        vg_arena_reset(sl->arena);
+        sl->n = 0;
+        while (sl->n < STO_AHEAD_EVENTS && (rc = sto_tl_next_raw(ah->inner, &p, &len)) == 1) {
+            Vigil__Event *u = vigil__event__unpack(&sl->alloc, len, p);
+
+            if (u != NULL)
+                sl->ev[sl->n++] = u;
+            else
+                sto_count_corrupt(ah->inner->db);
+        }
+        end = rc <= 0;
+        sl->end = end;
+        sl->rc = rc < 0 ? rc : 0;
+        pthread_mutex_lock(&ah->lock);
+        ah->filled++;
+        pthread_cond_broadcast(&ah->cond);
+        pthread_mutex_unlock(&ah->lock);
+    }
+    sto_thread_cleanup();
+    return NULL;
+}
+
+/* Frees the slots and closes the inner iterator (the helper has ended or never began). */
+static void sto_tl_ahead_free(struct sto_tl_ahead *ah)
+{
+    for (int i = 0; i < STO_AHEAD_SLOTS; i++) {
+        vg_arena_destroy(ah->slot[i].arena);
+        vg_free(ah->slot[i].ev);
+    }
+    sto_tl_close(ah->inner);
+    vg_free(ah);
+}
 
 /* Finds the next day (in the iterator's direction) holding the machine's blocks and
  * loads it; sets done when there is none. Returns 0 or a negative vg_err. */

@@ -154,6 +154,11 @@ int sto_scan_alerts(sto_db *db, const char *tenant, int64_t from_us, int64_t to_
  */
 int sto_tl_open(sto_db *db, uint64_t mkey, int64_t from_us, int64_t to_us, bool descending,
                 sto_tl_iter **out);
+/* Like sto_tl_open, but a helper thread reads, sorts and unpacks ahead while the caller
+ * works on the events (long scans such as a replay; a page is faster without the thread).
+ * Events are handed out in the same order; each is valid until the next sto_tl_next. */
+int sto_tl_open_ahead(sto_db *db, uint64_t mkey, int64_t from_us, int64_t to_us, bool descending,
+                      sto_tl_iter **out);
 /* Returns 1 with *ev set, 0 at the end, or a negative vg_err. */
 int sto_tl_next(sto_tl_iter *it, const Vigil__Event **ev);
 void sto_tl_close(sto_tl_iter *it);

@@ -563,6 +563,61 @@ static void test_merge_thread(void **state)
     check_all(f);
 }
 
+/* The read-ahead iterator hands out what the plain one does, in the same order, across
+ * slot and day boundaries, and closes cleanly in the middle. */
+static void test_ahead_same_as_plain(void **state)
+{
+    struct fx *f = *state;
+    struct sto_merge_stats st = {0};
+
+    for (int day = 0; day < 4; day++)
+        write_blocks(f->db, MA, T0 + day * VG_US_PER_DAY, 1 + (uint64_t)day * 10000, 400, 8,
+                     day == 1, &f->ta);
+    /* Days 0 and 1 merged, 2 and 3 not. */
+    assert_int_equal(sto_tl_merge(f->db, (uint32_t)DAY0, (uint32_t)DAY0 + 1, &st), 0);
+    assert_int_equal(st.blocks_in, 800);
+    for (int desc = 0; desc < 2; desc++) {
+        sto_tl_iter *a, *b;
+        const Vigil__Event *ea, *eb;
+        size_t n = 0;
+        int ra, rb;
+
+        assert_int_equal(sto_tl_open(f->db, MA, INT64_MIN, INT64_MAX, desc, &a), 0);
+        assert_int_equal(sto_tl_open_ahead(f->db, MA, INT64_MIN, INT64_MAX, desc, &b), 0);
+        for (;;) {
+            ra = sto_tl_next(a, &ea);
+            rb = sto_tl_next(b, &eb);
+            assert_int_equal(ra, rb);
+            if (ra != 1)
+                break;
+            assert_int_equal(ea->ts_us, eb->ts_us);
+            assert_int_equal(ea->seq, eb->seq);
+            assert_string_equal(ea->file->path, eb->file->path);
+            n++;
+        }
+        assert_int_equal(ra, 0);
+        assert_int_equal(sto_tl_next(b, &eb), 0); /* the end repeats */
+        assert_int_equal(n, 4 * 3200);
+        sto_tl_close(a);
+        sto_tl_close(b);
+    }
+    /* Closed after a few events, with the helper blocked on full slots. */
+    {
+        sto_tl_iter *b;
+        const Vigil__Event *eb;
+
+        assert_int_equal(sto_tl_open_ahead(f->db, MA, INT64_MIN, INT64_MAX, false, &b), 0);
+        for (int i = 0; i < 10; i++)
+            assert_int_equal(sto_tl_next(b, &eb), 1);
+        sto_tl_close(b);
+        /* And an empty range. */
+        assert_int_equal(sto_tl_open_ahead(f->db, MA, 10, 9, false, &b), 0);
+        assert_int_equal(sto_tl_next(b, &eb), 0);
+        sto_tl_close(b);
+    }
+    check_read(f->db, MA, &f->ta, T0 + VG_US_PER_DAY / 2, T0 + 2 * VG_US_PER_DAY, true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -573,6 +628,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_merge_retention, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_merge_races_writer, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_merge_thread, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_ahead_same_as_plain, fx_setup, fx_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
