@@ -5,9 +5,11 @@
  * offsets committed in the same write batch never lag far behind; a quiet machine thus
  * leaves one tiny block every few seconds, and a read of its timeline decodes thousands.
  * A merge walks a machine-day's blocks in key order, gathers runs of adjacent small blocks
- * (each under STO_MERGE_SMALL bytes, together under STO_MERGE_CAP), decodes them, sorts
- * their events by (ts, seq), drops repeats, and writes ONE batch that puts the merged block
- * and deletes the run's keys, so readers (each on its own snapshot) see one or the other.
+ * (each under STO_MERGE_SMALL bytes, together under STO_MERGE_CAP), sorts their events by
+ * (ts, seq), drops repeats, and writes ONE batch that puts the merged block and deletes the
+ * run's keys, so readers (each on its own snapshot) see one or the other. Nothing is
+ * unpacked: events are found in the wire format and their bytes copied as they are, so a
+ * merge costs little more than the copies.
  *
  * Safe beside the writer and retention: the run is read without any lock, then read again
  * under db->wlock (which sto_write and sto_retention_run's deletions also hold) and replaced
@@ -32,7 +34,6 @@
 /* A merged block holds at most about this many bytes of blocks (a page of the timeline
  * decodes at most one such block beyond what it shows). */
 #define STO_MERGE_CAP    (256u * 1024)
-#define STO_MERGE_ARENA  (512u * 1024)
 #define STO_MERGE_MAXRUN 4096
 /* The machine-days kept for the next pass; past this, writes are not noted (their blocks
  * stay small until a later write to the same machine-day notes it again). */
@@ -43,13 +44,25 @@ struct sto_blk {
     size_t klen, vlen;
 };
 
+/* An event of a run: its key and where its bytes are in the run's buf. */
+struct sto_mev {
+    int64_t ts;
+    uint64_t seq;
+    size_t off, len;
+};
+
 struct sto_run {
-    struct sto_blk *b; /* the blocks, in key order */
-    size_t n, cap;     /* blocks, allocated */
-    size_t bytes;      /* sum of the values */
-    vg_arena *arena;   /* decoded blocks of the run being merged */
-    const Vigil__Event **ev;
-    size_t nev, capev;
+    struct sto_blk *b;   /* the blocks, in key order */
+    size_t n, cap;       /* blocks, allocated */
+    size_t bytes;        /* sum of the values */
+    uint8_t *buf;        /* the blocks' serialized batches, back to back */
+    size_t used, bufcap; /* bytes in buf, allocated */
+    size_t *boff;        /* per block: where its batch starts in buf */
+    size_t *bev;         /* per block: its first entry in ev */
+    struct sto_mev *ev;  /* the events found, block by block */
+    size_t nev, capev;   /* entries, allocated */
+    uint8_t *out;        /* the merged block being built */
+    size_t outcap;       /* allocated */
 };
 
 static int sto_merge_walk(sto_db *db, const uint8_t *lo, size_t lolen, const uint8_t *hi,
@@ -57,8 +70,10 @@ static int sto_merge_walk(sto_db *db, const uint8_t *lo, size_t lolen, const uin
 static int sto_run_add(struct sto_run *r, const char *k, size_t klen, const char *v, size_t vlen);
 static void sto_run_clear(struct sto_run *r);
 static int sto_run_flush(sto_db *db, struct sto_run *r, struct sto_merge_stats *st);
+static int sto_run_index(struct sto_run *r, size_t i);
 static int sto_run_merge(sto_db *db, struct sto_run *r, size_t s, size_t e,
-                         Vigil__TelemetryBatch **dec, struct sto_merge_stats *st);
+                         struct sto_merge_stats *st);
+static size_t sto_varint_put(uint8_t *p, uint64_t v);
 static int sto_run_replace(sto_db *db, struct sto_run *r, size_t s, size_t e, const uint8_t *mk,
                            size_t mklen, const uint8_t *val, size_t vlen);
 static bool sto_run_unchanged(sto_db *db, const struct sto_run *r, size_t s, size_t e);
@@ -247,8 +262,7 @@ static int sto_merge_walk(sto_db *db, const uint8_t *lo, size_t lolen, const uin
     rocksdb_readoptions_set_iterate_lower_bound(ro, (const char *)lo, lolen);
     if (hilen)
         rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, hilen);
-    if ((r.arena = vg_arena_new(STO_MERGE_ARENA)) == NULL ||
-        (it = rocksdb_create_iterator_cf(db->rdb, ro, db->cf[STO_CF_TIMELINE])) == NULL) {
+    if ((it = rocksdb_create_iterator_cf(db->rdb, ro, db->cf[STO_CF_TIMELINE])) == NULL) {
         rc = -VG_ENOMEM;
         goto out;
     }
@@ -280,7 +294,10 @@ out:
     sto_run_clear(&r);
     vg_free(r.b);
     vg_free(r.ev);
-    vg_arena_destroy(r.arena);
+    vg_free(r.buf);
+    vg_free(r.boff);
+    vg_free(r.bev);
+    vg_free(r.out);
     if (it != NULL)
         rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
@@ -326,86 +343,156 @@ static void sto_run_clear(struct sto_run *r)
     r->bytes = 0;
 }
 
-/* Decodes the run; merges each stretch of two or more blocks between corrupt ones. */
+/* Indexes the run; merges each stretch of two or more blocks between corrupt ones. */
 static int sto_run_flush(sto_db *db, struct sto_run *r, struct sto_merge_stats *st)
 {
-    Vigil__TelemetryBatch **dec = NULL;
-    ProtobufCAllocator alloc;
     size_t s = 0;
     int rc = 0;
 
     if (r->n < 2)
         goto out;
-    if ((dec = vg_malloc(r->n * sizeof(*dec))) == NULL) {
+    vg_free(r->boff);
+    vg_free(r->bev);
+    r->bev = NULL;
+    if ((r->boff = vg_malloc((r->n + 1) * sizeof(*r->boff))) == NULL ||
+        (r->bev = vg_malloc((r->n + 1) * sizeof(*r->bev))) == NULL) {
         rc = -VG_ENOMEM;
         goto out;
     }
-    vg_arena_reset(r->arena);
-    vg_arena_pb_allocator(r->arena, &alloc);
+    r->used = 0;
+    r->nev = 0;
     for (size_t i = 0; i <= r->n && rc == 0; i++) {
-        int drc = i < r->n ? sto_block_decode(r->b[i].v, r->b[i].vlen, &alloc, &dec[i]) : 1;
+        int irc = i < r->n ? sto_run_index(r, i) : 1;
 
-        if (drc == 0)
+        if (irc == 0)
             continue;
-        if (drc == -VG_ENOMEM) {
-            rc = drc;
+        if (irc == -VG_ENOMEM) {
+            rc = irc;
             break;
         }
         if (i < r->n)
             st->corrupt++; /* left where it is: the reader counts and skips it */
         if (i - s >= 2)
-            rc = sto_run_merge(db, r, s, i, dec, st);
+            rc = sto_run_merge(db, r, s, i, st);
         s = i + 1;
     }
 out:
-    vg_free(dec);
     sto_run_clear(r);
     return rc;
 }
 
-/* Merges blocks [s, e) of the run (decoded in dec) into one and replaces them. */
-static int sto_run_merge(sto_db *db, struct sto_run *r, size_t s, size_t e,
-                         Vigil__TelemetryBatch **dec, struct sto_merge_stats *st)
+/* Appends block i's batch to buf and its events to ev. A block that does not parse adds
+ * nothing and returns -VG_EDECODE. */
+static int sto_run_index(struct sto_run *r, size_t i)
 {
-    Vigil__TelemetryBatch out = *dec[s];
-    uint8_t mk[STO_TL_MKEY_LEN], *val;
-    size_t n = 0, w = 0, vlen;
+    const uint8_t *p, *end;
+    size_t n0 = r->nev, u0 = r->used;
     int rc;
 
-    out.base.unknown_fields = NULL;
-    out.base.n_unknown_fields = 0;
-    for (size_t i = s; i < e; i++)
-        n += dec[i]->n_events;
-    if (n > r->capev) {
-        const Vigil__Event **ev = vg_realloc(r->ev, n * sizeof(*ev));
+    r->boff[i] = r->used;
+    r->bev[i] = r->nev;
+    r->boff[i + 1] = r->used;
+    r->bev[i + 1] = r->nev;
+    rc = sto_block_append(r->b[i].v, r->b[i].vlen, &r->buf, &r->used, &r->bufcap);
+    if (rc != 0)
+        return rc;
+    p = r->buf + u0;
+    end = r->buf + r->used;
+    while (p < end) {
+        uint64_t tag, elen, seq;
+        int64_t ts;
+        struct sto_mev *x;
 
-        if (ev == NULL)
-            return -VG_ENOMEM;
-        r->ev = ev;
-        r->capev = n;
+        if (!sto_pb_varint(&p, end, &tag))
+            goto out_bad;
+        if (tag != STO_PB_TAG_EVENT) {
+            if (!sto_pb_skip(&p, end, (unsigned)(tag & 7)))
+                goto out_bad;
+            continue;
+        }
+        if (!sto_pb_varint(&p, end, &elen) || elen > (uint64_t)(end - p) ||
+            !sto_pb_event_key(p, p + elen, &ts, &seq))
+            goto out_bad;
+        if (r->nev == r->capev) {
+            size_t cap = r->capev ? r->capev * 2 : 4096;
+
+            if ((x = vg_realloc(r->ev, cap * sizeof(*x))) == NULL)
+                return -VG_ENOMEM;
+            r->ev = x;
+            r->capev = cap;
+        }
+        x = &r->ev[r->nev++];
+        x->ts = ts;
+        x->seq = seq;
+        x->off = (size_t)(p - r->buf);
+        x->len = (size_t)elen;
+        p += elen;
     }
-    for (size_t i = s; i < e; i++)
-        for (size_t j = 0; j < dec[i]->n_events; j++)
-            r->ev[w++] = dec[i]->events[j];
-    qsort(r->ev, w, sizeof(*r->ev), sto_ev_cmp);
+    r->boff[i + 1] = r->used;
+    r->bev[i + 1] = r->nev;
+    return 0;
+out_bad:
+    r->nev = n0;
+    r->used = u0;
+    r->boff[i + 1] = u0;
+    r->bev[i + 1] = n0;
+    return -VG_EDECODE;
+}
+
+/* Merges blocks [s, e) of the run into one batch: the first block's header fields as they
+ * are, first_seq of the first event, then the events sorted by (ts, seq), once each. */
+static int sto_run_merge(sto_db *db, struct sto_run *r, size_t s, size_t e,
+                         struct sto_merge_stats *st)
+{
+    struct sto_mev *ev = r->ev + r->bev[s];
+    size_t n = r->bev[e] - r->bev[s], w = 0, need, len = 0;
+    const uint8_t *p = r->buf + r->boff[s], *end = r->buf + r->boff[s + 1];
+    uint8_t mk[STO_TL_MKEY_LEN];
+    int rc;
+
+    qsort(ev, n, sizeof(*ev), sto_ev_cmp);
     /* Re-deliveries repeat (ts, seq): keep the first. */
-    n = w;
-    w = 0;
     for (size_t i = 0; i < n; i++)
-        if (w == 0 || r->ev[i]->seq != r->ev[w - 1]->seq || r->ev[i]->ts_us != r->ev[w - 1]->ts_us)
-            r->ev[w++] = r->ev[i];
-    out.n_events = w;
-    out.events = (Vigil__Event **)r->ev;
-    out.first_seq = w > 0 ? r->ev[0]->seq : 0;
-    vlen = vigil__telemetry_batch__get_packed_size(&out);
-    if ((val = vg_malloc(vlen ? vlen : 1)) == NULL)
-        return -VG_ENOMEM;
-    vigil__telemetry_batch__pack(&out, val);
+        if (w == 0 || ev[i].seq != ev[w - 1].seq || ev[i].ts != ev[w - 1].ts)
+            ev[w++] = ev[i];
+    need = (size_t)(end - p) + 11;
+    for (size_t i = 0; i < w; i++)
+        need += 11 + ev[i].len;
+    if (need > r->outcap) {
+        uint8_t *o = vg_realloc(r->out, need);
+
+        if (o == NULL)
+            return -VG_ENOMEM;
+        r->out = o;
+        r->outcap = need;
+    }
+    /* The header: every field of the first batch but first_seq and the events (it parsed
+     * when it was indexed). */
+    while (p < end) {
+        const uint8_t *f = p;
+        uint64_t tag;
+
+        if (!sto_pb_varint(&p, end, &tag) || !sto_pb_skip(&p, end, (unsigned)(tag & 7)))
+            break;
+        if (tag == STO_PB_TAG_EVENT || tag == STO_PB_TAG_FIRST_SEQ)
+            continue;
+        memcpy(r->out + len, f, (size_t)(p - f));
+        len += (size_t)(p - f);
+    }
+    if (w > 0 && ev[0].seq != 0) {
+        r->out[len++] = STO_PB_TAG_FIRST_SEQ;
+        len += sto_varint_put(r->out + len, ev[0].seq);
+    }
+    for (size_t i = 0; i < w; i++) {
+        r->out[len++] = STO_PB_TAG_EVENT;
+        len += sto_varint_put(r->out + len, ev[i].len);
+        memcpy(r->out + len, r->buf + ev[i].off, ev[i].len);
+        len += ev[i].len;
+    }
     /* The run's first key, tagged (it already is when the run starts with a merged block). */
     memcpy(mk, r->b[s].k, STO_TL_KEY_LEN);
     mk[STO_TL_KEY_LEN] = STO_TL_MERGED_TAG;
-    rc = sto_run_replace(db, r, s, e, mk, sizeof(mk), val, vlen);
-    vg_free(val);
+    rc = sto_run_replace(db, r, s, e, mk, sizeof(mk), r->out, len);
     if (rc == 1) {
         st->conflicts++;
         return 0;
@@ -497,12 +584,27 @@ static bool sto_run_unchanged(sto_db *db, const struct sto_run *r, size_t s, siz
 
 static int sto_ev_cmp(const void *a, const void *b)
 {
-    const Vigil__Event *x = *(const Vigil__Event *const *)a;
-    const Vigil__Event *y = *(const Vigil__Event *const *)b;
+    const struct sto_mev *x = a, *y = b;
 
-    if (x->ts_us != y->ts_us)
-        return x->ts_us < y->ts_us ? -1 : 1;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    if (x->seq != y->seq)
+        return x->seq < y->seq ? -1 : 1;
+    /* Equal keys keep their order, so the first copy is the one kept (qsort is not
+     * stable on its own). */
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static size_t sto_varint_put(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
 }
 
 static int sto_dm_cmp(const void *a, const void *b)

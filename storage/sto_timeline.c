@@ -85,8 +85,6 @@ struct sto_tl_iter {
 static int sto_tl_next_day(sto_tl_iter *it);
 static int sto_tl_load_day(sto_tl_iter *it, uint32_t day);
 static int sto_tl_index_block(sto_tl_iter *it, size_t off, bool *sorted);
-static bool sto_pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v);
-static bool sto_pb_skip(const uint8_t **p, const uint8_t *end, unsigned wt);
 static int sto_tl_cmp(const void *a, const void *b);
 static int sto_tl_iter_err(sto_tl_iter *it);
 static int sto_tl_next_raw(sto_tl_iter *it, const uint8_t **p, size_t *len);
@@ -459,15 +457,14 @@ static int sto_tl_index_block(sto_tl_iter *it, size_t off, bool *sorted)
     size_t n0 = it->nev;
 
     while (p < end) {
-        uint64_t tag, elen, v;
+        uint64_t tag, elen, seq;
         const uint8_t *e, *eend;
-        int64_t ts = 0;
-        uint64_t seq = 0;
+        int64_t ts;
         struct sto_tl_ent *x;
 
         if (!sto_pb_varint(&p, end, &tag))
             goto out_bad;
-        if (tag != ((8 << 3) | 2)) {
+        if (tag != STO_PB_TAG_EVENT) {
             if (!sto_pb_skip(&p, end, (unsigned)(tag & 7)))
                 goto out_bad;
             continue;
@@ -477,17 +474,8 @@ static int sto_tl_index_block(sto_tl_iter *it, size_t off, bool *sorted)
         e = p;
         eend = p + elen;
         p = eend;
-        while (e < eend) {
-            if (!sto_pb_varint(&e, eend, &tag))
-                goto out_bad;
-            if (tag == (1 << 3) && sto_pb_varint(&e, eend, &v))
-                seq = v;
-            else if (tag == (2 << 3) && sto_pb_varint(&e, eend, &v))
-                ts = (int64_t)v;
-            else if (tag == (1 << 3) || tag == (2 << 3) ||
-                     !sto_pb_skip(&e, eend, (unsigned)(tag & 7)))
-                goto out_bad;
-        }
+        if (!sto_pb_event_key(e, eend, &ts, &seq))
+            goto out_bad;
         if (ts < it->from || ts > it->to)
             continue;
         if (it->nev == it->cap) {
@@ -511,52 +499,6 @@ out_bad:
     it->nev = n0;
     it->used = off;
     return -VG_EDECODE;
-}
-
-/* Reads a base-128 varint; false when it runs past end or over 10 bytes. */
-static bool sto_pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    const uint8_t *q = *p;
-    uint64_t r = 0;
-
-    for (unsigned sh = 0; sh < 70 && q < end; sh += 7) {
-        uint8_t b = *q++;
-
-        r |= (uint64_t)(b & 0x7f) << (sh < 64 ? sh : 63);
-        if (!(b & 0x80)) {
-            *v = r;
-            *p = q;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Skips one field's value of wire type wt. */
-static bool sto_pb_skip(const uint8_t **p, const uint8_t *end, unsigned wt)
-{
-    uint64_t n;
-
-    switch (wt) {
-    case 0:
-        return sto_pb_varint(p, end, &n);
-    case 1:
-        n = 8;
-        break;
-    case 2:
-        if (!sto_pb_varint(p, end, &n))
-            return false;
-        break;
-    case 5:
-        n = 4;
-        break;
-    default:
-        return false;
-    }
-    if (n > (uint64_t)(end - *p))
-        return false;
-    *p += n;
-    return true;
 }
 
 static int sto_tl_cmp(const void *a, const void *b)

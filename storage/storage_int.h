@@ -143,6 +143,84 @@ static inline void sto_count_corrupt(sto_db *db)
  * appended) or -VG_ENOMEM (sto_block.c). */
 int sto_block_append(const void *val, size_t len, uint8_t **buf, size_t *used, size_t *cap);
 
+/* ---- the protobuf wire format, read without unpacking ---------------------------- */
+
+/* Reads a base-128 varint; false when it runs past end or over 10 bytes. */
+static inline bool sto_pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    const uint8_t *q = *p;
+    uint64_t r = 0;
+
+    for (unsigned sh = 0; sh < 70 && q < end; sh += 7) {
+        uint8_t b = *q++;
+
+        r |= (uint64_t)(b & 0x7f) << (sh < 64 ? sh : 63);
+        if (!(b & 0x80)) {
+            *v = r;
+            *p = q;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Skips one field's value of wire type wt. */
+static inline bool sto_pb_skip(const uint8_t **p, const uint8_t *end, unsigned wt)
+{
+    uint64_t n;
+
+    switch (wt) {
+    case 0:
+        return sto_pb_varint(p, end, &n);
+    case 1:
+        n = 8;
+        break;
+    case 2:
+        if (!sto_pb_varint(p, end, &n))
+            return false;
+        break;
+    case 5:
+        n = 4;
+        break;
+    default:
+        return false;
+    }
+    if (n > (uint64_t)(end - *p))
+        return false;
+    *p += n;
+    return true;
+}
+
+/* Reads an event's seq (field 1) and ts_us (field 2) from its serialized bytes, as
+ * protobuf would (absent: 0; repeated: the last). False when the bytes do not parse. */
+static inline bool sto_pb_event_key(const uint8_t *e, const uint8_t *end, int64_t *ts,
+                                    uint64_t *seq)
+{
+    uint64_t tag, v;
+
+    *ts = 0;
+    *seq = 0;
+    while (e < end) {
+        if (!sto_pb_varint(&e, end, &tag))
+            return false;
+        if (tag == (1 << 3) || tag == (2 << 3)) {
+            if (!sto_pb_varint(&e, end, &v))
+                return false;
+            if (tag == (1 << 3))
+                *seq = v;
+            else
+                *ts = (int64_t)v;
+        } else if (!sto_pb_skip(&e, end, (unsigned)(tag & 7))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Field 8 of vigil.TelemetryBatch (events), length-delimited; field 7 (first_seq). */
+#define STO_PB_TAG_EVENT     ((8u << 3) | 2)
+#define STO_PB_TAG_FIRST_SEQ (7u << 3)
+
 /* Copies a RocksDB error string into err (when given) and frees it. */
 void sto_take_err(char *rerr, char *err, size_t errlen);
 
