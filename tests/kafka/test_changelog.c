@@ -59,7 +59,8 @@ struct fx {
     cor_corrset *corr;
     ing_producer *prod;
     struct inst a, b;
-    int64_t t0; /* event time base */
+    int64_t t0;      /* event time base */
+    vg_arena *arena; /* the test's telemetry (freed in teardown, even after a failure) */
 };
 
 /* Writer thread of either instance. */
@@ -147,6 +148,7 @@ static int teardown(void **state)
     cor_corrset_unref(f->corr);
     cor_ruleset_unref(f->rules);
     ing_mock_stop(f->mock);
+    vg_arena_destroy(f->arena);
     free(f);
     return 0;
 }
@@ -322,7 +324,7 @@ static bool tree_has(const Vigil__Alert *al, const char *image)
 static void test_takeover_moves_state(void **state)
 {
     struct fx *f = *state;
-    vg_arena *a = vg_arena_new(8192);
+    vg_arena *a = f->arena = vg_arena_new(8192);
     Vigil__Event *first[4], *second[1];
     struct ing_changelog_stats cs;
     struct ing_stats st;
@@ -395,7 +397,6 @@ static void test_takeover_moves_state(void **state)
     assert_true(tree_has(al, "/sbin/init"));
     assert_true(tree_has(al, "/usr/bin/find"));
     assert_true(tree_has(al, "/usr/bin/grep"));
-    vg_arena_destroy(a);
 }
 
 int main(void)
