@@ -12,6 +12,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "sigma_int.h"
 
@@ -20,7 +23,7 @@ enum { SIG_F = 0, SIG_U = 1, SIG_T = 2 };
 
 struct sig_scan_ctx {
     cor_scratch *s;
-    const uint32_t *ids; /* of the database being scanned */
+    const struct sig_hsdb *d; /* the database being scanned */
 };
 
 /* ---- scratch ------------------------------------------------------------------------ */
@@ -48,12 +51,13 @@ cor_scratch *cor_scratch_new(const cor_ruleset *rs)
         return NULL;
     s->rs = rs;
     s->mstamp = vg_calloc(rs->nm + 1, sizeof(*s->mstamp));
+    s->mdone = vg_calloc(rs->nm + 1, sizeof(*s->mdone));
     s->ncandw = (rs->nrules + 63) / 64;
     s->cand = vg_calloc(s->ncandw + 1, sizeof(*s->cand));
     s->slot = vg_calloc(rs->nslots + 1, sizeof(*s->slot));
     s->md = pcre2_match_data_create(16, NULL);
     s->rule_ns = vg_calloc(rs->nrules + 1, sizeof(*s->rule_ns));
-    if (!s->mstamp || !s->cand || !s->slot || !s->md || !s->rule_ns)
+    if (!s->mstamp || !s->mdone || !s->cand || !s->slot || !s->md || !s->rule_ns)
         goto out_free;
     for (os = 0; os < SIG_NOS; os++)
         for (c = 0; c < VG_CAT__COUNT; c++)
@@ -78,6 +82,7 @@ void cor_scratch_destroy(cor_scratch *s)
     if (s->md)
         pcre2_match_data_free(s->md);
     vg_free(s->mstamp);
+    vg_free(s->mdone);
     vg_free(s->cand);
     vg_free(s->slot);
     vg_free(s->rule_ns);
@@ -117,6 +122,74 @@ static bool sig_get(cor_scratch *s, const struct vg_evview *v, const struct sig_
 }
 
 /* ---- matchers ----------------------------------------------------------------------- */
+
+static bool sig_eq_caseless(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (sig_lc(a[i]) != sig_lc(b[i]))
+            return false;
+    return true;
+}
+
+/* Does s contain p[0..n), ASCII-caseless? What a caseless literal scan would report.
+ * Lazy matchers make this the hottest loop of evaluation: 16 positions at a time, the
+ * first two bytes compared with bit 0x20 ignored (a superset of the caseless equality),
+ * then each candidate compared exactly. */
+static bool sig_has_caseless(const struct vg_str *s, const uint8_t *p, size_t n)
+{
+    const uint8_t *h = (const uint8_t *)s->p;
+    size_t i = 0;
+
+    if (n == 0)
+        return true;
+    if (n > s->n)
+        return false;
+#ifdef __SSE2__
+    if (n >= 2) {
+        const __m128i bit = _mm_set1_epi8(0x20);
+        const __m128i c0 = _mm_set1_epi8((char)(p[0] | 0x20));
+        const __m128i c1 = _mm_set1_epi8((char)(p[1] | 0x20));
+        /* candidates start at i .. i + 15; bytes read up to i + 16 */
+        for (; i + 16 < s->n && i + n <= s->n; i += 16) {
+            __m128i a = _mm_or_si128(_mm_loadu_si128((const __m128i *)(h + i)), bit);
+            __m128i b = _mm_or_si128(_mm_loadu_si128((const __m128i *)(h + i + 1)), bit);
+            unsigned mask = (unsigned)_mm_movemask_epi8(
+                _mm_and_si128(_mm_cmpeq_epi8(a, c0), _mm_cmpeq_epi8(b, c1)));
+            while (mask) {
+                size_t at = i + (size_t)__builtin_ctz(mask);
+                mask &= mask - 1;
+                if (at + n <= s->n && sig_eq_caseless(h + at, p, n))
+                    return true;
+            }
+        }
+    }
+#endif
+    for (; i + n <= s->n; i++)
+        if (sig_lc(h[i]) == sig_lc(p[0]) && sig_eq_caseless(h + i, p, n))
+            return true;
+    return false;
+}
+
+/* Did matcher mid's prefilter hit in this event? Scanned matchers were stamped by the
+ * scan; a lazy one is checked now, once per event. str is its field's value when the
+ * caller has it, else NULL. */
+static bool sig_hit(cor_scratch *s, uint32_t mid, const struct vg_evview *v,
+                    const struct vg_str *str)
+{
+    const struct sig_matcher *m = &s->rs->m[mid];
+    struct vg_str own;
+
+    if (m->lazy && s->mdone[mid] != s->gen) {
+        s->mdone[mid] = s->gen;
+        if (!str)
+            str = sig_get(s, v, m->field, &own) ? &own : NULL;
+        if (str && sig_has_caseless(str, m->pre, m->npre))
+            s->mstamp[mid] = s->gen;
+    }
+    return s->mstamp[mid] == s->gen;
+}
 
 static bool sig_num_of(const struct vg_str *s, double *d)
 {
@@ -198,8 +271,8 @@ static bool sig_lit_match(const struct sig_matcher *m, const struct vg_str *s)
     case SIG_ENDS:
         return sig_mem_eq(s->p + s->n - m->nlit, l, m->nlit, m->cased);
     case SIG_CONTAINS:
-        if (!m->cased)
-            return true;
+        if (!m->cased) /* the prefilter hit, when there was a prefilter */
+            return m->in_db || sig_has_caseless(s, m->lit, m->nlit);
         for (i = 0; i + m->nlit <= s->n; i++)
             if (memcmp(s->p + i, l, m->nlit) == 0)
                 return true;
@@ -221,7 +294,7 @@ static bool sig_matcher(cor_scratch *s, uint32_t mid, const struct vg_evview *v,
 
     switch (m->kind) {
     case SIG_M_HS:
-        if (!present || (m->in_db && s->mstamp[mid] != s->gen))
+        if (!present || (m->in_db && !sig_hit(s, mid, v, str)))
             return false;
         if (m->vlit)
             return sig_lit_match(m, str);
@@ -418,13 +491,13 @@ static void sig_candidate(cor_scratch *s, uint32_t rule)
 
 /* The rule's required hits (sigma_req.c) all present? Clause 0 woke it, unless it is an
  * always-evaluated rule, so it is checked too (cheaply: its first hit ends the loop). */
-static bool sig_req_met(const cor_scratch *s, const struct sig_rule *r)
+static bool sig_req_met(cor_scratch *s, const struct sig_rule *r, const struct vg_evview *v)
 {
     uint32_t k, i;
 
     for (k = 0; k < r->nreq; k++) {
         for (i = r->req_off[k]; i < r->req_off[k + 1]; i++)
-            if (s->mstamp[r->req[i]] == s->gen)
+            if (sig_hit(s, r->req[i], v, NULL))
                 break;
         if (i == r->req_off[k + 1])
             return false;
@@ -436,11 +509,15 @@ static int sig_on_hit(unsigned int id, unsigned long long from, unsigned long lo
                       unsigned int flags, void *ctx)
 {
     struct sig_scan_ctx *sc = ctx;
-    uint32_t mid = sc->ids[id];
+    cor_scratch *s = sc->s;
+    uint32_t k;
 
-    sc->s->mstamp[mid] = sc->s->gen;
-    if (sc->s->rs->m[mid].trigger)
-        sig_candidate(sc->s, sc->s->rs->m[mid].rule);
+    for (k = sc->d->first[id]; k < sc->d->first[id + 1]; k++) {
+        uint32_t mid = sc->d->ids[k];
+        s->mstamp[mid] = s->gen;
+        if (s->rs->m[mid].trigger)
+            sig_candidate(s, s->rs->m[mid].rule);
+    }
     return 0;
 }
 
@@ -457,12 +534,12 @@ static void sig_scan_bucket(cor_scratch *s, const struct sig_bucket *b, const st
             continue;
         /* An error here (only a bad scratch) leaves the bits unset: no false alerts. */
         if (g->lit.db) {
-            sc.ids = g->lit.ids;
+            sc.d = &g->lit;
             (void)hs_scan(g->lit.db, str.p ? str.p : "", (unsigned)str.n, 0, s->hs, sig_on_hit,
                           &sc);
         }
         if (g->re.db) {
-            sc.ids = g->re.ids;
+            sc.d = &g->re;
             (void)hs_scan(g->re.db, str.p ? str.p : "", (unsigned)str.n, 0, s->hs, sig_on_hit, &sc);
         }
     }
@@ -497,6 +574,7 @@ int cor_rules_eval(const cor_ruleset *rs, cor_scratch *s, const struct vg_evview
         return 0;
     if (++s->gen == 0) { /* wrapped: old stamps could look current */
         memset(s->mstamp, 0, (rs->nm + 1) * sizeof(*s->mstamp));
+        memset(s->mdone, 0, (rs->nm + 1) * sizeof(*s->mdone));
         memset(s->slot, 0, (rs->nslots + 1) * sizeof(*s->slot));
         s->gen = 1;
     }
@@ -516,7 +594,7 @@ int cor_rules_eval(const cor_ruleset *rs, cor_scratch *s, const struct vg_evview
             const struct sig_rule *r = rs->rules[w * 64 + (size_t)__builtin_ctzll(bits)];
             bits &= bits - 1;
             uint64_t t0 = timed ? vg_mono_ns() : 0;
-            bool hit = sig_req_met(s, r) && sig_cond_eval(s, r, r->cond, v);
+            bool hit = sig_req_met(s, r, v) && sig_cond_eval(s, r, r->cond, v);
 
             if (timed) {
                 uint32_t ri = r->info.index;

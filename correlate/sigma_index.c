@@ -1,11 +1,15 @@
 /*
  * sigma_index.c - routes compiled rules to (os, category) and (os, service) buckets and
- * compiles, per bucket and field, the string matchers of all its rules into one Hyperscan
- * database. Also knows which fields vigil's own telemetry supplies per category.
+ * compiles, per bucket and field, the string matchers of all its rules into Hyperscan
+ * databases (one of literals, one of regexes). Only matchers whose hit must be known on
+ * every event are scanned for (triggers and required hits, see sigma_req.c); the rest are
+ * "lazy", checked when their rule is evaluated. Matchers with the same pattern share one
+ * Hyperscan pattern. Also knows which fields vigil's own telemetry supplies per category.
  *
  * THREAD SAFETY: load time only, on the loading thread.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -212,7 +216,7 @@ static int sig_route(cor_ruleset *rs, struct sig_rule *r, struct sig_bucket *b, 
                     continue;
                 for (k = 0; k < fm->n; k++) {
                     struct sig_matcher *m = &rs->m[fm->m[k]];
-                    if (m->kind != SIG_M_HS || !m->in_db)
+                    if (m->kind != SIG_M_HS || !m->in_db || m->lazy)
                         continue;
                     if ((rc = sig_group_add(rs, b, &fm->field, fm->m[k])) < 0)
                         return rc;
@@ -246,102 +250,188 @@ static int sig_route_all(cor_ruleset *rs, int phase)
     return 0;
 }
 
-/* The literal database: prefilter literals, all caseless (verification is exact). */
-static int sig_lit_compile(cor_ruleset *rs, struct sig_group *g)
-{
-    struct sig_hsdb *d = &g->lit;
-    const char **pats = vg_malloc((d->n + 1) * sizeof(*pats));
-    unsigned *flags = vg_malloc((d->n + 1) * sizeof(*flags));
-    unsigned *ids = vg_malloc((d->n + 1) * sizeof(*ids));
-    size_t *lens = vg_malloc((d->n + 1) * sizeof(*lens));
-    hs_compile_error_t *ce = NULL;
-    size_t i;
-    int rc = 0;
+/* One matcher's Hyperscan pattern: its prefilter literal (always caseless: verification
+ * is exact), or its `re` regex with its flags. */
+struct sig_pat {
+    const uint8_t *p;
+    size_t n;
+    unsigned flags;
+    bool re;
+    uint32_t mid;
+};
 
-    if (!pats || !flags || !ids || !lens) {
-        rc = -VG_ENOMEM;
-        goto out_free;
+static void sig_pat_of(const cor_ruleset *rs, uint32_t mid, struct sig_pat *p)
+{
+    const struct sig_matcher *m = &rs->m[mid];
+
+    p->mid = mid;
+    p->re = m->is_re;
+    if (m->is_re) {
+        p->p = (const uint8_t *)m->pattern;
+        p->n = strlen(m->pattern);
+        p->flags = m->hs_flags;
+    } else {
+        p->p = m->pre;
+        p->n = m->npre;
+        p->flags = HS_FLAG_CASELESS | HS_FLAG_SINGLEMATCH;
     }
-    for (i = 0; i < d->n; i++) {
-        pats[i] = (const char *)rs->m[d->ids[i]].pre;
-        lens[i] = rs->m[d->ids[i]].npre;
-        flags[i] = HS_FLAG_CASELESS | HS_FLAG_SINGLEMATCH;
-        ids[i] = (unsigned)i;
-    }
-    if (d->n && hs_compile_lit_multi(pats, flags, ids, lens, (unsigned)d->n, HS_MODE_BLOCK, NULL,
-                                     &d->db, &ce) != HS_SUCCESS) {
-        /* Cannot happen for literals; stay correct anyway: evaluate them directly. */
-        vg_log(VG_LOG_ERROR, MOD, "Hyperscan refused the literals of field %s: %s", g->field.name,
-               ce && ce->message ? ce->message : "?");
-        hs_free_compile_error(ce);
-        d->db = NULL;
-        for (i = 0; i < d->n; i++) {
-            struct sig_matcher *m = &rs->m[d->ids[i]];
-            m->in_db = false;
-            if (!m->re && !(m->re = sig_pcre_compile(m->pattern, m->hs_flags)))
-                vg_log(VG_LOG_WARN, MOD, "pattern '%s' never matches", m->pattern);
-        }
-        d->n = 0;
-    }
-out_free:
-    vg_free(pats);
-    vg_free(flags);
-    vg_free(ids);
-    vg_free(lens);
-    return rc;
 }
 
-/* The regex database of `re` values. A pattern Hyperscan refuses in company (each was
- * accepted alone at compile time) is moved to PCRE2 and the rest compiled again. */
-static int sig_re_compile(cor_ruleset *rs, struct sig_group *g)
+/* Same pattern (caseless for literals, which are all caseless)? 0 when equal. */
+static int sig_pat_key_cmp(const struct sig_pat *x, const struct sig_pat *y)
 {
-    struct sig_hsdb *d = &g->re;
-    const char **pats = vg_malloc((d->n + 1) * sizeof(*pats));
+    size_t i;
+
+    if (x->re != y->re)
+        return x->re ? 1 : -1;
+    if (x->n != y->n)
+        return x->n < y->n ? -1 : 1;
+    if (x->flags != y->flags)
+        return x->flags < y->flags ? -1 : 1;
+    for (i = 0; i < x->n; i++) {
+        uint8_t a = x->re ? x->p[i] : sig_lc(x->p[i]), b = y->re ? y->p[i] : sig_lc(y->p[i]);
+        if (a != b)
+            return a < b ? -1 : 1;
+    }
+    return 0;
+}
+
+static int sig_pat_cmp(const void *a, const void *b)
+{
+    const struct sig_pat *x = a, *y = b;
+    int c = sig_pat_key_cmp(x, y);
+
+    return c ? c : (x->mid > y->mid) - (x->mid < y->mid);
+}
+
+/* Matcher mid leaves the databases: PCRE2 decides it whenever its rule is evaluated. */
+static void sig_demote(cor_ruleset *rs, uint32_t mid)
+{
+    struct sig_matcher *m = &rs->m[mid];
+
+    m->in_db = false;
+    if (!m->re && !(m->re = sig_pcre_compile(m->pattern, m->hs_flags)))
+        vg_log(VG_LOG_WARN, MOD, "pattern '%s' never matches", m->pattern);
+}
+
+/* Groups d's matchers by identical pattern (ids sorted by pattern, first[] the offsets),
+ * fills the arrays handed to Hyperscan and returns the number of distinct patterns.
+ * A literal in a database that also holds regexes is written as a regex, every byte
+ * other than a letter or digit escaped. */
+static size_t sig_db_patterns(cor_ruleset *rs, struct sig_hsdb *d, struct sig_pat *pat, bool mixed,
+                              char *esc, const char **exprs, size_t *lens, unsigned *flags,
+                              unsigned *hsids)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i, k, np = 0;
+
+    for (i = 0; i < d->n; i++)
+        sig_pat_of(rs, d->ids[i], &pat[i]);
+    qsort(pat, d->n, sizeof(*pat), sig_pat_cmp);
+    for (i = 0; i < d->n; i++) {
+        d->ids[i] = pat[i].mid;
+        if (i > 0 && sig_pat_key_cmp(&pat[i - 1], &pat[i]) == 0)
+            continue;
+        d->first[np] = (uint32_t)i;
+        flags[np] = pat[i].flags;
+        hsids[np] = (unsigned)np;
+        lens[np] = pat[i].n;
+        if (pat[i].re || !mixed) {
+            exprs[np] = (const char *)pat[i].p;
+        } else {
+            exprs[np] = esc;
+            for (k = 0; k < pat[i].n; k++) {
+                uint8_t c = pat[i].p[k];
+                if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+                    *esc++ = (char)c;
+                } else {
+                    *esc++ = '\\';
+                    *esc++ = 'x';
+                    *esc++ = hex[c >> 4];
+                    *esc++ = hex[c & 15];
+                }
+            }
+            *esc++ = 0;
+        }
+        np++;
+    }
+    d->first[np] = (uint32_t)d->n;
+    d->npat = np;
+    return np;
+}
+
+/* Compiles one database: identical patterns of several matchers become one Hyperscan
+ * pattern (one report instead of one per rule: Hyperscan's cost per reported match, not
+ * per byte, dominated the scans). Literals alone go through the literal API; with regexes
+ * all are compiled as regexes. A pattern Hyperscan refuses in company (each was accepted
+ * alone at compile time) is moved to PCRE2 and the rest compiled again. */
+static int sig_db_compile(cor_ruleset *rs, const struct sig_group *g, struct sig_hsdb *d)
+{
+    struct sig_pat *pat = vg_malloc((d->n + 1) * sizeof(*pat));
+    const char **exprs = vg_malloc((d->n + 1) * sizeof(*exprs));
+    size_t *lens = vg_malloc((d->n + 1) * sizeof(*lens));
     unsigned *flags = vg_malloc((d->n + 1) * sizeof(*flags));
-    unsigned *ids = vg_malloc((d->n + 1) * sizeof(*ids));
+    unsigned *hsids = vg_malloc((d->n + 1) * sizeof(*hsids));
+    char *esc = NULL;
+    size_t i, esclen = 1;
+    bool mixed = false;
     int rc = 0;
 
-    if (!pats || !flags || !ids) {
+    d->first = vg_malloc((d->n + 1) * sizeof(*d->first));
+    for (i = 0; i < d->n; i++) {
+        const struct sig_matcher *m = &rs->m[d->ids[i]];
+        mixed |= m->is_re;
+        esclen += m->is_re ? 0 : 4 * m->npre + 1;
+    }
+    if (mixed)
+        esc = vg_malloc(esclen);
+    if (!pat || !exprs || !lens || !flags || !hsids || !d->first || (mixed && !esc)) {
         rc = -VG_ENOMEM;
         goto out_free;
     }
     while (d->n > 0) {
         hs_compile_error_t *ce = NULL;
-        struct sig_matcher *m;
-        size_t i;
-        int bad;
-        for (i = 0; i < d->n; i++) {
-            pats[i] = rs->m[d->ids[i]].pattern;
-            flags[i] = rs->m[d->ids[i]].hs_flags;
-            ids[i] = (unsigned)i;
-        }
-        if (hs_compile_multi(pats, flags, ids, (unsigned)d->n, HS_MODE_BLOCK, NULL, &d->db, &ce) ==
-            HS_SUCCESS)
+        size_t np = sig_db_patterns(rs, d, pat, mixed, esc, exprs, lens, flags, hsids);
+        hs_error_t e;
+        size_t bad, from, to;
+
+        if (mixed)
+            e = hs_compile_multi(exprs, flags, hsids, (unsigned)np, HS_MODE_BLOCK, NULL, &d->db,
+                                 &ce);
+        else
+            e = hs_compile_lit_multi(exprs, flags, hsids, lens, (unsigned)np, HS_MODE_BLOCK, NULL,
+                                     &d->db, &ce);
+        if (e == HS_SUCCESS)
             break;
-        bad = ce && ce->expression >= 0 && (size_t)ce->expression < d->n ? ce->expression
-                                                                         : (int)d->n - 1;
-        vg_log(VG_LOG_WARN, MOD, "Hyperscan refused regex '%s' of field %s: %s", pats[bad],
-               g->field.name, ce && ce->message ? ce->message : "?");
+        bad = ce && ce->expression >= 0 && (size_t)ce->expression < np ? (size_t)ce->expression
+                                                                       : np - 1;
+        vg_log(VG_LOG_WARN, MOD, "Hyperscan refused pattern '%.*s' of field %s: %s", (int)lens[bad],
+               exprs[bad], g->field.name, ce && ce->message ? ce->message : "?");
         hs_free_compile_error(ce);
         d->db = NULL;
-        m = &rs->m[d->ids[bad]];
-        m->in_db = false;
-        if (!m->re && !(m->re = sig_pcre_compile(m->pattern, m->hs_flags)))
-            vg_log(VG_LOG_WARN, MOD, "pattern '%s' never matches", m->pattern);
-        d->ids[bad] = d->ids[--d->n];
+        from = d->first[bad];
+        to = d->first[bad + 1];
+        for (i = from; i < to; i++)
+            sig_demote(rs, d->ids[i]);
+        memmove(d->ids + from, d->ids + to, (d->n - to) * sizeof(*d->ids));
+        d->n -= to - from;
+        d->npat = 0;
     }
 out_free:
-    vg_free(pats);
+    vg_free(pat);
+    vg_free(exprs);
+    vg_free(lens);
     vg_free(flags);
-    vg_free(ids);
+    vg_free(hsids);
+    vg_free(esc);
     return rc;
 }
 
 static int sig_group_compile(cor_ruleset *rs, struct sig_group *g)
 {
-    int rc = sig_lit_compile(rs, g);
+    int rc = sig_db_compile(rs, g, &g->lit);
 
-    return rc < 0 ? rc : sig_re_compile(rs, g);
+    return rc < 0 ? rc : sig_db_compile(rs, g, &g->re);
 }
 
 static int sig_compile_bucket(cor_ruleset *rs, struct sig_bucket *b)
@@ -374,27 +464,141 @@ static void sig_mark_triggers(cor_ruleset *rs, const struct sig_rule *r, const s
     }
 }
 
-int sig_build_index(struct cor_ruleset *rs, char *err, size_t errlen)
+/* Every matcher learns the field it reads (matchers are never shared between entries). */
+static void sig_set_fields(cor_ruleset *rs)
+{
+    size_t r, s, i, f, k;
+
+    for (r = 0; r < rs->nrules; r++) {
+        const struct sig_rule *ru = rs->rules[r];
+        for (s = 0; s < ru->nsels; s++)
+            for (i = 0; i < ru->sels[s].n; i++)
+                for (f = 0; f < ru->sels[s].items[i].n; f++) {
+                    const struct sig_fmatch *fm = &ru->sels[s].items[i].fm[f];
+                    for (k = 0; k < fm->n; k++)
+                        rs->m[fm->m[k]].field = &fm->field;
+                }
+    }
+}
+
+/* Triggers from the condition trees alone (every positive matcher), no required hits. */
+static void sig_reset_triggers(cor_ruleset *rs)
+{
+    size_t i;
+
+    for (i = 0; i < rs->nm; i++) {
+        rs->m[i].trigger = false;
+        rs->m[i].lazy = false;
+    }
+    for (i = 0; i < rs->nrules; i++) {
+        rs->rules[i]->nreq = 0;
+        sig_mark_triggers(rs, rs->rules[i], rs->rules[i]->cond, true);
+    }
+}
+
+/* A prefiltered literal that wakes no rule is checked on demand instead of scanned for.
+ * Regexes stay in the databases: checking one directly would take PCRE2, whose semantics
+ * are not exactly Hyperscan's. */
+static int sig_mark_lazy(cor_ruleset *rs)
+{
+    bool *inreq = vg_calloc(rs->nm + 1, sizeof(*inreq));
+    size_t i, k;
+
+    if (!inreq)
+        return -VG_ENOMEM;
+    for (i = 0; i < rs->nrules; i++)
+        for (k = 0; rs->rules[i]->nreq && k < rs->rules[i]->req_off[rs->rules[i]->nreq]; k++)
+            inreq[rs->rules[i]->req[k]] = true;
+    for (i = 0; i < rs->nm; i++) {
+        struct sig_matcher *m = &rs->m[i];
+        m->lazy = m->kind == SIG_M_HS && m->in_db && !m->is_re && !m->trigger && !inreq[i] &&
+                  m->field && m->field->typed != SIG_FIELD_KEYWORDS && m->npre > 0;
+    }
+    vg_free(inreq);
+    return 0;
+}
+
+static size_t sig_count_in_db(const cor_ruleset *rs)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < rs->nm; i++)
+        n += rs->m[i].in_db;
+    return n;
+}
+
+static void sig_bucket_free_groups(struct sig_bucket *b)
+{
+    size_t i;
+
+    for (i = 0; i < b->ngroups; i++) {
+        hs_free_database(b->groups[i].lit.db);
+        hs_free_database(b->groups[i].re.db);
+        vg_free(b->groups[i].lit.ids);
+        vg_free(b->groups[i].re.ids);
+        vg_free(b->groups[i].lit.first);
+        vg_free(b->groups[i].re.first);
+    }
+    vg_free(b->groups);
+    b->groups = NULL;
+    b->ngroups = 0;
+}
+
+static void sig_free_groups(cor_ruleset *rs)
+{
+    size_t i;
+    int os, c;
+
+    for (os = 0; os < SIG_NOS; os++)
+        for (c = 0; c < VG_CAT__COUNT; c++)
+            sig_bucket_free_groups(&rs->cat[os][c]);
+    for (i = 0; i < rs->nsvc; i++)
+        sig_bucket_free_groups(&rs->svc[i]);
+}
+
+/* Routes the scanned matchers and compiles every bucket's databases. */
+static int sig_compile_all(cor_ruleset *rs)
 {
     size_t i;
     int os, c, rc;
 
-    for (i = 0; i < rs->nrules; i++)
-        sig_mark_triggers(rs, rs->rules[i], rs->rules[i]->cond, true);
-    if ((rc = sig_assign_slots(rs)) < 0) /* before routing: groups copy the field refs */
-        goto out_err;
     if ((rc = sig_route_all(rs, 1)) < 0)
-        goto out_err;
+        return rc;
     for (os = 0; os < SIG_NOS; os++)
         for (c = 0; c < VG_CAT__COUNT; c++)
             if ((rc = sig_compile_bucket(rs, &rs->cat[os][c])) < 0)
-                goto out_err;
+                return rc;
     for (i = 0; i < rs->nsvc; i++)
         if ((rc = sig_compile_bucket(rs, &rs->svc[i])) < 0)
-            goto out_err;
-    /* Only now: a pattern moved to PCRE2 above is no longer prefiltered. */
-    if ((rc = sig_build_req(rs)) < 0)
+            return rc;
+    return 0;
+}
+
+int sig_build_index(struct cor_ruleset *rs, char *err, size_t errlen)
+{
+    size_t i;
+    int rc;
+
+    sig_set_fields(rs);
+    if ((rc = sig_assign_slots(rs)) < 0) /* before routing: groups copy the field refs */
         goto out_err;
+    /* Required hits decide the triggers, triggers decide what is scanned for; a pattern
+     * Hyperscan then refuses (moved to PCRE2) is no longer prefiltered, which changes the
+     * required hits: start again without it. Each round moves at least one pattern out
+     * for good, so this ends (in practice after one round). */
+    for (;;) {
+        size_t before = sig_count_in_db(rs);
+        sig_reset_triggers(rs);
+        if ((rc = sig_build_req(rs)) < 0)
+            goto out_err;
+        if ((rc = sig_mark_lazy(rs)) < 0)
+            goto out_err;
+        if ((rc = sig_compile_all(rs)) < 0)
+            goto out_err;
+        if (sig_count_in_db(rs) == before)
+            break;
+        sig_free_groups(rs);
+    }
     for (i = 0; i < rs->nrules; i++)
         rs->rules[i]->always = sig_rule_may_match_without_hits(rs, rs->rules[i]);
     if ((rc = sig_route_all(rs, 2)) < 0)
@@ -408,15 +612,7 @@ out_err:
 
 static void sig_bucket_free(struct sig_bucket *b)
 {
-    size_t i;
-
-    for (i = 0; i < b->ngroups; i++) {
-        hs_free_database(b->groups[i].lit.db);
-        hs_free_database(b->groups[i].re.db);
-        vg_free(b->groups[i].lit.ids);
-        vg_free(b->groups[i].re.ids);
-    }
-    vg_free(b->groups);
+    sig_bucket_free_groups(b);
     vg_free(b->always);
     memset(b, 0, sizeof(*b));
 }

@@ -25,6 +25,12 @@
 #include "rules.h"
 #include "vg.h"
 
+/* ASCII case folding, as Hyperscan's HS_FLAG_CASELESS does (independent of the locale). */
+static inline uint8_t sig_lc(uint8_t c)
+{
+    return (uint8_t)((unsigned)(c - 'A') < 26u ? c + ('a' - 'A') : c);
+}
+
 #define SIG_FIELD_KEYWORDS (-2) /* pseudo field: any value of the event */
 
 /* Which field a matcher reads: a typed slot, or a name looked up in extra. */
@@ -58,11 +64,17 @@ struct sig_matcher {
      * by PCRE2 (re), or not at all (a `re` value Hyperscan decides by itself). A matcher
      * not in_db (no literal to prefilter with, or a regex Hyperscan refuses) runs PCRE2
      * whenever its rule is evaluated. */
-    bool in_db;          /* registered in a Hyperscan database */
-    bool trigger;        /* a hit makes its rule a candidate: the matcher is under an even
-                          * number of `not`s somewhere (hits of matchers only ever negated
-                          * cannot turn a rule true, so they never wake it) */
-    bool is_re;          /* `re` value: Hyperscan regex database, else literal database */
+    bool in_db;   /* registered in a Hyperscan database */
+    bool trigger; /* a hit makes its rule a candidate: the matcher is under an even
+                   * number of `not`s somewhere (hits of matchers only ever negated
+                   * cannot turn a rule true, so they never wake it) */
+    bool is_re;   /* `re` value: Hyperscan regex database, else literal database */
+    bool lazy;    /* in_db literal that wakes no rule (not a trigger): left out of the
+                   * databases, its "hit" is a caseless search for pre in the field,
+                   * done only when its rule is evaluated. Most literals are such
+                   * (filters, later clauses) and the commonest: scanning for them
+                   * cost most of the Hyperscan time. */
+    const struct sig_fref *field; /* the field it reads (its fmatch's), for lazy checks */
     const char *pattern; /* the regex (arena): HS pattern for is_re, PCRE2 source otherwise */
     unsigned hs_flags;   /* Hyperscan flags of pattern */
     const uint8_t *pre;  /* literal prefilter (arena) */
@@ -133,12 +145,15 @@ struct sig_rule {
     uint32_t nreq;
 };
 
-/* Hyperscan patterns of one kind for one (route, field). */
+/* Hyperscan patterns of one kind for one (route, field). Matchers with the same pattern
+ * share one Hyperscan pattern: Hyperscan id p stands for ids[first[p] .. first[p + 1]). */
 struct sig_hsdb {
     hs_database_t *db;
-    uint32_t *ids; /* Hyperscan id -> matcher id */
+    uint32_t *ids; /* matcher ids, grouped by pattern once compiled */
     size_t n;
     size_t cap;
+    uint32_t *first; /* npat + 1 offsets into ids */
+    size_t npat;
 };
 
 /* All matchers of one (route, field): a literal database and a regex database. */
@@ -190,6 +205,7 @@ struct cor_scratch {
     hs_scratch_t *hs;
     uint32_t gen;             /* current event's generation; stamps equal to it are "hit" */
     uint32_t *mstamp;         /* per matcher */
+    uint32_t *mdone;          /* per lazy matcher: equal to gen once checked this event */
     uint64_t *cand;           /* candidate rules of this event: one bit per rule, so that they are
                                * visited in rule order without sorting; all clear between events */
     size_t ncandw;            /* words of cand */
@@ -227,8 +243,8 @@ bool sig_field_native(enum vg_cat c, int typed);
 /* sigma_req.c */
 /* Assigns field cache slots to every field reference (before routing). */
 int sig_assign_slots(struct cor_ruleset *rs);
-/* Computes every rule's required hits and its triggers (after the databases are built, so
- * that in_db is final). */
+/* Computes every rule's required hits and its triggers from the matchers' in_db (a
+ * pattern Hyperscan later refuses changes them: sig_build_index then runs this again). */
 int sig_build_req(struct cor_ruleset *rs);
 
 /* sigma_eval.c */

@@ -592,6 +592,93 @@ static void test_metadata(void **state)
 
 /* ---- the built-in rules --------------------------------------------------------------- */
 
+/* ---- lazy matchers (checked on evaluation, not scanned for) -------------------------- */
+
+/* Filter literals wake no rule, so they are not scanned for: each is looked for in its
+ * field when the rule is evaluated. Every offset and length around the 16-byte steps of
+ * that search, in either case, must agree with a plain caseless search. */
+static void test_lazy_filters(void **state)
+{
+    static const char *const marker[] = {"Harmless-Marker-Longer-Than-16", "ok", "Q"};
+    char text[8192], *dir = vgt_tmpdir("sigma");
+    struct cor_load_summary sum;
+    cor_ruleset *rs;
+    cor_scratch *s;
+    size_t i, lazy = 0, scanned = 0, checked = 0;
+
+    (void)state;
+    rule_text(text, sizeof(text), "33333333-3333-3333-3333-333333333333", WIN_PROC,
+              "    selection:\n"
+              "        Image|endswith: '\\x.exe'\n"
+              "    filter:\n"
+              "        CommandLine|contains:\n"
+              "            - 'Harmless-Marker-Longer-Than-16'\n"
+              "            - 'ok'\n"
+              "            - 'Q'\n"
+              "    filter_cased:\n"
+              "        CommandLine|contains|cased: 'CaseD'\n"
+              "    condition: selection and not 1 of filter*\n");
+    write_file(dir, "r.yml", text);
+    rs = load_dir(dir, &sum);
+    assert_int_equal(sum.loaded, 1);
+    for (i = 0; i < rs->nm; i++) {
+        lazy += rs->m[i].lazy;
+        scanned += rs->m[i].in_db && !rs->m[i].lazy;
+    }
+    assert_int_equal(lazy, 4);    /* the filters */
+    assert_int_equal(scanned, 1); /* the selection */
+    s = cor_scratch_new(rs);
+    assert_non_null(s);
+    for (size_t mk = 0; mk < 3; mk++) {
+        for (size_t len = 0; len < 70; len++) {
+            for (size_t at = 0; at <= len + 1; at++) {
+                char cmd[160];
+                struct vg_evview v = wproc();
+                size_t n = strlen(marker[mk]), k;
+                bool has;
+                int got;
+                for (k = 0; k < len; k++)
+                    cmd[k] = (char)('a' + (k * 7 + mk) % 26 == 'q' ? 'z' : 'a' + (k * 7 + mk) % 26);
+                cmd[len] = 0;
+                if (at + n <= len) { /* the marker at `at`, its case flipped when at is odd */
+                    for (k = 0; k < n; k++) {
+                        char c = marker[mk][k];
+                        if (at % 2 && c >= 'a' && c <= 'z')
+                            c = (char)(c - 32);
+                        else if (at % 2 && c >= 'A' && c <= 'Z')
+                            c = (char)(c + 32);
+                        cmd[at + k] = c;
+                    }
+                }
+                has = strcasestr(cmd, "Harmless-Marker-Longer-Than-16") || strcasestr(cmd, "ok") ||
+                      strcasestr(cmd, "q") || strstr(cmd, "CaseD");
+                set(&v, VG_F_COMMAND_LINE, cmd);
+                set(&v, VG_F_IMAGE, "C:\\x.exe");
+                got = cor_rules_eval(rs, s, &v, NULL, NULL);
+                if (got != (has ? 0 : 1))
+                    fail_msg("'%s': %d matches, expected %d", cmd, got, has ? 0 : 1);
+                checked++;
+            }
+        }
+    }
+    assert_true(checked > 5000);
+    {
+        /* cased: only the exact case filters it out */
+        struct vg_evview v = wproc();
+        set(&v, VG_F_IMAGE, "C:\\x.exe");
+        set(&v, VG_F_COMMAND_LINE, "run CaseD now");
+        assert_int_equal(cor_rules_eval(rs, s, &v, NULL, NULL), 0);
+        set(&v, VG_F_COMMAND_LINE, "run cased now");
+        assert_int_equal(cor_rules_eval(rs, s, &v, NULL, NULL), 1);
+        set(&v, VG_F_COMMAND_LINE, NULL); /* field absent: no filter hit */
+        assert_int_equal(cor_rules_eval(rs, s, &v, NULL, NULL), 1);
+    }
+    cor_scratch_destroy(s);
+    cor_ruleset_unref(rs);
+    vgt_rmtree(dir);
+    free(dir);
+}
+
 /* ---- required hits (sigma_req.c) ---------------------------------------------------- */
 
 /* Loads one rule and evaluates cmd/img pairs against it with one scratch (so stale hits of
@@ -779,6 +866,7 @@ int main(void)
         cmocka_unit_test(test_metadata),
         cmocka_unit_test(test_builtin_rules),
         cmocka_unit_test(test_required_hits),
+        cmocka_unit_test(test_lazy_filters),
     };
 
     vg_log_set_level(VG_LOG_ERROR);
