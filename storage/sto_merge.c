@@ -153,7 +153,7 @@ void sto_merge_stop(sto_db *db)
         return;
     pthread_mutex_lock(&db->wlock);
     running = db->merge_running;
-    db->merge_stop = true;
+    __atomic_store_n(&db->merge_stop, true, __ATOMIC_RELAXED); /* read unlocked in a pass */
     pthread_cond_broadcast(&db->merge_cond);
     pthread_mutex_unlock(&db->wlock);
     if (!running)

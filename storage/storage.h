@@ -19,7 +19,11 @@
  * THREAD SAFETY: one sto_db is shared by all threads. Writes go through sto_wbatch, which
  * belongs to one thread; sto_write may be called from one writer thread at a time. Reads
  * (sto_get_*, iterators) may run on any thread concurrently with writes. sto_block_encode
- * and sto_block_decode may run on any thread (they keep per-thread zstd contexts).
+ * and sto_block_decode may run on any thread (they keep per-thread zstd contexts). A
+ * read-write database runs one thread of its own, "vg-sto-merge" (sto_tl_merge); sto_write,
+ * retention's deletions and a merge's replace take one lock, so a merge never loses a block
+ * written or dropped meanwhile. sto_tl_open_ahead starts a "vg-tl-ahead" thread per
+ * iterator.
  */
 #ifndef VG_STORAGE_H
 #define VG_STORAGE_H
