@@ -1427,9 +1427,11 @@ static void cor_handle_restore(cor_shard *s, const Vigil__MachineState *ms, int3
     struct cor_snap_restore_stats rst = {0};
     uint64_t mkey = vg_machine_key(ms->tenant_id, ms->machine_id);
     struct cor_machine *m = vg_u64map_get(&s->machines, mkey);
-    bool known = m != NULL || vg_u64map_get(&s->restored, mkey) != NULL;
-
-    if (cor_snap_restore(s->procs, s->corr, ms, known, &rst) < 0)
+    /* Processes merge (upserts: dropping a machine's first is a walk of the whole table,
+     * per machine, at every rebalance); the correlation state is replaced. Processes this
+     * shard kept from an earlier ownership and the snapshot's owner expired linger here
+     * until they expire again. */
+    if (cor_snap_restore(s->procs, s->corr, ms, false, &rst) < 0)
         vg_log(VG_LOG_WARN, "correlate", "machine %s: snapshot restored in part (no memory)",
                ms->machine_id);
     if (ms->last_event_us > s->last_event_us)
@@ -1609,10 +1611,15 @@ static void cor_checkpoint(cor_shard *s, struct cor_unit *u, bool all)
         if (m != NULL)
             m->dirty = false;
         if (reqs[i].rc < 0) {
+            /* A snapshot older than the offsets about to be committed must not stay: a
+             * tombstone sends the next owner to the fallback (its own timeline). */
             cor_stat_add(&s->st.snap_errors, 1);
             vg_log(VG_LOG_WARN, "correlate", "machine %s: no changelog snapshot (%s)",
                    reqs[i].machine, reqs[i].rc == -VG_EFULL ? "too big" : "out of memory");
-            continue;
+            vg_free(reqs[i].val);
+            reqs[i].val = NULL;
+            if (m != NULL && reqs[i].rc == -VG_ENOMEM)
+                cor_mark_dirty(s, m, m->partition); /* try again at the next checkpoint */
         }
         if (reqs[i].val == NULL && !snapped)
             continue; /* no state now, none in the changelog */
