@@ -79,6 +79,7 @@ static int sto_run_replace(sto_db *db, struct sto_run *r, size_t s, size_t e, co
 static bool sto_run_unchanged(sto_db *db, const struct sto_run *r, size_t s, size_t e);
 static int sto_ev_cmp(const void *a, const void *b);
 static int sto_dm_cmp(const void *a, const void *b);
+static int sto_merge_from(sto_db *db, const struct sto_dm *dm, struct sto_merge_stats *st);
 static void *sto_merge_main(void *arg);
 static void sto_stats_add(struct sto_merge_stats *to, const struct sto_merge_stats *from);
 
@@ -225,7 +226,7 @@ static void *sto_merge_main(void *arg)
             if (u > 0 && dm[u - 1].day == dm[i].day && dm[u - 1].mkey == dm[i].mkey)
                 continue;
             dm[u++] = dm[i];
-            if (sto_tl_merge_machine_day(db, dm[i].day, dm[i].mkey, &st) == -VG_EIO)
+            if (sto_merge_from(db, &dm[i], &st) == -VG_EIO)
                 break; /* the database is in trouble; the next pass tries again */
         }
         vg_free(dm);
@@ -613,7 +614,50 @@ static int sto_dm_cmp(const void *a, const void *b)
 
     if (x->day != y->day)
         return x->day < y->day ? -1 : 1;
-    return x->mkey < y->mkey ? -1 : x->mkey > y->mkey;
+    if (x->mkey != y->mkey)
+        return x->mkey < y->mkey ? -1 : 1;
+    return x->from_ts < y->from_ts ? -1 : x->from_ts > y->from_ts;
+}
+
+/* A pass over one machine-day: from the earliest block written since the last pass (or
+ * the small block just before it, which is topped up), so a busy machine's day (big
+ * blocks, left alone) is not read again every pass. */
+static int sto_merge_from(sto_db *db, const struct sto_dm *dm, struct sto_merge_stats *st)
+{
+    uint8_t lo[STO_TL_MKEY_LEN], hi[STO_TL_PREFIX_LEN];
+    size_t lolen = STO_TL_PREFIX_LEN + 8, hilen = sizeof(hi);
+    rocksdb_readoptions_t *ro;
+    rocksdb_iterator_t *it;
+    int i;
+
+    sto_be32(lo, dm->day);
+    sto_be64(lo + 4, dm->mkey);
+    sto_be64(lo + STO_TL_PREFIX_LEN, sto_bias(dm->from_ts));
+    memcpy(hi, lo, sizeof(hi));
+    for (i = (int)sizeof(hi) - 1; i >= 0 && ++hi[i] == 0; i--)
+        ;
+    if (i < 0)
+        hilen = 0;
+    if ((ro = rocksdb_readoptions_create()) == NULL)
+        return -VG_ENOMEM;
+    rocksdb_readoptions_set_iterate_lower_bound(ro, (const char *)lo, STO_TL_PREFIX_LEN);
+    if ((it = rocksdb_create_iterator_cf(db->rdb, ro, db->cf[STO_CF_TIMELINE])) != NULL) {
+        rocksdb_iter_seek_for_prev(it, (const char *)lo, lolen);
+        if (rocksdb_iter_valid(it)) {
+            size_t klen, vlen;
+            const char *k = rocksdb_iter_key(it, &klen);
+
+            (void)rocksdb_iter_value(it, &vlen);
+            if (klen <= sizeof(lo) && klen > STO_TL_PREFIX_LEN &&
+                memcmp(k, lo, STO_TL_PREFIX_LEN) == 0 && vlen < STO_MERGE_SMALL) {
+                memcpy(lo, k, klen);
+                lolen = klen;
+            }
+        }
+        rocksdb_iter_destroy(it);
+    }
+    rocksdb_readoptions_destroy(ro);
+    return sto_merge_walk(db, lo, lolen, hi, hilen, st);
 }
 
 static void sto_stats_add(struct sto_merge_stats *to, const struct sto_merge_stats *from)

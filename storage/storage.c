@@ -89,7 +89,7 @@ static rocksdb_iterator_t *sto_iter(sto_db *db, enum sto_cf cf, rocksdb_readopti
                                     size_t hilen);
 static int sto_iter_done(rocksdb_iterator_t *it, rocksdb_readoptions_t *ro);
 static bool sto_prefix_next(uint8_t *k, size_t n);
-static void sto_wbatch_note(sto_wbatch *b, uint32_t day, uint64_t mkey);
+static void sto_wbatch_note(sto_wbatch *b, uint32_t day, uint64_t mkey, int64_t ts);
 static uint64_t sto_wal_bytes(const char *path);
 static int sto_compact_cf(sto_db *db, enum sto_cf cf, const char *lo, size_t lolen, const char *hi,
                           size_t hilen);
@@ -276,7 +276,7 @@ void sto_put_block(sto_wbatch *b, uint64_t mkey, int64_t first_ts_us, uint64_t f
     } else {
         sto_rec_put(b, STO_CF_TIMELINE, k, sizeof(k), block, len);
     }
-    sto_wbatch_note(b, day, mkey);
+    sto_wbatch_note(b, day, mkey, first_ts_us);
 }
 
 void sto_put_machine(sto_wbatch *b, uint64_t mkey, const Vigil__MachineRecord *m)
@@ -1093,10 +1093,13 @@ static void sto_rec_put_msg(sto_wbatch *b, enum sto_cf cf, const void *k, size_t
 
 /* Remembers the machine-day of a block for the merge thread; consecutive puts of one
  * machine-day are noted once. Out of memory only costs the merge a chance. */
-static void sto_wbatch_note(sto_wbatch *b, uint32_t day, uint64_t mkey)
+static void sto_wbatch_note(sto_wbatch *b, uint32_t day, uint64_t mkey, int64_t ts)
 {
-    if (b->ndm > 0 && b->dm[b->ndm - 1].day == day && b->dm[b->ndm - 1].mkey == mkey)
+    if (b->ndm > 0 && b->dm[b->ndm - 1].day == day && b->dm[b->ndm - 1].mkey == mkey) {
+        if (ts < b->dm[b->ndm - 1].from_ts)
+            b->dm[b->ndm - 1].from_ts = ts;
         return;
+    }
     if (b->ndm == b->capdm) {
         size_t cap = b->capdm ? b->capdm * 2 : 64;
         struct sto_dm *dm = vg_realloc(b->dm, cap * sizeof(*dm));
@@ -1108,6 +1111,7 @@ static void sto_wbatch_note(sto_wbatch *b, uint32_t day, uint64_t mkey)
     }
     b->dm[b->ndm].day = day;
     b->dm[b->ndm].mkey = mkey;
+    b->dm[b->ndm].from_ts = ts;
     b->ndm++;
 }
 

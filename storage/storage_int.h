@@ -49,6 +49,7 @@ extern const char *const sto_cf_names[STO_CF_COUNT];
 struct sto_dm {
     uint32_t day;
     uint64_t mkey;
+    int64_t from_ts; /* the earliest first_ts of the blocks written: a pass walks from there */
 };
 
 struct sto_db {
