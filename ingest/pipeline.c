@@ -146,6 +146,8 @@ static void ing_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaq
 static int ing_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque);
 static void ing_update_lag(ing_pipeline *p);
 static void ing_restore_partitions(ing_pipeline *p, const rd_kafka_topic_partition_list_t *parts);
+static void ing_group_starts(ing_pipeline *p, rd_kafka_t *rk,
+                             const rd_kafka_topic_partition_list_t *parts);
 static void ing_snap_delivered(struct ing_delivery *d, bool ok);
 static void ing_checkpoint_written(ing_pipeline *p, struct cor_unit **units,
                                    const struct cor_barrier *b);
@@ -784,6 +786,7 @@ static void ing_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                      tp->partition, (long long)tp->offset, p->offsets_ns);
         }
         vg_log(VG_LOG_INFO, "ingest", "assigned %d partitions of %s", parts->cnt, p->topic);
+        ing_group_starts(p, rk, parts);
         /* Before the partitions are assigned, so before any of their telemetry is fetched:
          * the shards restore each machine's state ahead of its first batch. */
         ing_restore_partitions(p, parts);
@@ -1291,4 +1294,26 @@ static bool ing_commit_allowed(ing_pipeline *p, bool idle, bool seal_all)
 void ing_pipeline_changelog_stats(ing_pipeline *p, struct ing_changelog_stats *st)
 {
     ing_changelog_get_stats(p->cl, st);
+}
+
+/* Consumer thread, in the rebalance callback. A partition with no offset in this instance's
+ * RocksDB (taken over from another instance) starts at the group's committed offset: known
+ * here, the first message there is not mistaken for data lost at the broker. */
+static void ing_group_starts(ing_pipeline *p, rd_kafka_t *rk,
+                             const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts->cnt + 1);
+
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t pt = parts->elems[i].partition;
+
+        if (pt >= 0 && pt < ING_MAX_PARTS && p->parts[pt].dispatched < 0)
+            rd_kafka_topic_partition_list_add(l, parts->elems[i].topic, pt);
+    }
+    if (l->cnt > 0 && rd_kafka_committed(rk, l, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < l->cnt; i++)
+            if (l->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && l->elems[i].offset > 0)
+                p->parts[l->elems[i].partition].dispatched = l->elems[i].offset - 1;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
 }

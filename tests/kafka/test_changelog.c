@@ -352,6 +352,12 @@ static void test_takeover_moves_state(void **state)
     assert_int_equal(committed_total(f), 1);
     assert_int_equal(ncorr(&f->a), 0); /* one distinct command of two: nothing yet */
 
+    /* Garbage in the changelog, as a broken producer or disk might leave it: B counts it,
+     * logs it and goes on. */
+    assert_int_equal(
+        ing_produce(f->prod, GROUP ".changelog", "1:t1|junk", 9, "\x08\xff\xff", 3, NULL, 0), 0);
+    assert_int_equal(ing_producer_flush(f->prod, 10000), 0);
+
     /* B joins, A leaves: B ends with every partition, the state of A's machine restored
      * from the changelog (at this rebalance or the next). */
     inst_start(f, &f->b, "clg-b");
@@ -361,7 +367,7 @@ static void test_takeover_moves_state(void **state)
     ing_pipeline_changelog_stats(f->b.p, &cs);
     assert_true(cs.enabled);
     assert_true(cs.restored >= 1);
-    assert_int_equal(cs.bad, 0);
+    assert_true(cs.bad >= 1); /* the garbage record, once per read of its partition */
     for (uint32_t i = 0; i < ing_pipeline_nshards(f->b.p); i++) {
         cor_shard_get_stats(ing_pipeline_shard(f->b.p, i), &ss);
         restored += ss.restored;
