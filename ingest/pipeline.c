@@ -120,6 +120,7 @@ struct ing_pipeline {
     bool ckpt_pending;           /* writer: ckpt not committed yet */
     bool full_wait;              /* writer: no commit until a full checkpoint was produced */
     uint64_t cl_failed_seen;     /* writer: changelog delivery failures already acted on */
+    uint64_t last_flush_ns;      /* writer: the last flush an overdue commit waited for */
 
     int64_t lag[ING_MAX_PARTS]; /* per partition, -1 unassigned (relaxed atomics) */
     int brokers_down;           /* atomic: set by the error callback on all-brokers-down */
@@ -1113,12 +1114,15 @@ static void ing_write_round(ing_pipeline *p, struct cor_unit **units)
          * not come for ten commit intervals (or at a seal-all barrier). RocksDB has the
          * offsets meanwhile. */
         bool idle = rd_kafka_outq_len(ing_producer_handle(p->prod)) == 0;
-        bool overdue =
-            vg_mono_ns() - p->last_commit_ns >= 10ull * (uint64_t)p->cfg.commit_ms * 1000000u;
+        uint64_t now = vg_mono_ns(), ival = (uint64_t)p->cfg.commit_ms * 1000000u;
+        /* A flush that did not finish (a slow broker) is not tried again every round. */
+        bool overdue = now - p->last_commit_ns >= 10ull * ival && now - p->last_flush_ns >= ival;
 
         if (idle || overdue || b->seal_all) {
-            if (!idle)
+            if (!idle) {
                 idle = ing_producer_flush(p->prod, b->seal_all ? 10000 : 1000) == 0;
+                p->last_flush_ns = vg_mono_ns();
+            }
             if (ing_commit_allowed(p, idle, b->seal_all)) {
                 ing_commit(p, b->seal_all);
                 p->ckpt_pending = false;
