@@ -521,6 +521,19 @@ static int sig_on_hit(unsigned int id, unsigned long long from, unsigned long lo
     return 0;
 }
 
+/* A database of a few literals, without Hyperscan: the same hits, found one by one. */
+static void sig_scan_direct(cor_scratch *s, const struct sig_hsdb *d, const struct vg_str *str)
+{
+    struct sig_scan_ctx sc = {s, d};
+    size_t p;
+
+    for (p = 0; p < d->npat; p++) {
+        const struct sig_matcher *m = &s->rs->m[d->ids[d->first[p]]];
+        if (sig_has_caseless(str, m->pre, m->npre))
+            (void)sig_on_hit((unsigned)p, 0, 0, 0, &sc);
+    }
+}
+
 static void sig_scan_bucket(cor_scratch *s, const struct sig_bucket *b, const struct vg_evview *v)
 {
     struct sig_scan_ctx sc = {s, NULL};
@@ -533,7 +546,9 @@ static void sig_scan_bucket(cor_scratch *s, const struct sig_bucket *b, const st
         if (!sig_get(s, v, &g->field, &str))
             continue;
         /* An error here (only a bad scratch) leaves the bits unset: no false alerts. */
-        if (g->lit.db) {
+        if (g->lit.direct) {
+            sig_scan_direct(s, &g->lit, &str);
+        } else if (g->lit.db) {
             sc.d = &g->lit;
             (void)hs_scan(g->lit.db, str.p ? str.p : "", (unsigned)str.n, 0, s->hs, sig_on_hit,
                           &sc);

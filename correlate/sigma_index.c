@@ -395,6 +395,10 @@ static int sig_db_compile(cor_ruleset *rs, const struct sig_group *g, struct sig
         hs_error_t e;
         size_t bad, from, to;
 
+        if (!mixed && np <= SIG_DIRECT_MAX) {
+            d->direct = true;
+            break;
+        }
         if (mixed)
             e = hs_compile_multi(exprs, flags, hsids, (unsigned)np, HS_MODE_BLOCK, NULL, &d->db,
                                  &ce);

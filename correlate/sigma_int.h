@@ -154,7 +154,11 @@ struct sig_hsdb {
     size_t cap;
     uint32_t *first; /* npat + 1 offsets into ids */
     size_t npat;
+    bool direct; /* a few literals and no database: each is looked for in turn, cheaper
+                  * than a Hyperscan scan's fixed cost (SIG_DIRECT_MAX) */
 };
+
+#define SIG_DIRECT_MAX 4
 
 /* All matchers of one (route, field): a literal database and a regex database. */
 struct sig_group {

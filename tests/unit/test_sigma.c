@@ -672,6 +672,12 @@ static void test_lazy_filters(void **state)
         assert_int_equal(cor_rules_eval(rs, s, &v, NULL, NULL), 1);
         set(&v, VG_F_COMMAND_LINE, NULL); /* field absent: no filter hit */
         assert_int_equal(cor_rules_eval(rs, s, &v, NULL, NULL), 1);
+        /* The selection's one literal is looked for without Hyperscan (SIG_DIRECT_MAX). */
+        assert_true(rs->cat[VIGIL__OS__OS_WINDOWS][VG_CAT_PROCESS_CREATION].groups[0].lit.direct);
+        set(&v, VG_F_IMAGE, "D:\\dir\\X.EXE");
+        assert_int_equal(cor_rules_eval(rs, s, &v, NULL, NULL), 1);
+        set(&v, VG_F_IMAGE, "D:\\dir\\x.exe.bak");
+        assert_int_equal(cor_rules_eval(rs, s, &v, NULL, NULL), 0);
     }
     cor_scratch_destroy(s);
     cor_ruleset_unref(rs);
