@@ -153,7 +153,7 @@ static int teardown(void **state)
     return 0;
 }
 
-static void inst_start(struct fx *f, struct inst *in, const char *tag)
+static void inst_start(struct fx *f, struct inst *in, const char *tag, bool held_back)
 {
     struct ing_pipeline_cfg cfg = {0};
     struct sto_opts so = {0};
@@ -169,8 +169,9 @@ static void inst_start(struct fx *f, struct inst *in, const char *tag)
     cfg.nshards = 2;
     cfg.rules = f->rules;
     cfg.corr = f->corr;
-    cfg.corr_lateness_us = -1; /* correlate as events arrive: the first command is in a
-                                  group, not held back, when A stops */
+    /* -1: correlate as events arrive (the first command is in an open group when A stops);
+     * 0: the default lateness bound, 5 minutes (it is still held back, pending) */
+    cfg.corr_lateness_us = held_back ? 0 : -1;
     cfg.db = in->db;
     cfg.commit_ms = 200;
     cfg.block_max_age_us = 100000; /* blocks seal, and offsets move, within a round or two */
@@ -321,11 +322,11 @@ static bool tree_has(const Vigil__Alert *al, const char *image)
     return false;
 }
 
-static void test_takeover_moves_state(void **state)
+static void takeover(void **state, bool held_back)
 {
     struct fx *f = *state;
     vg_arena *a = f->arena = vg_arena_new(8192);
-    Vigil__Event *first[4], *second[1];
+    Vigil__Event *first[4], *second[2];
     struct ing_changelog_stats cs;
     struct ing_stats st;
     struct cor_shard_stats ss;
@@ -335,7 +336,7 @@ static void test_takeover_moves_state(void **state)
 
     assert_non_null(a);
     /* A alone: the whole tree and the first command (find ... id_rsa). */
-    inst_start(f, &f->a, "clg-a");
+    inst_start(f, &f->a, "clg-a", held_back);
     wait_assigned(&f->a, NPARTS);
     first[0] = spawn_ev(a, f->t0, 1, 1, "/sbin/init", "/sbin/init", 500, "/usr/sbin/sshd",
                         "sshd: alice [priv]");
@@ -360,7 +361,16 @@ static void test_takeover_moves_state(void **state)
 
     /* B joins, A leaves: B ends with every partition, the state of A's machine restored
      * from the changelog (at this rebalance or the next). */
-    inst_start(f, &f->b, "clg-b");
+    if (held_back) { /* the first command waits in A's reorder buffer */
+        uint64_t pending = 0;
+
+        for (uint32_t i = 0; i < ing_pipeline_nshards(f->a.p); i++) {
+            cor_shard_get_stats(ing_pipeline_shard(f->a.p, i), &ss);
+            pending += ss.corr_pending;
+        }
+        assert_int_equal(pending, 1);
+    }
+    inst_start(f, &f->b, "clg-b", held_back);
     wait_assigned(&f->b, 1);
     ing_pipeline_stop(f->a.p);
     wait_assigned(&f->b, NPARTS);
@@ -377,7 +387,11 @@ static void test_takeover_moves_state(void **state)
     /* The second command (grep ... PRIVATE KEY), to B only. */
     second[0] =
         spawn_ev(a, f->t0, 5, 700, sh, script, 900, "/usr/bin/grep", "grep -r 'PRIVATE KEY' /home");
-    produce_batch(f, second, 1);
+    /* Held back, the correlation waits for the machine's time to pass the lateness bound:
+     * a later event moves it. */
+    second[1] = spawn_ev(a, f->t0, 6, 600, sh, "-bash", 1000, "/usr/bin/sleep", "sleep 1");
+    second[1]->ts_us = f->t0 + 400 * VG_US_PER_SEC;
+    produce_batch(f, second, held_back ? 2 : 1);
     t0 = vg_mono_ns();
     while (ncorr(&f->b) == 0 && !deadline_passed(t0))
         ;
@@ -388,7 +402,7 @@ static void test_takeover_moves_state(void **state)
 
     /* B processed only the second batch: A's committed offset covered the first. */
     ing_pipeline_stats(f->b.p, &st);
-    assert_int_equal(st.events, 1);
+    assert_int_equal(st.events, held_back ? 2 : 1);
 
     al = f->b.corr[0];
     assert_string_equal(al->machine_id, MACHINE);
@@ -405,10 +419,23 @@ static void test_takeover_moves_state(void **state)
     assert_true(tree_has(al, "/usr/bin/grep"));
 }
 
+/* The first command already in an open correlation group when A stops. */
+static void test_takeover_moves_state(void **state)
+{
+    takeover(state, false);
+}
+
+/* The first command still held back by the lateness bound (pending) when A stops. */
+static void test_takeover_moves_pending(void **state)
+{
+    takeover(state, true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_takeover_moves_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_takeover_moves_pending, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
