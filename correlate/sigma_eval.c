@@ -1,8 +1,10 @@
 /*
  * sigma_eval.c - evaluates one event against a ruleset: scans each field of the event's
- * route once with that field's Hyperscan database, marks the matchers that hit and their
- * rules as candidates, then evaluates only the candidates and the route's always-evaluated
- * rules (those that can match with no string hit, e.g. `not filter`).
+ * route once with that field's Hyperscan databases (or, for a field with a few literals,
+ * searches for each), marks the matchers that hit and their rules as candidates, then
+ * evaluates only the candidates and the route's always-evaluated rules (those that can
+ * match with no string hit, e.g. `not filter`). Lazy matchers (filters) were not scanned
+ * for: their hit is looked up when a rule being evaluated needs it.
  *
  * THREAD SAFETY: any number of threads may evaluate against one ruleset at once, each with
  * its own cor_scratch.

@@ -5,10 +5,12 @@
  *
  * Shape: a ruleset owns an arena holding every rule, selection and matcher; Hyperscan
  * databases and PCRE2 codes are owned by the ruleset and freed with it. Every string value
- * test of every rule is one "matcher" with a dense id. Matchers Hyperscan can decide are
- * compiled, per (os, category, field), into one multi-pattern database: scanning a field
- * once decides all of them. The others (numbers, cidr, exists, fieldref, regexes Hyperscan
- * rejects) are "direct" and run only when their rule is evaluated.
+ * test of every rule is one "matcher" with a dense id. Matchers Hyperscan can decide and
+ * whose hits wake or gate a rule are compiled, per (os, category, field), into a literal
+ * and a regex multi-pattern database: scanning a field once decides all of them. Literals
+ * that only filter are "lazy": searched for when their rule is evaluated. The others
+ * (numbers, cidr, exists, fieldref, regexes Hyperscan rejects) run only when their rule is
+ * evaluated.
  *
  * THREAD SAFETY: everything here is immutable once cor_ruleset_load returns; a cor_scratch
  * is one thread's.
@@ -64,7 +66,7 @@ struct sig_matcher {
      * by PCRE2 (re), or not at all (a `re` value Hyperscan decides by itself). A matcher
      * not in_db (no literal to prefilter with, or a regex Hyperscan refuses) runs PCRE2
      * whenever its rule is evaluated. */
-    bool in_db;   /* registered in a Hyperscan database */
+    bool in_db;   /* prefiltered: a hit is necessary (scanned for, or lazy) */
     bool trigger; /* a hit makes its rule a candidate: the matcher is under an even
                    * number of `not`s somewhere (hits of matchers only ever negated
                    * cannot turn a rule true, so they never wake it) */
