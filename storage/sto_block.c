@@ -22,8 +22,9 @@
 #define STO_BLOCK_MAX (256u << 20)
 
 struct sto_zctx {
-    ZSTD_CCtx *cctx; /* NULL until the first encode on this thread */
-    ZSTD_DCtx *dctx; /* NULL until the first decode on this thread */
+    ZSTD_CCtx *cctx;            /* NULL until the first encode on this thread */
+    ZSTD_DCtx *dctx;            /* NULL until the first decode on this thread */
+    struct sto_scratch scratch; /* kept between timeline iterators */
 };
 
 static struct sto_zctx *sto_zctx_get(void);
@@ -158,6 +159,13 @@ int sto_block_append(const void *val, size_t len, uint8_t **buf, size_t *used, s
     return 0;
 }
 
+struct sto_scratch *sto_scratch_get(void)
+{
+    struct sto_zctx *z = sto_zctx_get();
+
+    return z != NULL ? &z->scratch : NULL;
+}
+
 void sto_thread_cleanup(void)
 {
     struct sto_zctx *z = tl_zctx;
@@ -216,6 +224,9 @@ static void sto_zctx_free(void *p)
 
     ZSTD_freeCCtx(z->cctx);
     ZSTD_freeDCtx(z->dctx);
+    vg_arena_destroy(z->scratch.arena);
+    vg_free(z->scratch.buf);
+    vg_free(z->scratch.ent);
     vg_free(z);
     tl_zctx = NULL;
 }

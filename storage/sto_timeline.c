@@ -27,6 +27,8 @@
 #include "storage_int.h"
 
 #define STO_TL_ARENA_CHUNK (1024 * 1024)
+/* A thread keeps an iterator's buffers for the next one up to this size each. */
+#define STO_TL_KEEP_BYTES (32u << 20)
 
 /* One stored event of the current day, not yet unpacked. */
 struct sto_tl_ent {
@@ -111,7 +113,18 @@ int sto_tl_open(sto_db *db, uint64_t mkey, int64_t from_us, int64_t to_us, bool 
     it->day = descending ? it->last_day : it->first_day;
     it->done = from_us > to_us || db->cf[STO_CF_TIMELINE] == NULL;
     if (!it->done) {
-        it->arena = vg_arena_new(STO_TL_ARENA_CHUNK);
+        struct sto_scratch *sc = sto_scratch_get();
+
+        if (sc != NULL && sc->arena != NULL) {
+            it->arena = sc->arena;
+            it->buf = sc->buf;
+            it->bufcap = sc->bufcap;
+            it->ent = sc->ent;
+            it->cap = sc->entcap;
+            memset(sc, 0, sizeof(*sc));
+        } else {
+            it->arena = vg_arena_new(STO_TL_ARENA_CHUNK);
+        }
         if (it->arena != NULL)
             vg_arena_pb_allocator(it->arena, &it->alloc);
         it->ro = rocksdb_readoptions_create();
@@ -220,6 +233,23 @@ void sto_tl_close(sto_tl_iter *it)
         rocksdb_iter_destroy(it->ri);
     if (it->ro != NULL)
         rocksdb_readoptions_destroy(it->ro);
+    if (it->arena != NULL && it->bufcap <= STO_TL_KEEP_BYTES &&
+        it->cap * sizeof(*it->ent) <= STO_TL_KEEP_BYTES) {
+        struct sto_scratch *sc = sto_scratch_get();
+
+        /* Kept for the thread's next iterator (see struct sto_scratch). */
+        if (sc != NULL && sc->arena == NULL) {
+            vg_arena_reset(it->arena);
+            sc->arena = it->arena;
+            sc->buf = it->buf;
+            sc->bufcap = it->bufcap;
+            sc->ent = it->ent;
+            sc->entcap = it->cap;
+            it->arena = NULL;
+            it->buf = NULL;
+            it->ent = NULL;
+        }
+    }
     vg_arena_destroy(it->arena);
     vg_free(it->ent);
     vg_free(it->buf);

@@ -144,6 +144,20 @@ static inline void sto_count_corrupt(sto_db *db)
  * appended) or -VG_ENOMEM (sto_block.c). */
 int sto_block_append(const void *val, size_t len, uint8_t **buf, size_t *used, size_t *cap);
 
+/* Memory a thread keeps between two timeline iterators (sto_timeline.c), so that its pages
+ * reuse memory already mapped: a page fault on fresh memory costs several microseconds on
+ * a VM, and a day's blocks are megabytes. Freed with the thread's zstd contexts. */
+struct sto_scratch {
+    vg_arena *arena; /* NULL when nothing is kept */
+    uint8_t *buf;    /* a day's blocks */
+    size_t bufcap;   /* bytes */
+    void *ent;       /* a day's event entries */
+    size_t entcap;   /* entries */
+};
+
+/* The calling thread's scratch, or NULL when out of memory (sto_block.c). */
+struct sto_scratch *sto_scratch_get(void);
+
 /* ---- the protobuf wire format, read without unpacking ---------------------------- */
 
 /* Reads a base-128 varint; false when it runs past end or over 10 bytes. */
