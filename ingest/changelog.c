@@ -76,6 +76,8 @@ int ing_changelog_new(const struct ing_kafka_cfg *cfg, const char *brokers, cons
         return -VG_EKAFKA;
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
     rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
+    /* The read ends at the high watermark: the broker need not wait for more. */
+    rd_kafka_conf_set(conf, "fetch.wait.max.ms", "10", NULL, 0);
     c->reader = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
     if (c->reader == NULL) {
         rd_kafka_conf_destroy(conf);

@@ -1032,6 +1032,8 @@ static void ing_write_round(ing_pipeline *p, struct cor_unit **units)
     int64_t safe[ING_MAX_PARTS];
     char err[256];
     uint64_t blocks = 0;
+    /* Before this round produces anything: is all that earlier rounds produced delivered? */
+    bool idle_before = rd_kafka_outq_len(ing_producer_handle(p->prod)) == 0;
 
     for (int i = 0; i < ING_MAX_PARTS; i++)
         safe[i] = -1;
@@ -1113,7 +1115,11 @@ static void ing_write_round(ing_pipeline *p, struct cor_unit **units)
          * the commit waits for a round with nothing in flight, and only blocks when that has
          * not come for ten commit intervals (or at a seal-all barrier). RocksDB has the
          * offsets meanwhile. */
-        bool idle = rd_kafka_outq_len(ing_producer_handle(p->prod)) == 0;
+        /* A checkpoint of an earlier round is covered when that round's records (and its
+         * alerts) were delivered, whatever this round produced since: under a steady stream
+         * the producer is never empty at the end of a round, often at its start. */
+        bool idle = (b->snapshot == COR_SNAP_NONE && idle_before) ||
+                    rd_kafka_outq_len(ing_producer_handle(p->prod)) == 0;
         uint64_t now = vg_mono_ns(), ival = (uint64_t)p->cfg.commit_ms * 1000000u;
         /* A flush that did not finish (a slow broker) is not tried again every round. */
         bool overdue = now - p->last_commit_ns >= 10ull * ival && now - p->last_flush_ns >= ival;

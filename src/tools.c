@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "changelog.h"
 #include "cli.h"
 #include "import.h"
 
@@ -15,7 +16,7 @@
 int cmd_broker(int argc, char **argv)
 {
     int partitions = 6, brokers = 1;
-    const char *addr_file = NULL;
+    const char *addr_file = NULL, *group = "vigil";
     ing_mock *m;
     char err[256];
 
@@ -26,10 +27,15 @@ int cmd_broker(int argc, char **argv)
             brokers = atoi(argv[++i]);
         else if (strcmp(argv[i], "--address-file") == 0 && i + 1 < argc)
             addr_file = argv[++i];
+        else if (strcmp(argv[i], "--group") == 0 && i + 1 < argc)
+            group = argv[++i];
         else {
             printf("usage: vigil broker [--partitions N] [--brokers N] [--address-file F]\n"
+                   "                    [--group G]\n"
                    "Runs the embedded Kafka broker (librdkafka's mock cluster) alone, for\n"
-                   "trials and tests: vigil run --brokers ADDRESS, kcat -b ADDRESS.\n");
+                   "trials and tests: vigil run --brokers ADDRESS, kcat -b ADDRESS. It\n"
+                   "cannot create topics on request: G.changelog, the correlator state of\n"
+                   "consumer group G (default vigil), is created at start.\n");
             return strcmp(argv[i], "--help") == 0 ? 0 : 2;
         }
     }
@@ -39,6 +45,8 @@ int cmd_broker(int argc, char **argv)
         fprintf(stderr, "vigil broker: %s\n", partitions < 1 || brokers < 1 ? "bad count" : err);
         return 1;
     }
+    if (ing_changelog_mock_create(m, group, partitions) < 0)
+        fprintf(stderr, "vigil broker: no changelog topic for group %s\n", group);
     printf("%s\n", ing_mock_bootstraps(m));
     fflush(stdout);
     if (addr_file != NULL) {

@@ -13,6 +13,7 @@
 #     event from where it took over onwards, exactly once, and no gap between A's and B's
 #     parts.
 # The overlap (events stored by both) is reported: it is the re-processing a takeover costs.
+# The broker is started with the group's changelog topic, so correlator state moves too.
 # usage: two_instances.sh VIGIL_BIN SHARED_DIR
 set -euo pipefail
 VIGIL=$1
@@ -39,7 +40,7 @@ wait_for() { # wait_for SECONDS CMD...: polls until CMD succeeds
 progress() { grep -o 'events [0-9]* ([0-9]*/s)  dup [0-9]*' "$1" | tail -1 | awk '{print $2, $5}'; }
 t0=$SECONDS
 
-"$VIGIL" broker --partitions 12 --address-file "$W/broker.addr" > /dev/null 2> "$W/broker.log" &
+"$VIGIL" broker --partitions 12 --group vigil-two --address-file "$W/broker.addr" > /dev/null 2> "$W/broker.log" &
 BROKER_PID=$!
 wait_for 20 test -s "$W/broker.addr" || fail "broker did not start"
 B=$(cat "$W/broker.addr")
@@ -71,6 +72,10 @@ echo "A killed at $((SECONDS - t0)) s"
 # B takes A's partitions over once A's session has timed out.
 wait_for 60 grep -q "ingest: assigned 12 partitions" "$W/b.log" || fail "B did not take over"
 echo "B took over at $((SECONDS - t0)) s"
+# The correlator state of the machines it took came with them (the broker made the group's
+# changelog topic; tests/kafka/test_changelog.c checks what the state does).
+grep -Eq "changelog vigil-two.changelog\[[0-9]+\]: [1-9][0-9]* machine states restored" "$W/b.log" ||
+    fail "B restored no correlator state from the changelog"
 
 wait "$SIM_PID" || fail "simulate failed"; SIM_PID=
 produced=$(sed -n 's/.* \([0-9]*\) events produced.*/\1/p' "$W/sim.log")
