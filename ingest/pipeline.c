@@ -148,7 +148,7 @@ static int ing_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque);
 static void ing_update_lag(ing_pipeline *p);
 static void ing_restore_partitions(ing_pipeline *p, const rd_kafka_topic_partition_list_t *parts);
 static void ing_group_starts(ing_pipeline *p, rd_kafka_t *rk,
-                             const rd_kafka_topic_partition_list_t *parts);
+                             rd_kafka_topic_partition_list_t *parts);
 static void ing_snap_delivered(struct ing_delivery *d, bool ok);
 static void ing_checkpoint_written(ing_pipeline *p, struct cor_unit **units,
                                    const struct cor_barrier *b);
@@ -1306,24 +1306,46 @@ void ing_pipeline_changelog_stats(ing_pipeline *p, struct ing_changelog_stats *s
     ing_changelog_get_stats(p->cl, st);
 }
 
-/* Consumer thread, in the rebalance callback. A partition with no offset in this instance's
- * RocksDB (taken over from another instance) starts at the group's committed offset: known
- * here, the first message there is not mistaken for data lost at the broker. */
+/* Consumer thread, in the rebalance callback. Each assigned partition starts at the later
+ * of this instance's durable offset (RocksDB) and the group's committed offset. Every member
+ * commits only what its own RocksDB holds, so a group commit beyond ours means another
+ * instance owned the partition meanwhile and has everything before it: starting from our
+ * older offset would store and alert on its events a second time here. A partition with no
+ * offset in this RocksDB (never owned here) starts at the group's commit; known here, the
+ * first message there is not mistaken for data lost at the broker. Without an answer from
+ * the group (timeout), our own offset stands: more re-processing, nothing lost. */
 static void ing_group_starts(ing_pipeline *p, rd_kafka_t *rk,
-                             const rd_kafka_topic_partition_list_t *parts)
+                             rd_kafka_topic_partition_list_t *parts)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts->cnt + 1);
 
     for (int i = 0; i < parts->cnt; i++) {
         int32_t pt = parts->elems[i].partition;
 
-        if (pt >= 0 && pt < ING_MAX_PARTS && p->parts[pt].dispatched < 0)
+        if (pt >= 0 && pt < ING_MAX_PARTS)
             rd_kafka_topic_partition_list_add(l, parts->elems[i].topic, pt);
     }
     if (l->cnt > 0 && rd_kafka_committed(rk, l, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        for (int i = 0; i < l->cnt; i++)
-            if (l->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && l->elems[i].offset > 0)
-                p->parts[l->elems[i].partition].dispatched = l->elems[i].offset - 1;
+        for (int i = 0; i < l->cnt; i++) {
+            int32_t pt = l->elems[i].partition;
+            int64_t group = l->elems[i].offset;
+            rd_kafka_topic_partition_t *tp;
+
+            if (l->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR || group <= 0 ||
+                group - 1 <= p->parts[pt].dispatched)
+                continue;
+            if (p->parts[pt].dispatched >= 0) {
+                vg_log(VG_LOG_INFO, "ingest",
+                       "%s[%d]: the group committed %lld, past this instance's %lld (another "
+                       "member owned it meanwhile): starting there",
+                       l->elems[i].topic, pt, (long long)group,
+                       (long long)p->parts[pt].dispatched + 1);
+                tp = rd_kafka_topic_partition_list_find(parts, l->elems[i].topic, pt);
+                if (tp != NULL)
+                    tp->offset = group;
+            }
+            p->parts[pt].dispatched = group - 1;
+        }
     }
     rd_kafka_topic_partition_list_destroy(l);
 }

@@ -153,17 +153,20 @@ static int teardown(void **state)
     return 0;
 }
 
+/* A pipeline on the instance's database (opened on first use). */
 static void inst_start(struct fx *f, struct inst *in, const char *tag, bool held_back)
 {
     struct ing_pipeline_cfg cfg = {0};
     struct sto_opts so = {0};
     char err[512];
 
-    pthread_mutex_init(&in->lock, NULL);
-    in->dir = vgt_tmpdir(tag);
-    so.path = in->dir;
-    if (sto_open(&so, &in->db, err, sizeof(err)) != 0)
-        fail_msg("storage: %s", err);
+    if (in->db == NULL) {
+        pthread_mutex_init(&in->lock, NULL);
+        in->dir = vgt_tmpdir(tag);
+        so.path = in->dir;
+        if (sto_open(&so, &in->db, err, sizeof(err)) != 0)
+            fail_msg("storage: %s", err);
+    }
     cfg.kafka.brokers = f->brokers;
     cfg.kafka.group = GROUP;
     cfg.nshards = 2;
@@ -419,6 +422,36 @@ static void takeover(void **state, bool held_back)
     assert_true(tree_has(al, "/usr/bin/grep"));
 }
 
+/* After the takeover, B stops and A comes back with its own RocksDB, whose offset is
+ * older than the group's commit (B's): A starts at the group's commit, so B's events are
+ * neither stored nor alerted on a second time here. */
+static void test_handback_starts_at_group_commit(void **state)
+{
+    struct fx *f = *state;
+    Vigil__Event *third[1];
+    struct ing_stats st;
+    uint64_t t0;
+
+    takeover(state, false);
+    ing_pipeline_stop(f->b.p);
+    t0 = vg_mono_ns();
+    while (committed_total(f) < 2 && !deadline_passed(t0))
+        ;
+    assert_int_equal(committed_total(f), 2);
+    ing_pipeline_destroy(f->a.p);
+    f->a.p = NULL;
+    inst_start(f, &f->a, "clg-a", false);
+    wait_assigned(&f->a, NPARTS);
+    third[0] = spawn_ev(f->arena, f->t0, 7, 600, "/usr/bin/bash", "-bash", 1100, "/usr/bin/sleep",
+                        "sleep 2");
+    produce_batch(f, third, 1);
+    wait_committed(&f->a, 1);
+    ing_pipeline_stats(f->a.p, &st);
+    assert_int_equal(st.events, 1); /* the third batch only, not B's second again */
+    assert_int_equal(st.duplicates, 0);
+    assert_int_equal(ncorr(&f->a), 0); /* B's correlation alert is not raised again */
+}
+
 /* The first command already in an open correlation group when A stops. */
 static void test_takeover_moves_state(void **state)
 {
@@ -436,6 +469,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_takeover_moves_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_takeover_moves_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handback_starts_at_group_commit, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
