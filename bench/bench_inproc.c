@@ -62,6 +62,7 @@ static int bench_shard_open(struct bench_inproc *b, cor_ruleset *rules, sto_db *
     sc.release = bench_release;
     sc.reject = bench_reject;
     sc.ctx = b;
+    sc.sightings = true; /* as in vigil run */
     return cor_shard_new(&sc, &b->shard);
 }
 

@@ -146,6 +146,9 @@ struct cor_shard_cfg {
      * snapshots before it closes the correlation windows, then snapshots nothing more until
      * telemetry or a restore comes (the partitions may belong to another instance now). */
     bool snapshots;
+    /* Report the entities each machine shows (sightings.h) in the units, for the incident
+     * stage's prevalence: the pipeline does; a replay only when it groups incidents. */
+    bool sightings;
 };
 
 struct cor_shard_stats {

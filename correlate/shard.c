@@ -265,9 +265,9 @@ int cor_shard_new(const struct cor_shard_cfg *cfg, cor_shard **out)
     s->procs = cor_proctab_new(1024);
     s->unit = cor_unit_new(cfg->index);
     s->scratch_arena = vg_arena_new(16384);
-    s->sightings = cor_sightings_new(0);
+    s->sightings = cfg->sightings ? cor_sightings_new(0) : NULL;
     if (s->in_buf == NULL || s->out_buf == NULL || s->procs == NULL || s->unit == NULL ||
-        s->scratch_arena == NULL || s->sightings == NULL ||
+        s->scratch_arena == NULL || (cfg->sightings && s->sightings == NULL) ||
         vg_u64map_init(&s->machines, 1024) < 0 || vg_u64map_init(&s->alerts, 64) < 0 ||
         vg_u64map_init(&s->restored, 16) < 0)
         goto out_free;
@@ -497,7 +497,8 @@ static void cor_handle_batch(cor_shard *s, struct cor_in *in)
         m->events++;
         cor_event(s, m, tb, ev);
         /* Out of memory loses a sighting at worst; a later event reports it again. */
-        (void)cor_sightings_event(s->sightings, m->mkey, m->tenant, m->machine_id, ev);
+        if (s->sightings != NULL)
+            (void)cor_sightings_event(s->sightings, m->mkey, m->tenant, m->machine_id, ev);
         if (in->raw != NULL)
             cor_block_append(s, m, in->partition, in->offset, ev, in->raw[i], in->raw_len[i]);
         accepted++;
@@ -1351,7 +1352,8 @@ static void cor_handle_barrier(cor_shard *s, struct cor_barrier *b)
             u->pending[np++] = (struct cor_offset){s->parts[i].partition, s->parts[i].head->offset};
     u->npending = np;
     u->barrier = b; /* the shard's reference moves to the unit */
-    if (cor_sightings_drain(s->sightings, u->arena, &u->sightings, &u->nsightings) < 0)
+    if (s->sightings != NULL &&
+        cor_sightings_drain(s->sightings, u->arena, &u->sightings, &u->nsightings) < 0)
         u->nsightings = 0; /* kept queued for the next barrier */
     if (s->last_event_us != 0)
         cor_proctab_expire(s->procs, s->last_event_us, s->cfg.proc_window_us, 4096);

@@ -259,6 +259,7 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
             .reject = ing_reject,
             .ctx = p,
             .snapshots = ing_changelog_enabled(p->cl),
+            .sightings = true, /* to alerts.tenant, for the incident stage */
         };
 
         if (cor_shard_new(&sc, &p->shards[i]) < 0) {

@@ -507,6 +507,7 @@ int cmd_replay(int argc, char **argv)
     sc.release = replay_release;
     sc.reject = replay_reject;
     sc.ctx = &r;
+    sc.sightings = r.inc_out != NULL; /* prevalence for the incidents, else not worth it */
     if (cor_shard_new(&sc, &r.shard) < 0)
         goto out;
     r.t0_ns = vg_mono_ns();

@@ -213,6 +213,8 @@ struct result {
     size_t nal;
     Vigil__Incident **inc;
     size_t ninc;
+    Vigil__Sightings **sg; /* what the machines' telemetry showed (copies) */
+    size_t nsg;
     uint64_t hits[VG_ARRAY_SIZE(chain_rule_ids)]; /* base-rule matches, chain rules */
 };
 
@@ -275,6 +277,9 @@ static void result_incidents(struct result *res, const struct bench_sim_opts *o)
         snprintf(tenant, sizeof(tenant), "tenant-%u", t);
         assert_int_equal(cor_incidents_tenant_machines(ci, tenant, o->machines / o->tenants), 0);
     }
+    /* Prevalence from every machine's telemetry first, as the live stage gets it. */
+    for (size_t i = 0; i < res->nsg; i++)
+        assert_int_equal(cor_incidents_observe_all(ci, res->sg[i]), 0);
     for (size_t i = 0; i < res->nal; i++)
         assert_int_equal(cor_incidents_add(ci, res->al[i], id, NULL), 0);
     while (cor_incidents_next_change(ci, &ch)) {
@@ -317,6 +322,7 @@ static void run(const struct fx *f, const struct recs *rs, const size_t *order,
         .nshards = 1,
         .rules = f->rules,
         .corr = f->corr,
+        .sightings = true, /* prevalence as the live stage learns it */
         .release = release_cb,
         .reject = reject_cb,
     };
@@ -338,6 +344,19 @@ static void run(const struct fx *f, const struct recs *rs, const size_t *order,
     while ((u = cor_shard_pop_unit(s)) != NULL) {
         for (size_t i = 0; i < u->nalerts; i++)
             result_take_alert(res, u->alerts[i].alert);
+        for (size_t i = 0; i < u->nsightings; i++) {
+            size_t len = vigil__sightings__get_packed_size(u->sightings[i]);
+            uint8_t *buf = malloc(len ? len : 1);
+
+            assert_non_null(buf);
+            vigil__sightings__pack(u->sightings[i], buf);
+            res->sg = realloc(res->sg, (res->nsg + 1) * sizeof(*res->sg));
+            assert_non_null(res->sg);
+            res->sg[res->nsg] = vigil__sightings__unpack(NULL, len, buf);
+            assert_non_null(res->sg[res->nsg]);
+            res->nsg++;
+            free(buf);
+        }
         cor_unit_free(u);
     }
     for (size_t k = 0; k < VG_ARRAY_SIZE(chain_rule_ids); k++) {
@@ -361,8 +380,11 @@ static void result_free(struct result *res)
         vigil__alert__free_unpacked(res->al[i], NULL);
     for (size_t i = 0; i < res->ninc; i++)
         vigil__incident__free_unpacked(res->inc[i], NULL);
+    for (size_t i = 0; i < res->nsg; i++)
+        vigil__sightings__free_unpacked(res->sg[i], NULL);
     free(res->al);
     free(res->inc);
+    free(res->sg);
     memset(res, 0, sizeof(*res));
 }
 

@@ -498,6 +498,12 @@ static void barrier_round(struct run *r, bool seal_all)
             check_alert(r, u->alerts[k].alert);
             sto_put_alert(r->wb, u->alerts[k].alert, false);
         }
+        /* What the incident stage learns prevalence from names a machine under the tenant
+         * it streams for, never another's. */
+        for (size_t k = 0; k < u->nsightings; k++)
+            if (stream_find(r->w, u->sightings[k]->tenant_id, u->sightings[k]->machine_id) == NULL)
+                fail_msg("sightings of (%s, %s): no such stream", u->sightings[k]->tenant_id,
+                         u->sightings[k]->machine_id);
         cor_unit_free(u);
     }
     assert_int_equal(sto_write(r->db, r->wb, err, sizeof(err)), 0);
@@ -719,6 +725,7 @@ static void run_seed(uint64_t seed, const char *const *tenants, size_t ntenants,
             .corr = g_corr,
             .db = r.db,
             .block_max_events = 24,
+            .sightings = true,
             .release = release_cb,
             .reject = reject_cb,
         };
