@@ -500,9 +500,14 @@ static void sig_reset_triggers(cor_ruleset *rs)
     }
 }
 
-/* A prefiltered literal that wakes no rule is checked on demand instead of scanned for.
- * Regexes stay in the databases: checking one directly would take PCRE2, whose semantics
- * are not exactly Hyperscan's. */
+/* A prefiltered literal that wakes no rule is checked on demand instead of scanned for:
+ * filters, and the matchers of a later required-hit clause (sigma_req.c) of at most
+ * SIG_LAZY_CLAUSE_MAX matchers; those are searched for only when clause 0 woke the rule.
+ * Wider clauses stay scanned (making all of them lazy cost as much as it saved: 1.8 M
+ * searches a bench pass). Regexes stay in the databases: checking one directly would take
+ * PCRE2, whose semantics are not exactly Hyperscan's. */
+#define SIG_LAZY_CLAUSE_MAX 4u
+
 static int sig_mark_lazy(cor_ruleset *rs)
 {
     bool *inreq = vg_calloc(rs->nm + 1, sizeof(*inreq));
@@ -510,9 +515,16 @@ static int sig_mark_lazy(cor_ruleset *rs)
 
     if (!inreq)
         return -VG_ENOMEM;
-    for (i = 0; i < rs->nrules; i++)
-        for (k = 0; rs->rules[i]->nreq && k < rs->rules[i]->req_off[rs->rules[i]->nreq]; k++)
-            inreq[rs->rules[i]->req[k]] = true;
+    for (i = 0; i < rs->nrules; i++) {
+        const struct sig_rule *r = rs->rules[i];
+        uint32_t c;
+        for (c = 0; c < r->nreq; c++) {
+            if (c > 0 && r->req_off[c + 1] - r->req_off[c] <= SIG_LAZY_CLAUSE_MAX)
+                continue;
+            for (k = r->req_off[c]; k < r->req_off[c + 1]; k++)
+                inreq[r->req[k]] = true;
+        }
+    }
     for (i = 0; i < rs->nm; i++) {
         struct sig_matcher *m = &rs->m[i];
         m->lazy = m->kind == SIG_M_HS && m->in_db && !m->is_re && !m->trigger && !inreq[i] &&
