@@ -1,13 +1,15 @@
 /*
- * gen_seeds.c - writes the fuzz seeds of fuzz_decode and fuzz_import from sources the
- * project owns: vigil's own simulator (bench/sim.h) and hand-made edge cases. Nothing is
- * read from ../shared (DESIGN.md: shared data is read by tests, never copied in), so the
- * corpora grown from these seeds hold nothing of it.
+ * gen_seeds.c - writes the fuzz seeds of fuzz_decode, fuzz_import, fuzz_evtx and fuzz_state from
+ * sources the project owns: vigil's own simulator (bench/sim.h) and hand-made edge cases. Nothing
+ * is read from ../shared (DESIGN.md: shared data is read by tests, never copied in), so the corpora
+ * grown from these seeds hold nothing of it.
  *
- *   gen_seeds OUTDIR   writes OUTDIR/decode/ (packed TelemetryBatch messages) and
+ *   gen_seeds OUTDIR RULES_DIR   writes OUTDIR/decode/ (packed TelemetryBatch messages) and
  *                      OUTDIR/import/ (JSON lines in the schema of `vigil import`,
  *                      each line written here from a simulated event) and
  *                      OUTDIR/evtx/ (EVTX file headers; make_seeds.sh adds the XML records)
+ *                      OUTDIR/state/ (changelog snapshots of made-up machines, with the
+ *                      correlations of RULES_DIR, vigil's own rules/)
  *
  * The output is deterministic (fixed simulator seeds). tests/fuzz/seeds/make_seeds.sh
  * builds and runs it and adds the Sigma seeds; tests/fuzz/README.md says how the seeds
@@ -27,7 +29,11 @@
 
 #include <jansson.h>
 
+#include "corr.h"
+#include "evview.h"
+#include "proctab.h"
 #include "sim.h"
+#include "state.h"
 #include "telemetry.pb-c.h"
 #include "vg.h"
 
@@ -927,6 +933,112 @@ static void evtx_edges(void)
     put_evtx("bad-crc.evtx", 1, true);
 }
 
+/* ---- changelog snapshots (state.h) ---------------------------------------------------- */
+
+#define SNAP_T0 (NOW_US - 600 * VG_US_PER_SEC)
+
+static void snap_spawn(cor_proctab *pt, uint64_t mkey, uint32_t ppid, uint32_t pid,
+                       const char *image, const char *cmd)
+{
+    Vigil__ProcessRef r;
+
+    vigil__process_ref__init(&r);
+    r.pid = pid;
+    r.creation_time_us = SNAP_T0 + pid;
+    r.image = (char *)image;
+    r.command_line = (char *)cmd;
+    r.account = "root";
+    if (cor_proctab_upsert(pt, mkey, &r, ppid, ppid ? SNAP_T0 + ppid : 0, SNAP_T0 + pid) == NULL)
+        die("cor_proctab_upsert");
+}
+
+/* A match of the Linux sensitive-file search rule (rules/) by process pid at t seconds. */
+static void snap_match(cor_proctab *pt, cor_corrstate *cs, uint64_t mkey, const char *machine,
+                       uint32_t pid, int t, uint64_t seq, const char *cmd)
+{
+    struct vg_evview v;
+    struct cor_corr_match m;
+
+    memset(&v, 0, sizeof(v));
+    v.cat = VG_CAT_PROCESS_CREATION;
+    v.f[VG_F_COMMAND_LINE] = (struct vg_str){cmd, strlen(cmd)};
+    memset(&m, 0, sizeof(m));
+    m.mkey = mkey;
+    m.tenant = "tenant-fuzz";
+    m.machine = machine;
+    m.view = &v;
+    m.ts_us = SNAP_T0 + (int64_t)t * VG_US_PER_SEC;
+    m.seq = seq;
+    m.proc = cor_proctab_get(pt, mkey, pid, SNAP_T0 + pid);
+    m.kind = "process_creation";
+    m.summary = cmd;
+    cor_corrstate_on_match(cs, "c3a91f52-6d7e-4b08-b1e4-7a2f9d0c5e13", &m);
+}
+
+static void snap_fire(void *ctx, const struct cor_corr_fire *f)
+{
+    (void)ctx;
+    (void)f;
+}
+
+/* Snapshots of a Linux machine with a process tree (and an exited process) and the
+ * sensitive-file correlation half filled: one match released into a group, one pending
+ * behind the lateness bound; a machine with processes only; one with an empty table. */
+static void state_seeds(const char *rules_dir)
+{
+    const char *dirs[] = {rules_dir};
+    cor_corrset *corr = NULL;
+    char err[256] = "";
+    const char *machines[] = {"lnx-fuzz-01", "lnx-fuzz-02", "lnx-fuzz-03"};
+
+    if (cor_corrset_load(dirs, 1, &corr, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "gen_seeds: %s: %s\n", rules_dir, err);
+        exit(1);
+    }
+    for (size_t k = 0; k < VG_ARRAY_SIZE(machines); k++) {
+        cor_proctab *pt = cor_proctab_new(0);
+        cor_corrstate *cs =
+            cor_corrstate_new(corr, k == 0 ? 120 * VG_US_PER_SEC : 0, snap_fire, NULL);
+        uint64_t mkey = vg_machine_key("tenant-fuzz", machines[k]);
+        struct cor_snap_req rq = {.mkey = mkey,
+                                  .tenant = "tenant-fuzz",
+                                  .machine = machines[k],
+                                  .last_event_us = SNAP_T0 + 300 * VG_US_PER_SEC,
+                                  .last_seq = 40};
+        char name[64];
+
+        if (pt == NULL || cs == NULL)
+            die("state");
+        if (k < 2) {
+            snap_spawn(pt, mkey, 0, 1, "/sbin/init", "/sbin/init");
+            snap_spawn(pt, mkey, 1, 500, "/usr/sbin/sshd", "sshd: root [priv]");
+            snap_spawn(pt, mkey, 500, 600, "/usr/bin/bash", "-bash");
+            snap_spawn(pt, mkey, 600, 700, "/usr/bin/bash", "bash /tmp/enum.sh");
+            snap_spawn(pt, mkey, 700, 800, "/usr/bin/find", "find / -name id_rsa");
+            snap_spawn(pt, mkey, 700, 900, "/usr/bin/cat", "cat /etc/os-release");
+            cor_proctab_exit(pt, cor_proctab_get(pt, mkey, 900, SNAP_T0 + 900),
+                             SNAP_T0 + 200 * VG_US_PER_SEC, 0);
+        }
+        if (k == 0) {
+            snap_match(pt, cs, mkey, machines[k], 800, 10, 20, "find / -name id_rsa");
+            cor_corrstate_advance(cs, SNAP_T0 + 200 * VG_US_PER_SEC);
+            snap_spawn(pt, mkey, 700, 1000, "/usr/bin/grep", "grep -r 'PRIVATE KEY' /home");
+            snap_match(pt, cs, mkey, machines[k], 1000, 290, 39, "grep -r 'PRIVATE KEY' /home");
+        }
+        cor_snap_build(pt, cs, &rq, 1, 0);
+        if (rq.val != NULL) {
+            snprintf(name, sizeof(name), "snapshot-%zu.bin", k);
+            write_file("state", name, rq.val, rq.len);
+            vg_free(rq.val);
+        }
+        cor_corrstate_destroy(cs);
+        cor_proctab_destroy(pt);
+    }
+    write_file("state", "empty.bin", "", 0);
+    write_file("state", "garbage.bin", "\x08\xff\xff\x12", 4);
+    cor_corrset_unref(corr);
+}
+
 static void mkdir_or_die(const char *sub)
 {
     char path[1024];
@@ -953,8 +1065,8 @@ int main(int argc, char **argv)
     FILE *imp = NULL;
     unsigned imp_lines = 0;
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: gen_seeds OUTDIR\n");
+    if (argc != 3) {
+        fprintf(stderr, "usage: gen_seeds OUTDIR RULES_DIR\n");
         return 2;
     }
     snprintf(g_out, sizeof(g_out), "%s", argv[1]);
@@ -962,6 +1074,7 @@ int main(int argc, char **argv)
     mkdir_or_die("decode");
     mkdir_or_die("import");
     mkdir_or_die("evtx");
+    mkdir_or_die("state");
     for (size_t i = 0; i < sizeof(cfgs) / sizeof(cfgs[0]); i++)
         run_sim(&cfgs[i], &imp, &imp_lines);
     if (imp != NULL)
@@ -969,6 +1082,7 @@ int main(int argc, char **argv)
     decode_edges();
     import_edges();
     evtx_edges();
+    state_seeds(argv[2]);
     printf("gen_seeds: %u decode seeds, %u simulated import files in %s\n", g_ndecode, g_nimport,
            g_out);
     return 0;
