@@ -24,6 +24,11 @@ struct vg_field_def {
 /* Sorted by name, case-insensitively (vg_field_by_name binary-searches; a unit test checks
  * the order and that every field has exactly one canonical name). */
 static const struct vg_field_def vg_fields[] = {
+    {"AncestorCommandLine", VG_F_ANCESTOR_COMMAND_LINE, true,
+     "vigil: the command lines of the process's known ancestors (process_creation: of the new "
+     "process; otherwise of the actor), parent first; a value matches when it matches one of "
+     "them (SIGMA.md, Lineage)"},
+    {"AncestorImage", VG_F_ANCESTOR_IMAGE, true, "vigil: as AncestorCommandLine, the images"},
     {"AuthenticationPackageName", VG_F_AUTH_PACKAGE, true, "logon: LogonEvent.auth_package"},
     {"Channel", VG_F_CHANNEL, true, "imported: the event log channel (kept in extra)"},
     {"CommandLine", VG_F_COMMAND_LINE, true,

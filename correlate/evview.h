@@ -99,8 +99,24 @@ enum vg_field {
     VG_F_COMPUTER,
     VG_F_PROVIDER_NAME, /* imported and generic events: the Windows event provider */
     VG_F_CHANNEL,       /* imported events: the Windows event log channel */
+    /* Lineage (vigil's own names): lists, filled by the shard from its process table when a
+     * rule uses them (cor_ruleset_uses_lineage). The value is every known ancestor of the
+     * event's process, parent first, each followed by VG_LIST_SEP and the whole preceded by
+     * it; a Sigma value matches when it matches one ancestor (sigma_compile.c). */
+    VG_F_ANCESTOR_IMAGE,
+    VG_F_ANCESTOR_COMMAND_LINE,
     VG_F__COUNT
 };
+
+/* Separates the elements of a list field (U+001E RECORD SEPARATOR, in no path or
+ * command line a sensor reports). */
+#define VG_LIST_SEP '\x1e'
+
+/* Whether a typed field holds a list (see VG_F_ANCESTOR_IMAGE). */
+static inline bool vg_field_is_list(int f)
+{
+    return f == VG_F_ANCESTOR_IMAGE || f == VG_F_ANCESTOR_COMMAND_LINE;
+}
 
 struct vg_str {
     const char *p; /* NULL: the event has no such field */

@@ -131,6 +131,11 @@ struct cor_shard {
     int64_t last_event_us; /* newest event time seen: the clock of process expiry */
 
     cor_sightings *sightings; /* entities seen, for the incident stage's prevalence */
+    bool lineage;             /* a rule reads AncestorImage / AncestorCommandLine */
+    struct cor_list {         /* their values for the current event (evview.h) */
+        char *p;
+        size_t n, cap;
+    } anc_img, anc_cmd;
 
     uint64_t *rule_hits;   /* per rule index: matches (relaxed atomics; read by metrics) */
     uint64_t *rule_alerts; /* per rule index: new alerts */
@@ -280,6 +285,7 @@ int cor_shard_new(const struct cor_shard_cfg *cfg, cor_shard **out)
         goto out_free;
     if (cfg->rules != NULL) {
         s->nrules = cor_ruleset_count(cfg->rules);
+        s->lineage = cor_ruleset_uses_lineage(cfg->rules);
         s->scratch = cor_scratch_new(cfg->rules);
         s->rule_hits = vg_calloc(s->nrules + 1, sizeof(*s->rule_hits));
         s->rule_alerts = vg_calloc(s->nrules + 1, sizeof(*s->rule_alerts));
@@ -342,6 +348,8 @@ void cor_shard_destroy(cor_shard *s)
         cor_unit_free(u);
     cor_unit_free(s->unit);
     cor_sightings_free(s->sightings);
+    vg_free(s->anc_img.p);
+    vg_free(s->anc_cmd.p);
     if (s->procs)
         cor_proctab_destroy(s->procs);
     if (s->scratch)
@@ -614,6 +622,48 @@ static void cor_machine_free(struct cor_machine *m)
 
 /* ---- one event -------------------------------------------------------------------- */
 
+#define COR_LINEAGE_MAX 64 /* ancestors listed at most (a loop in bad data stops here too) */
+
+static bool cor_list_add(struct cor_list *l, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (l->n + n + 2 > l->cap) {
+        size_t cap = VG_MAX(l->cap * 2, l->n + n + 256);
+        char *p = vg_realloc(l->p, cap);
+
+        if (p == NULL)
+            return false;
+        l->p = p;
+        l->cap = cap;
+    }
+    if (l->n == 0)
+        l->p[l->n++] = VG_LIST_SEP;
+    memcpy(l->p + l->n, s, n);
+    l->n += n;
+    l->p[l->n++] = VG_LIST_SEP;
+    return true;
+}
+
+/* AncestorImage and AncestorCommandLine of the view: the known ancestors of the event's
+ * process (proc), parent first, from the process table. Left absent when none is known
+ * (or memory ran out: a lineage rule then does not match, as for an unknown parent). */
+static void cor_view_lineage(cor_shard *s, struct vg_evview *v, const cor_proc *proc)
+{
+    int depth = 0;
+
+    s->anc_img.n = s->anc_cmd.n = 0;
+    for (const cor_proc *p = proc ? cor_proc_parent(proc) : NULL;
+         p != NULL && depth < COR_LINEAGE_MAX; p = cor_proc_parent(p), depth++)
+        if (!cor_list_add(&s->anc_img, cor_proc_image(p)) ||
+            !cor_list_add(&s->anc_cmd, cor_proc_command_line(p)))
+            return;
+    if (depth == 0)
+        return;
+    v->f[VG_F_ANCESTOR_IMAGE] = (struct vg_str){s->anc_img.p, s->anc_img.n};
+    v->f[VG_F_ANCESTOR_COMMAND_LINE] = (struct vg_str){s->anc_cmd.p, s->anc_cmd.n};
+}
+
 static void cor_event(cor_shard *s, struct cor_machine *m, const Vigil__TelemetryBatch *tb,
                       const Vigil__Event *ev)
 {
@@ -643,6 +693,8 @@ static void cor_event(cor_shard *s, struct cor_machine *m, const Vigil__Telemetr
         s->last_event_us = ev->ts_us;
     vg_evview_build(&v, tb, ev);
     v.os = m->os;
+    if (s->lineage)
+        cor_view_lineage(s, &v, subject);
     s->cur_m = m;
     s->cur_ev = ev;
     s->cur_view = &v;

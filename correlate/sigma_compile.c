@@ -26,6 +26,7 @@
 struct sig_mods {
     enum sig_pos pos;
     bool all, re, re_i, re_m, re_s, cased, windash, cidr, exists, fieldref, num;
+    bool list; /* the field is a list (vg_field_is_list): match one element */
     enum sig_numop op;
     const char *enc[4]; /* value transforms in order: base64, base64offset, utf16le, ... */
     size_t nenc;
@@ -264,9 +265,11 @@ static bool sig_wordc(uint8_t c)
 
 /* The Hyperscan / PCRE2 regex of a wildcard value at a position. Returns 1 when the value
  * matches anything (only wildcards), 0 with *out set, or a negative error. */
-static int sig_val_regex(const struct sig_val *v, enum sig_pos pos, bool windash,
+static int sig_val_regex(const struct sig_val *v, enum sig_pos pos, bool windash, bool list,
                          struct sig_buf *out)
 {
+    /* In a list, wildcards stay inside one element. */
+    const char *star = list ? "[^\\x1e]*" : ".*", *qmark = list ? "[^\\x1e]" : ".";
     size_t a = 0, z = v->n, i;
     bool lead = false, trail = false;
 
@@ -280,9 +283,9 @@ static int sig_val_regex(const struct sig_val *v, enum sig_pos pos, bool windash
         sig_buf_str(out, "\\A");
     for (i = a; i < z; i++) {
         if (v->t[i] == SIG_T_STAR) {
-            sig_buf_str(out, ".*");
+            sig_buf_str(out, star);
         } else if (v->t[i] == SIG_T_QMARK) {
-            sig_buf_str(out, ".");
+            sig_buf_str(out, qmark);
         } else if (windash && (v->b[i] == '-' || v->b[i] == '/') &&
                    (i == 0 || v->t[i - 1] != SIG_T_LIT || !sig_wordc(v->b[i - 1])) &&
                    i + 1 < v->n && v->t[i + 1] == SIG_T_LIT && sig_wordc(v->b[i + 1])) {
@@ -463,11 +466,33 @@ static bool sig_is_null(yaml_node_t *n)
             strcmp(s, "~") == 0);
 }
 
+/*
+ * A value of a list field (VG_LIST_SEP before and after every element) as a search
+ * anywhere in the list: startswith X is "SEP X", endswith X is "X SEP", an exact X is
+ * "SEP X SEP", contains stays as it is. Replaces *v; returns 0 or -VG_ENOMEM.
+ */
+static int sig_val_listify(struct sig_val *v, enum sig_pos pos)
+{
+    struct sig_val o = {0};
+    int rc = 0;
+
+    if (pos == SIG_EXACT || pos == SIG_STARTS)
+        rc = sig_val_push(&o, (uint8_t)VG_LIST_SEP, SIG_T_LIT);
+    for (size_t i = 0; i < v->n && rc == 0; i++)
+        rc = sig_val_push(&o, v->b[i], (enum sig_tok)v->t[i]);
+    if (rc == 0 && (pos == SIG_EXACT || pos == SIG_ENDS))
+        rc = sig_val_push(&o, (uint8_t)VG_LIST_SEP, SIG_T_LIT);
+    sig_val_free(v);
+    *v = o;
+    return rc;
+}
+
 /* Adds the string matcher(s) of one value (several for base64offset: OR). */
 static int sig_add_string(struct sig_cctx *c, const struct sig_mods *md, const char *s,
                           bool keyword, uint32_t *ids, size_t *nids)
 {
     struct sig_val v = {0}, alt[3] = {{0}};
+    struct sig_mods lm;
     size_t nalt = 1, i, e;
     int rc;
     unsigned flags = HS_FLAG_DOTALL | (md->cased ? 0 : HS_FLAG_CASELESS);
@@ -496,10 +521,17 @@ static int sig_add_string(struct sig_cctx *c, const struct sig_mods *md, const c
             *in = o;
         }
     }
+    if (md->list) { /* one element of the list: positions become searches (above) */
+        lm = *md;
+        lm.pos = SIG_CONTAINS;
+        for (i = 0; i < nalt && rc == 0; i++)
+            rc = sig_val_listify(nalt == 1 ? &v : &alt[i], md->pos);
+        md = &lm;
+    }
     for (i = 0; i < nalt && rc == 0; i++) {
         struct sig_val *in = nalt == 1 ? &v : &alt[i];
         struct sig_buf b = {0};
-        int r = sig_val_regex(in, md->pos, md->windash, &b);
+        int r = sig_val_regex(in, md->pos, md->windash, md->list, &b);
         if (r < 0) {
             rc = r;
         } else if (r == 1 || (in->n == 0 && md->pos != SIG_EXACT)) {
@@ -651,6 +683,12 @@ static int sig_fmatch(struct sig_cctx *c, const char *key, yaml_node_t *val, str
             return sig_unsup(c, -VG_EUNSUP, "keyword modifiers '%s' not supported", key);
     }
     fm->field.typed = keyword ? SIG_FIELD_KEYWORDS : vg_field_by_name(kbuf);
+    if (!keyword && vg_field_is_list(fm->field.typed)) {
+        if (md.cidr || md.num || md.fieldref)
+            return sig_unsup(c, -VG_EUNSUP, "'%s': lineage fields take string values only", key);
+        md.list = true;
+        c->rs->lineage = true;
+    }
     fm->field.name = keyword ? "keywords" : vg_arena_strndup(c->rs->arena, kbuf, strlen(kbuf));
     fm->all = md.all;
     if (!fm->field.name)

@@ -79,6 +79,8 @@ bool sig_field_native(enum vg_cat c, int typed)
 
     if (typed < 0)
         return false;
+    if (vg_field_is_list(typed)) /* every event with a process, when the table knows it */
+        return c != VG_CAT_LOGON;
     switch (c) {
     case VG_CAT_PROCESS_CREATION:
         t = sig_proc_fields;

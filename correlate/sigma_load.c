@@ -383,6 +383,11 @@ void cor_ruleset_unref(cor_ruleset *rs)
         sig_ruleset_free(rs);
 }
 
+bool cor_ruleset_uses_lineage(const cor_ruleset *rs)
+{
+    return rs != NULL && rs->lineage;
+}
+
 size_t cor_ruleset_count(const cor_ruleset *rs)
 {
     return rs ? rs->nrules : 0;

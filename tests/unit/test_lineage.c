@@ -1,0 +1,268 @@
+/*
+ * test_lineage.c - rules over a process's ancestors (AncestorImage, AncestorCommandLine):
+ * the shard fills them from its process table, a value matches when it matches one
+ * ancestor (exact, startswith, endswith, contains, wildcards inside one ancestor), a
+ * process whose ancestry lacks the value does not match, and a rule set without lineage
+ * rules does not ask for the walk.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vgtest.h"
+
+#include "correlate.h"
+#include "rules.h"
+
+#define T0 (INT64_C(1789999980) * VG_US_PER_SEC)
+
+#define R_OFFICE "22222222-0000-4000-8000-000000000001"
+#define R_EXACT  "22222222-0000-4000-8000-000000000002"
+#define R_START  "22222222-0000-4000-8000-000000000003"
+#define R_WILD   "22222222-0000-4000-8000-000000000004"
+#define R_CMD    "22222222-0000-4000-8000-000000000005"
+
+static const char *const rules_yaml[] = {
+    /* PowerShell anywhere below Word. */
+    "title: Office ancestry\nid: " R_OFFICE "\nlevel: high\n"
+    "logsource: {product: windows, category: process_creation}\n"
+    "detection:\n  sel:\n    Image|endswith: '\\powershell.exe'\n"
+    "    AncestorImage|endswith: '\\WINWORD.EXE'\n  condition: sel\n",
+    /* An exact ancestor. */
+    "title: Exact ancestor\nid: " R_EXACT "\nlevel: low\n"
+    "logsource: {product: windows, category: process_creation}\n"
+    "detection:\n  sel:\n    AncestorImage: 'C:\\Windows\\explorer.exe'\n"
+    "    Image|endswith: '\\whoami.exe'\n  condition: sel\n",
+    /* startswith one ancestor, never a later part of the list. */
+    "title: Starts\nid: " R_START "\nlevel: low\n"
+    "logsource: {product: windows, category: process_creation}\n"
+    "detection:\n  sel:\n    AncestorImage|startswith: 'WINWORD'\n  condition: sel\n",
+    /* A wildcard does not reach from one ancestor into the next. */
+    "title: Wild\nid: " R_WILD "\nlevel: low\n"
+    "logsource: {product: windows, category: process_creation}\n"
+    "detection:\n  sel:\n    AncestorImage: '*cmd.exe*WINWORD.EXE'\n  condition: sel\n",
+    /* A command line of an ancestor. */
+    "title: Ancestor command line\nid: " R_CMD "\nlevel: medium\n"
+    "logsource: {product: windows, category: process_creation}\n"
+    "detection:\n  sel:\n    AncestorCommandLine|contains: 'Invoice_'\n"
+    "    Image|endswith: '\\whoami.exe'\n  condition: sel\n",
+};
+
+struct fx {
+    char *dir;
+    cor_ruleset *rs;
+    cor_shard *s;
+    uint64_t seq;
+};
+
+static void release_cb(void *ctx, struct cor_in *in)
+{
+    (void)ctx;
+    (void)in;
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    struct cor_load_summary sum;
+    const char *dirs[1];
+    char path[512], err[256];
+    struct cor_shard_cfg cfg = {.nshards = 1, .release = release_cb};
+
+    assert_non_null(f);
+    f->dir = vgt_tmpdir("lineage");
+    for (size_t i = 0; i < VG_ARRAY_SIZE(rules_yaml); i++) {
+        FILE *fp;
+
+        snprintf(path, sizeof(path), "%s/r%zu.yml", f->dir, i);
+        fp = fopen(path, "w");
+        assert_non_null(fp);
+        fputs(rules_yaml[i], fp);
+        fclose(fp);
+    }
+    dirs[0] = f->dir;
+    assert_int_equal(cor_ruleset_load(dirs, 1, &f->rs, &sum, err, sizeof(err)), 0);
+    assert_int_equal(sum.loaded, VG_ARRAY_SIZE(rules_yaml));
+    assert_true(cor_ruleset_uses_lineage(f->rs));
+    cfg.rules = f->rs;
+    assert_int_equal(cor_shard_new(&cfg, &f->s), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+
+    cor_shard_destroy(f->s);
+    cor_ruleset_unref(f->rs);
+    vgt_rmtree(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+/* parent (ppid, pimage) starts (pid, image, cmd) at T0 + pid ms. */
+static void spawn(struct fx *f, uint32_t ppid, const char *pimage, const char *pcmd, uint32_t pid,
+                  const char *image, const char *cmd)
+{
+    Vigil__TelemetryBatch b = VIGIL__TELEMETRY_BATCH__INIT;
+    Vigil__Event ev = VIGIL__EVENT__INIT, *evs[1] = {&ev};
+    Vigil__ProcessRef parent = VIGIL__PROCESS_REF__INIT, child = VIGIL__PROCESS_REF__INIT;
+    Vigil__ProcessCreated pc = VIGIL__PROCESS_CREATED__INIT;
+    struct cor_in in = {0};
+
+    parent.pid = ppid;
+    parent.creation_time_us = T0 + ppid * 1000;
+    parent.image = (char *)pimage;
+    parent.command_line = (char *)pcmd;
+    child.pid = pid;
+    child.creation_time_us = T0 + pid * 1000;
+    child.image = (char *)image;
+    child.command_line = (char *)cmd;
+    pc.process = &child;
+    ev.seq = ++f->seq;
+    ev.ts_us = child.creation_time_us;
+    ev.actor = &parent;
+    ev.kind_case = VIGIL__EVENT__KIND_PROCESS_CREATED;
+    ev.process_created = &pc;
+    b.tenant_id = "t";
+    b.machine_id = "m";
+    b.os = VIGIL__OS__OS_WINDOWS;
+    b.n_events = 1;
+    b.events = evs;
+    in.batch = &b;
+    in.mkey = vg_machine_key("t", "m");
+    in.partition = -1;
+    cor_shard_process(f->s, &in);
+}
+
+/* The pids (Alert trigger process) that raised the rule's alerts, in order, as "pid,pid". */
+static void alerts_of(struct fx *f, const char *rule_id, char *out, size_t cap)
+{
+    struct cor_barrier *b = cor_barrier_new(1, true, NULL, 0, 1);
+    struct cor_in in = {.is_barrier = true, .barrier = b};
+    struct cor_unit *u;
+    size_t n = 0;
+
+    out[0] = '\0';
+    cor_shard_process(f->s, &in);
+    while ((u = cor_shard_pop_unit(f->s)) != NULL) {
+        for (size_t i = 0; i < u->nalerts; i++) {
+            const Vigil__Alert *a = u->alerts[i].alert;
+
+            if (strcmp(a->rule_id, rule_id) != 0 || !u->alerts[i].is_new)
+                continue;
+            for (size_t k = 0; k < a->n_process_tree; k++)
+                if (a->process_tree[k]->trigger)
+                    n += (size_t)snprintf(out + n, cap - n, "%s%u", n ? "," : "",
+                                          a->process_tree[k]->pid);
+        }
+        cor_unit_free(u);
+    }
+}
+
+/* explorer (10) > WINWORD (20) > cmd (30) > powershell (40) > whoami (50); and apart,
+ * explorer (10) > cmd (60) > powershell (70), which has no Word above it. */
+static void tree(struct fx *f)
+{
+    spawn(f, 4, "C:\\Windows\\System32\\userinit.exe", "userinit.exe", 10,
+          "C:\\Windows\\explorer.exe", "C:\\Windows\\Explorer.EXE");
+    spawn(f, 10, "C:\\Windows\\explorer.exe", "C:\\Windows\\Explorer.EXE", 20,
+          "C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE",
+          "WINWORD.EXE /n C:\\Users\\a\\Downloads\\Invoice_7.docm");
+    spawn(f, 20, "C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE",
+          "WINWORD.EXE /n C:\\Users\\a\\Downloads\\Invoice_7.docm", 30,
+          "C:\\Windows\\System32\\cmd.exe", "cmd.exe /c powershell");
+    spawn(f, 30, "C:\\Windows\\System32\\cmd.exe", "cmd.exe /c powershell", 40,
+          "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe", "powershell -nop");
+    spawn(f, 40, "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
+          "powershell -nop", 50, "C:\\Windows\\System32\\whoami.exe", "whoami /all");
+    spawn(f, 10, "C:\\Windows\\explorer.exe", "C:\\Windows\\Explorer.EXE", 60,
+          "C:\\Windows\\System32\\cmd.exe", "cmd.exe");
+    spawn(f, 60, "C:\\Windows\\System32\\cmd.exe", "cmd.exe", 70,
+          "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe", "powershell");
+}
+
+static void test_endswith_any_ancestor(void **state)
+{
+    struct fx *f = *state;
+    char pids[128];
+
+    tree(f);
+    /* Word is the grandparent of 40; 70 has only cmd and explorer above it. */
+    alerts_of(f, R_OFFICE, pids, sizeof(pids));
+    assert_string_equal(pids, "40");
+}
+
+static void test_exact(void **state)
+{
+    struct fx *f = *state;
+    char pids[128];
+
+    tree(f);
+    /* explorer is four levels above whoami. */
+    alerts_of(f, R_EXACT, pids, sizeof(pids));
+    assert_string_equal(pids, "50");
+}
+
+static void test_command_line(void **state)
+{
+    struct fx *f = *state;
+    char pids[128];
+
+    tree(f);
+    alerts_of(f, R_CMD, pids, sizeof(pids));
+    assert_string_equal(pids, "50");
+}
+
+static void test_positions_stay_in_one_ancestor(void **state)
+{
+    struct fx *f = *state;
+    char pids[128];
+
+    tree(f);
+    /* No ancestor's image starts with "WINWORD" (they are full paths). */
+    alerts_of(f, R_START, pids, sizeof(pids));
+    assert_string_equal(pids, "");
+}
+
+static void test_wildcards_stay_in_one_ancestor(void **state)
+{
+    struct fx *f = *state;
+    char pids[128];
+
+    tree(f);
+    /* cmd.exe and WINWORD.EXE are both ancestors of 40, but in two elements: a wildcard
+     * does not join them. */
+    alerts_of(f, R_WILD, pids, sizeof(pids));
+    assert_string_equal(pids, "");
+}
+
+/* Without lineage rules the shard does not walk ancestors. */
+static void test_not_used(void **state)
+{
+    const char *dirs[] = {VG_SOURCE_DIR "/rules"};
+    struct cor_load_summary sum;
+    cor_ruleset *rs = NULL;
+    char err[256];
+
+    (void)state;
+    assert_int_equal(cor_ruleset_load(dirs, 1, &rs, &sum, err, sizeof(err)), 0);
+    assert_false(cor_ruleset_uses_lineage(rs));
+    cor_ruleset_unref(rs);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_endswith_any_ancestor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_command_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_positions_stay_in_one_ancestor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wildcards_stay_in_one_ancestor, setup, teardown),
+        cmocka_unit_test(test_not_used),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
