@@ -265,7 +265,7 @@ bool vg_evview_get(const struct vg_evview *v, const char *name, struct vg_str *o
 
     /* The source's own text under exactly this name comes first: two aliases of one typed
      * field (NewProcessName, ProcessName) may carry different values in one event. */
-    for (size_t i = 0; f >= 0 && i < v->n_extra; i++) {
+    for (size_t i = 0; f >= 0 && !vg_field_is_list(f) && i < v->n_extra; i++) {
         const Vigil__KeyValue *kv = v->extra[i];
 
         if (kv != NULL && kv->key != NULL && strcasecmp(kv->key, name) == 0) {
@@ -278,7 +278,9 @@ bool vg_evview_get(const struct vg_evview *v, const char *name, struct vg_str *o
         *out = v->f[f];
         return true;
     }
-    for (size_t i = 0; f < 0 && i < v->n_extra; i++) {
+    /* Names without a typed home; and a lineage name the shard did not fill, so that an
+     * imported event's own data under that name still reads back (import.h). */
+    for (size_t i = 0; (f < 0 || vg_field_is_list(f)) && i < v->n_extra; i++) {
         const Vigil__KeyValue *kv = v->extra[i];
 
         if (kv != NULL && kv->key != NULL && strcasecmp(kv->key, name) == 0) {
@@ -550,7 +552,7 @@ static void ev_extra(struct vg_evview *v)
         if (kv == NULL || kv->key == NULL)
             continue;
         f = vg_field_by_name(kv->key);
-        if (f >= 0)
+        if (f >= 0 && !vg_field_is_list(f)) /* lineage is the process table's, not the event's */
             ev_putn(v, (enum vg_field)f, kv->value ? kv->value : "",
                     kv->value ? strlen(kv->value) : 0);
     }

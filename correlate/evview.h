@@ -108,9 +108,10 @@ enum vg_field {
     VG_F__COUNT
 };
 
-/* Separates the elements of a list field (U+001E RECORD SEPARATOR, in no path or
- * command line a sensor reports). */
-#define VG_LIST_SEP '\x1e'
+/* Separates the elements of a list field (U+001E RECORD SEPARATOR). The shard replaces it
+ * inside elements (VG_LIST_SEP_SUB), so that no value can forge an element boundary. */
+#define VG_LIST_SEP     '\x1e'
+#define VG_LIST_SEP_SUB '\x1f'
 
 /* Whether a typed field holds a list (see VG_F_ANCESTOR_IMAGE). */
 static inline bool vg_field_is_list(int f)
@@ -157,6 +158,8 @@ bool vg_field_def_at(size_t i, const char **name, int *field, bool *canonical, c
 void vg_evview_build(struct vg_evview *v, const Vigil__TelemetryBatch *batch,
                      const Vigil__Event *ev);
 /* The value of a field by Sigma name: typed first, then extra (case-insensitive name).
+ * Lineage fields (vg_field_is_list) come from the shard only: an extra entry of that name
+ * is returned only when the shard did not fill the field (an imported event read back).
  * An extra entry whose name is a typed field's name (canonical or alias) overrides the
  * typed rendering in v->f: it is the source's own text (an importer keeps it there when
  * the typed form would not render back byte for byte, e.g. hex process ids, Hashes with

@@ -77,6 +77,10 @@ struct ci_tenant {
     size_t ncands, capcands;
     int64_t hwm;  /* newest alert event time */
     bool rebuild; /* links must be recomputed */
+    /* The machine count at which some common entity may stop being common (machines only
+     * make entities rarer): below it a new machine changes no flag, so the candidates are
+     * not walked for each of a fleet's machines. UINT32_MAX: none is common. */
+    uint32_t flip_at;
 };
 
 struct cor_incidents {
@@ -371,6 +375,7 @@ static struct ci_tenant *ci_tenant_get(cor_incidents *ci, const char *tenant, bo
     t->key = key;
     t->id = vg_strdup(tenant);
     t->hwm = INT64_MIN;
+    t->flip_at = UINT32_MAX;
     if (t->id == NULL || vg_u64map_init(&t->machines, 16) < 0) {
         vg_free(t->id);
         vg_free(t);
@@ -395,6 +400,7 @@ static uint32_t ci_tenant_nmachines(const struct ci_tenant *t)
 /* Recomputes common flags after the tenant's machine count changed. */
 static void ci_tenant_recheck(cor_incidents *ci, struct ci_tenant *t)
 {
+    t->flip_at = UINT32_MAX; /* recomputed by ci_recheck over the common ones */
     for (size_t i = 0; i < t->ncands; i++)
         ci_recheck(ci, t->cands[i]);
 }
@@ -406,7 +412,7 @@ static int ci_tenant_machine(cor_incidents *ci, struct ci_tenant *t, uint64_t mk
         return 0;
     if (vg_u64map_put(&t->machines, mkey, (void *)1) < 0)
         return -VG_ENOMEM;
-    if (t->machines.count > t->nset)
+    if (t->machines.count > t->nset && t->machines.count >= t->flip_at)
         ci_tenant_recheck(ci, t);
     return 0;
 }
@@ -695,6 +701,15 @@ static void ci_recheck(cor_incidents *ci, struct ci_entity *e)
     bool common = ci_kind_prevalent(e->kind) && e->nmach >= c->common_min_machines &&
                   (double)e->nmach > c->common_share * (double)m;
 
+    if (common) {
+        /* Common while share * machines < nmach: from about nmach / share machines on it
+         * may not be (rounded down: at worst one recheck too early). */
+        double at = (double)e->nmach / c->common_share;
+        uint32_t flip = at >= (double)UINT32_MAX ? UINT32_MAX : (uint32_t)at;
+
+        if (flip < e->t->flip_at)
+            e->t->flip_at = flip;
+    }
     if (common == e->common)
         return;
     e->common = common;

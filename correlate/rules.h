@@ -69,9 +69,10 @@ int cor_ruleset_load(const char *const *dirs, size_t ndirs, cor_ruleset **out,
 void cor_ruleset_ref(cor_ruleset *rs);
 void cor_ruleset_unref(cor_ruleset *rs);
 size_t cor_ruleset_count(const cor_ruleset *rs);
-/* Whether some rule reads a lineage field (AncestorImage, AncestorCommandLine): only then
- * does a shard walk each event's ancestors to fill them. */
-bool cor_ruleset_uses_lineage(const cor_ruleset *rs);
+/* Whether some rule that events of category cat (enum vg_cat) reach reads a lineage field
+ * (AncestorImage, AncestorCommandLine): only then does a shard walk the event's ancestors
+ * to fill them. cat < 0: of any category. */
+bool cor_ruleset_uses_lineage(const cor_ruleset *rs, int cat);
 const struct cor_rule_info *cor_ruleset_rule(const cor_ruleset *rs, uint32_t index);
 
 cor_scratch *cor_scratch_new(const cor_ruleset *rs);

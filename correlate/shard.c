@@ -131,7 +131,7 @@ struct cor_shard {
     int64_t last_event_us; /* newest event time seen: the clock of process expiry */
 
     cor_sightings *sightings; /* entities seen, for the incident stage's prevalence */
-    bool lineage;             /* a rule reads AncestorImage / AncestorCommandLine */
+    bool lineage;             /* some rule reads AncestorImage / AncestorCommandLine */
     struct cor_list {         /* their values for the current event (evview.h) */
         char *p;
         size_t n, cap;
@@ -285,7 +285,7 @@ int cor_shard_new(const struct cor_shard_cfg *cfg, cor_shard **out)
         goto out_free;
     if (cfg->rules != NULL) {
         s->nrules = cor_ruleset_count(cfg->rules);
-        s->lineage = cor_ruleset_uses_lineage(cfg->rules);
+        s->lineage = cor_ruleset_uses_lineage(cfg->rules, -1);
         s->scratch = cor_scratch_new(cfg->rules);
         s->rule_hits = vg_calloc(s->nrules + 1, sizeof(*s->rule_hits));
         s->rule_alerts = vg_calloc(s->nrules + 1, sizeof(*s->rule_alerts));
@@ -622,12 +622,19 @@ static void cor_machine_free(struct cor_machine *m)
 
 /* ---- one event -------------------------------------------------------------------- */
 
-#define COR_LINEAGE_MAX 64 /* ancestors listed at most (a loop in bad data stops here too) */
+#define COR_LINEAGE_MAX 64 /* ancestors listed at most (a loop in bad data stops too) */
+#define COR_LINEAGE_MAX_BYTES                                                                      \
+    (64u << 10) /* per list: a deep chain of long command lines                                    \
+                   must not cost every descendant's event more */
 
+/* Appends one element; false (the list unchanged) when it would pass the byte cap or
+ * memory runs out. */
 static bool cor_list_add(struct cor_list *l, const char *s)
 {
     size_t n = strlen(s);
 
+    if (l->n + n + 2 > COR_LINEAGE_MAX_BYTES)
+        return false;
     if (l->n + n + 2 > l->cap) {
         size_t cap = VG_MAX(l->cap * 2, l->n + n + 256);
         char *p = vg_realloc(l->p, cap);
@@ -640,28 +647,34 @@ static bool cor_list_add(struct cor_list *l, const char *s)
     if (l->n == 0)
         l->p[l->n++] = VG_LIST_SEP;
     memcpy(l->p + l->n, s, n);
+    /* A separator inside a value would forge an element boundary: substitute it. */
+    for (char *q = memchr(l->p + l->n, VG_LIST_SEP, n); q != NULL;
+         q = memchr(q + 1, VG_LIST_SEP, (size_t)(l->p + l->n + n - q - 1)))
+        *q = VG_LIST_SEP_SUB;
     l->n += n;
     l->p[l->n++] = VG_LIST_SEP;
     return true;
 }
 
 /* AncestorImage and AncestorCommandLine of the view: the known ancestors of the event's
- * process (proc), parent first, from the process table. Left absent when none is known
- * (or memory ran out: a lineage rule then does not match, as for an unknown parent). */
+ * process (proc), parent first, from the process table, each list up to its byte cap.
+ * Absent when none is known (or memory ran out: a lineage rule then does not match, as
+ * for an unknown parent). */
 static void cor_view_lineage(cor_shard *s, struct vg_evview *v, const cor_proc *proc)
 {
+    bool img = true, cmd = true;
     int depth = 0;
 
     s->anc_img.n = s->anc_cmd.n = 0;
     for (const cor_proc *p = proc ? cor_proc_parent(proc) : NULL;
-         p != NULL && depth < COR_LINEAGE_MAX; p = cor_proc_parent(p), depth++)
-        if (!cor_list_add(&s->anc_img, cor_proc_image(p)) ||
-            !cor_list_add(&s->anc_cmd, cor_proc_command_line(p)))
-            return;
-    if (depth == 0)
-        return;
-    v->f[VG_F_ANCESTOR_IMAGE] = (struct vg_str){s->anc_img.p, s->anc_img.n};
-    v->f[VG_F_ANCESTOR_COMMAND_LINE] = (struct vg_str){s->anc_cmd.p, s->anc_cmd.n};
+         p != NULL && depth < COR_LINEAGE_MAX && (img || cmd); p = cor_proc_parent(p), depth++) {
+        img = img && cor_list_add(&s->anc_img, cor_proc_image(p));
+        cmd = cmd && cor_list_add(&s->anc_cmd, cor_proc_command_line(p));
+    }
+    if (s->anc_img.n > 0)
+        v->f[VG_F_ANCESTOR_IMAGE] = (struct vg_str){s->anc_img.p, s->anc_img.n};
+    if (s->anc_cmd.n > 0)
+        v->f[VG_F_ANCESTOR_COMMAND_LINE] = (struct vg_str){s->anc_cmd.p, s->anc_cmd.n};
 }
 
 static void cor_event(cor_shard *s, struct cor_machine *m, const Vigil__TelemetryBatch *tb,
@@ -693,7 +706,10 @@ static void cor_event(cor_shard *s, struct cor_machine *m, const Vigil__Telemetr
         s->last_event_us = ev->ts_us;
     vg_evview_build(&v, tb, ev);
     v.os = m->os;
-    if (s->lineage)
+    /* Never what the event says (evview.c leaves them to the shard), and only for the
+     * categories whose rules read them. */
+    v.f[VG_F_ANCESTOR_IMAGE] = v.f[VG_F_ANCESTOR_COMMAND_LINE] = (struct vg_str){0};
+    if (s->lineage && cor_ruleset_uses_lineage(s->cfg.rules, (int)v.cat))
         cor_view_lineage(s, &v, subject);
     s->cur_m = m;
     s->cur_ev = ev;

@@ -164,7 +164,8 @@ static uint64_t *cs_fresh(cor_sightings *cs, uint64_t mkey, unsigned kind, const
     h |= 1; /* 0 marks an empty slot */
     slot = &cs->cache[h & cs->mask];
     if (*slot == h) {
-        cs->st.repeats++;
+        if (kind != CS_HEARTBEAT) /* the stats count entities, as reported does */
+            cs->st.repeats++;
         return NULL;
     }
     *slot = h;

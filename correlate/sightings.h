@@ -40,8 +40,8 @@ void cor_event_entities(const Vigil__Event *ev, cor_entity_fn fn, void *ctx);
 typedef struct cor_sightings cor_sightings;
 
 struct cor_sightings_stats {
-    uint64_t reported; /* (machine, entity) pairs queued */
-    uint64_t repeats;  /* pairs already reported that day (cache hits) */
+    uint64_t reported; /* (machine, entity) pairs queued (not counting the machine itself) */
+    uint64_t repeats;  /* pairs already reported that day (cache hits), likewise */
 };
 
 /* cache_slots: the dedupe cache's size, rounded up to a power of two (0: 2^20, 8 MiB).

@@ -687,7 +687,12 @@ static int sig_fmatch(struct sig_cctx *c, const char *key, yaml_node_t *val, str
         if (md.cidr || md.num || md.fieldref)
             return sig_unsup(c, -VG_EUNSUP, "'%s': lineage fields take string values only", key);
         md.list = true;
-        c->rs->lineage = true;
+        /* The categories whose events must carry it; a rule routed by service alone (no
+         * category) may see any event. */
+        for (size_t k = 0; k < c->r->ncats; k++)
+            c->rs->lineage_cats |= UINT64_C(1) << c->r->cats[k];
+        if (c->r->ncats == 0)
+            c->rs->lineage_cats = ~UINT64_C(0);
     }
     fm->field.name = keyword ? "keywords" : vg_arena_strndup(c->rs->arena, kbuf, strlen(kbuf));
     fm->all = md.all;

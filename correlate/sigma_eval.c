@@ -110,7 +110,8 @@ static bool sig_get(cor_scratch *s, const struct vg_evview *v, const struct sig_
         *out = v->f[f->typed];
         return true;
     }
-    if (v->n_extra == 0)
+    /* Lineage comes from the process table only, never from what an event says. */
+    if (v->n_extra == 0 || (f->typed >= 0 && vg_field_is_list(f->typed)))
         return false;
     if (VG_NEVER(f->slot >= s->rs->nslots))
         return vg_evview_get(v, f->name, out);
@@ -339,8 +340,8 @@ static bool sig_keyword(cor_scratch *s, uint32_t mid, const struct vg_evview *v)
 
     if (m->kind != SIG_M_HS || !m->re)
         return sig_matcher(s, mid, v, false, NULL);
-    for (i = 0; i < VG_F__COUNT; i++)
-        if (v->f[i].p && sig_re_match(s, m->re, &v->f[i]))
+    for (i = 0; i < VG_F__COUNT; i++) /* the event's own values: not its ancestors' */
+        if (v->f[i].p && !vg_field_is_list((int)i) && sig_re_match(s, m->re, &v->f[i]))
             return true;
     for (i = 0; i < v->n_extra; i++) {
         const char *val = v->extra[i]->value;

@@ -195,7 +195,7 @@ struct cor_ruleset {
     struct sig_bucket *svc; /* service buckets */
     size_t nsvc;
     size_t cap_svc;
-    bool lineage;           /* some rule reads an ancestor field (VG_F_ANCESTOR_*) */
+    uint64_t lineage_cats;  /* bit per enum vg_cat: a rule of it reads VG_F_ANCESTOR_* */
     const char **slot_name; /* field lookup cache slots (see sig_fref.slot) */
     size_t nslots;
     size_t cap_slots;

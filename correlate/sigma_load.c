@@ -383,9 +383,14 @@ void cor_ruleset_unref(cor_ruleset *rs)
         sig_ruleset_free(rs);
 }
 
-bool cor_ruleset_uses_lineage(const cor_ruleset *rs)
+_Static_assert(VG_CAT__COUNT <= 64, "lineage_cats has a bit per category");
+
+bool cor_ruleset_uses_lineage(const cor_ruleset *rs, int cat)
 {
-    return rs != NULL && rs->lineage;
+    if (rs == NULL)
+        return false;
+    return cat < 0 ? rs->lineage_cats != 0
+                   : cat < 64 && (rs->lineage_cats & (UINT64_C(1) << cat)) != 0;
 }
 
 size_t cor_ruleset_count(const cor_ruleset *rs)

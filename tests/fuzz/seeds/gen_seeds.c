@@ -11,9 +11,9 @@
  *                      OUTDIR/state/ (changelog snapshots of made-up machines, with the
  *                      correlations of RULES_DIR, vigil's own rules/)
  *
- * The output is deterministic (fixed simulator seeds). tests/fuzz/seeds/make_seeds.sh
- * builds and runs it and adds the Sigma seeds; tests/fuzz/README.md says how the seeds
- * become the saved corpora.
+ * The output is deterministic (fixed simulator seeds), except the state seeds' taken_us.
+ * tests/fuzz/seeds/make_seeds.sh builds and runs it and adds the Sigma seeds; tests/fuzz/README.md
+ * says how the seeds become the saved corpora.
  *
  * THREAD MODEL: single-threaded tool.
  */
@@ -983,7 +983,9 @@ static void snap_fire(void *ctx, const struct cor_corr_fire *f)
 
 /* Snapshots of a Linux machine with a process tree (and an exited process) and the
  * sensitive-file correlation half filled: one match released into a group, one pending
- * behind the lateness bound; a machine with processes only; one with an empty table. */
+ * behind the lateness bound; a machine with processes only (a machine with neither has no
+ * snapshot: nothing is written for it). Unlike the other seeds these are not byte for
+ * byte the same from run to run: a snapshot records when it was taken (taken_us). */
 static void state_seeds(const char *rules_dir)
 {
     const char *dirs[] = {rules_dir};
