@@ -12,8 +12,8 @@
  *                      correlations of RULES_DIR, vigil's own rules/)
  *
  * The output is deterministic (fixed simulator seeds), except the state seeds' taken_us.
- * tests/fuzz/seeds/make_seeds.sh builds and runs it and adds the Sigma seeds; tests/fuzz/README.md
- * says how the seeds become the saved corpora.
+ * tests/fuzz/seeds/make_seeds.sh builds and runs it and adds the Sigma seeds;
+ * tests/fuzz/README.md says how the seeds become the saved corpora.
  *
  * THREAD MODEL: single-threaded tool.
  */
