@@ -83,6 +83,9 @@ struct ing_pipeline {
                            embedded broker, say) never apply */
     rd_kafka_t *rk;     /* the consumer */
     ing_producer *prod; /* alerts and dead letters */
+    /* Sightings (fire and forget) on a producer of their own: commits wait for an empty
+     * prod, and a steady flow of sightings in it would starve them. */
+    ing_producer *side_prod;
     cor_shard **shards;
     uint32_t nshards;
 
@@ -205,7 +208,8 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
         goto out_free;
     }
     p->cfg.kafka.brokers = p->brokers;
-    if (ing_producer_new(&p->cfg.kafka, &p->prod, err, errlen) < 0)
+    if (ing_producer_new(&p->cfg.kafka, &p->prod, err, errlen) < 0 ||
+        ing_producer_new(&p->cfg.kafka, &p->side_prod, err, errlen) < 0)
         goto out_free;
 
     conf = ing_conf_new(&p->cfg.kafka, p->brokers, err, errlen);
@@ -357,6 +361,7 @@ void ing_pipeline_destroy(ing_pipeline *p)
     if (p->rk)
         rd_kafka_destroy(p->rk);
     ing_producer_destroy(p->prod); /* flushes: changelog records' reports still see p */
+    ing_producer_destroy(p->side_prod);
     ing_changelog_destroy(p->cl);
     sto_wbatch_destroy(p->wb);
     if (p->owners.keys != NULL)
@@ -911,8 +916,8 @@ static void ing_emit_sightings(ing_pipeline *p, const struct cor_unit *u)
         if (buf == NULL)
             continue;
         vigil__sightings__pack(sg, buf);
-        if (ing_produce(p->prod, p->alerts_tenant_topic, sg->tenant_id, strlen(sg->tenant_id), buf,
-                        len, &hdr, 1) == 0)
+        if (ing_produce(p->side_prod, p->alerts_tenant_topic, sg->tenant_id, strlen(sg->tenant_id),
+                        buf, len, &hdr, 1) == 0)
             ing_stat_add(&p->st.sightings, sg->n_entities);
         vg_free(buf);
     }
@@ -1087,8 +1092,10 @@ static void ing_write_round(ing_pipeline *p, struct cor_unit **units)
     ing_stat_add(&p->st.blocks, blocks);
     if (b->snapshot != COR_SNAP_NONE)
         ing_checkpoint_written(p, units, b);
-    /* Sightings first, so that the incident stage knows what is common before the alerts
-     * of the same round arrive. Durable, then the alerts may leave. */
+    /* Sightings first, so that the incident stage usually knows what is common before the
+     * alerts of the same round arrive (on their own producer, the order is not guaranteed;
+     * the stage recomputes a tenant's incidents when an entity turns common). Durable, then
+     * the alerts may leave. */
     for (uint32_t s = 0; s < p->nshards; s++)
         ing_emit_sightings(p, units[s]);
     for (uint32_t s = 0; s < p->nshards; s++) {
@@ -1182,6 +1189,7 @@ static void *ing_writer_main(void *arg)
             p->next_retention_ns = vg_mono_ns() + 3600 * 1000000000ull;
         }
         rd_kafka_poll(ing_producer_handle(p->prod), 0);
+        rd_kafka_poll(ing_producer_handle(p->side_prod), 0);
         if (!progress) {
             struct timespec ts = {0, 500000};
 
