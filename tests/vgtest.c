@@ -79,6 +79,18 @@ char *vgt_read_file(const char *path, size_t *len)
 
 /* ---- child processes (whole-binary tests) --------------------------------------- */
 
+void vgt_write_file(const char *dir, const char *name, const char *text)
+{
+    char path[1024];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    assert_true(fputs(text, f) >= 0);
+    assert_int_equal(fclose(f), 0);
+}
+
 pid_t vgt_spawn(const char *log, const char *const *argv)
 {
     pid_t pid = fork();
@@ -148,4 +160,99 @@ bool vgt_file_has(const char *path, const char *needle)
 double vgt_elapsed_s(uint64_t t0)
 {
     return (double)(vg_mono_ns() - t0) / 1e9;
+}
+
+/* ---- ledger ----------------------------------------------------------------------- */
+
+void vgt_ledger_init(struct vgt_ledger *l)
+{
+    memset(l, 0, sizeof(*l));
+    assert_int_equal(vg_u64map_init(&l->machines, 256), 0);
+}
+
+void vgt_ledger_add(struct vgt_ledger *l, const Vigil__TelemetryBatch *b)
+{
+    uint64_t mkey = vg_machine_key(b->tenant_id, b->machine_id);
+    struct vgt_ledger_machine *m = vg_u64map_get(&l->machines, mkey);
+
+    if (m == NULL) {
+        m = calloc(1, sizeof(*m));
+        assert_non_null(m);
+        m->mkey = mkey;
+        snprintf(m->id, sizeof(m->id), "%s", b->machine_id);
+        assert_int_equal(vg_u64map_put(&l->machines, mkey, m), 0);
+    }
+    for (size_t i = 0; i < b->n_events; i++) {
+        if (m->n == m->cap) {
+            m->cap = m->cap ? m->cap * 2 : 64;
+            m->seq = realloc(m->seq, m->cap * sizeof(*m->seq));
+            assert_non_null(m->seq);
+        }
+        m->seq[m->n++] = b->events[i]->seq;
+    }
+    l->events += b->n_events;
+}
+
+static int vgt_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+void vgt_ledger_check(const struct vgt_ledger *l, sto_db *db, const char *what)
+{
+    const char *pre = what ? what : "", *sep = what ? ": " : "";
+    size_t pos = 0;
+    uint64_t k, total = 0;
+    void *v;
+
+    while (vg_u64map_next(&l->machines, &pos, &k, &v)) {
+        const struct vgt_ledger_machine *m = v;
+        uint64_t *got = malloc((m->n + 1) * sizeof(*got)),
+                 *want = malloc((m->n + 1) * sizeof(*want));
+        const Vigil__Event *ev;
+        sto_tl_iter *it;
+        size_t n = 0;
+        int rc;
+
+        assert_non_null(got);
+        assert_non_null(want);
+        assert_int_equal(sto_tl_open(db, m->mkey, 0, INT64_MAX, false, &it), 0);
+        while ((rc = sto_tl_next(it, &ev)) == 1) {
+            if (n == m->n)
+                fail_msg("%s%s%s: more events stored than the %zu produced", pre, sep, m->id, m->n);
+            got[n++] = ev->seq;
+        }
+        sto_tl_close(it);
+        assert_int_equal(rc, 0);
+        if (n != m->n)
+            fail_msg("%s%s%s: %zu events stored, %zu produced", pre, sep, m->id, n, m->n);
+        memcpy(want, m->seq, n * sizeof(*want));
+        qsort(got, n, sizeof(*got), vgt_cmp_u64);
+        qsort(want, n, sizeof(*want), vgt_cmp_u64);
+        for (size_t i = 0; i < n; i++)
+            if (got[i] != want[i] || (i > 0 && got[i] == got[i - 1]))
+                fail_msg("%s%s%s: seq %llu stored where %llu was produced", pre, sep, m->id,
+                         (unsigned long long)got[i], (unsigned long long)want[i]);
+        total += n;
+        free(got);
+        free(want);
+    }
+    assert_int_equal(total, l->events);
+    assert_int_equal(sto_corrupt_count(db), 0);
+}
+
+void vgt_ledger_free(struct vgt_ledger *l)
+{
+    size_t pos = 0;
+    uint64_t k;
+    void *v;
+
+    while (l->machines.keys != NULL && vg_u64map_next(&l->machines, &pos, &k, &v)) {
+        free(((struct vgt_ledger_machine *)v)->seq);
+        free(v);
+    }
+    vg_u64map_free(&l->machines);
+    memset(l, 0, sizeof(*l));
 }

@@ -1,6 +1,7 @@
 /*
  * vgtest.h - helpers shared by the cmocka tests: temporary directories, the shared data
- * folder, reading files.
+ * folder, reading files, child processes, and the ledger of produced events that the
+ * pipeline tests check stored timelines against.
  */
 #ifndef VGTEST_H
 #define VGTEST_H
@@ -20,6 +21,8 @@ void vgt_rmtree(const char *path);
 char *vgt_shared(const char *rel);
 /* Reads a whole file; malloc'd, NUL-terminated; NULL on error. */
 char *vgt_read_file(const char *path, size_t *len);
+/* Writes text to dir/name (asserts). */
+void vgt_write_file(const char *dir, const char *name, const char *text);
 
 #include <stdbool.h>
 #include <sys/types.h>
@@ -36,5 +39,31 @@ void vgt_check_alive(pid_t pid, const char *what);
 bool vgt_file_has(const char *path, const char *needle);
 /* Seconds since t0 (vg_mono_ns()). */
 double vgt_elapsed_s(uint64_t t0);
+
+/* ---- the events a test produced, to check a stored timeline against ---------------- */
+
+#include "storage.h"
+#include "telemetry.pb-c.h"
+#include "vg.h"
+
+struct vgt_ledger_machine {
+    uint64_t mkey;
+    char id[64];
+    uint64_t *seq; /* produced, in order */
+    size_t n, cap;
+};
+
+struct vgt_ledger {
+    struct vg_u64map machines; /* mkey -> struct vgt_ledger_machine */
+    uint64_t events;           /* produced in all */
+};
+
+void vgt_ledger_init(struct vgt_ledger *l); /* asserts */
+/* Records a batch's events as produced (a batch the pipeline must store). */
+void vgt_ledger_add(struct vgt_ledger *l, const Vigil__TelemetryBatch *b);
+/* Fails unless every machine's timeline in db holds exactly its produced events, each
+ * once, the totals add up and nothing is corrupt. what prefixes the messages (NULL: none). */
+void vgt_ledger_check(const struct vgt_ledger *l, sto_db *db, const char *what);
+void vgt_ledger_free(struct vgt_ledger *l); /* a zeroed ledger is fine */
 
 #endif

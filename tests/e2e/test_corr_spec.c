@@ -142,15 +142,10 @@ static void test_spec_tests_run(void **state)
     cor_corrset *cs = NULL;
     cor_corrstate *st;
     struct fires fs;
-    char path[1024], user[32];
-    FILE *f;
+    char user[32];
 
     (void)state;
-    snprintf(path, sizeof(path), "%s/base.yml", tmp);
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(base_yml, f);
-    fclose(f);
+    vgt_write_file(tmp, "base.yml", base_yml);
     load(dirs, 2, &cs, &sum);
     /* event_count.yml and value_count.yml load; event_count_ecs.yml repeats event_count's
      * id; temporal*.yml have no id; three metric types are unsupported */

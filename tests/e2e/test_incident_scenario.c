@@ -1121,18 +1121,6 @@ static void test_pid_reuse(void **state)
 
 /* ---- ransomware category ------------------------------------------------------------ */
 
-static void write_rule(const char *dir, const char *name, const char *text)
-{
-    char path[512];
-    FILE *fp;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    fp = fopen(path, "w");
-    assert_non_null(fp);
-    assert_true(fputs(text, fp) >= 0);
-    assert_int_equal(fclose(fp), 0);
-}
-
 #define RULE_HEAD(id, tags)                                                                        \
     "title: t " id "\nid: " id "\nname: r_" id "\ntags:\n" tags "logsource:\n"                     \
     "    category: process_creation\n    product: windows\ndetection:\n"                           \
@@ -1161,16 +1149,17 @@ static void test_ransom_category(void **state)
     char err[256];
 
     assert_non_null(dir);
-    write_rule(dir, "a.yml", RULE_HEAD("a1", "    - attack.impact\n    - attack.t1486\n"));
-    write_rule(dir, "b.yml", RULE_HEAD("b1", "    - attack.impact\n    - attack.t1490\n"));
-    write_rule(dir, "c.yml", RULE_HEAD("c1", "    - attack.defense-evasion\n    - attack.t1490\n"));
-    write_rule(dir, "d.yml", RULE_HEAD("d1", "    - attack.impact\n    - attack.t1485\n"));
-    write_rule(dir, "e.yml", RULE_HEAD("e1", "    - attack.execution\n    - attack.t1486\n"));
-    write_rule(dir, "f.yml",
-               "title: corr\nid: f1\ntags:\n    - attack.impact\n    - attack.t1490\n"
-               "correlation:\n    type: event_count\n    rules:\n        - r_d1\n"
-               "    group-by:\n        - vigil.process_tree\n    timespan: 1m\n"
-               "    condition:\n        gte: 3\nlevel: high\n");
+    vgt_write_file(dir, "a.yml", RULE_HEAD("a1", "    - attack.impact\n    - attack.t1486\n"));
+    vgt_write_file(dir, "b.yml", RULE_HEAD("b1", "    - attack.impact\n    - attack.t1490\n"));
+    vgt_write_file(dir, "c.yml",
+                   RULE_HEAD("c1", "    - attack.defense-evasion\n    - attack.t1490\n"));
+    vgt_write_file(dir, "d.yml", RULE_HEAD("d1", "    - attack.impact\n    - attack.t1485\n"));
+    vgt_write_file(dir, "e.yml", RULE_HEAD("e1", "    - attack.execution\n    - attack.t1486\n"));
+    vgt_write_file(dir, "f.yml",
+                   "title: corr\nid: f1\ntags:\n    - attack.impact\n    - attack.t1490\n"
+                   "correlation:\n    type: event_count\n    rules:\n        - r_d1\n"
+                   "    group-by:\n        - vigil.process_tree\n    timespan: 1m\n"
+                   "    condition:\n        gte: 3\nlevel: high\n");
     assert_int_equal(cor_ruleset_load(dirs, 1, &rs, &sum, err, sizeof(err)), 0);
     assert_int_equal(cor_corrset_load(dirs, 1, &cs, &csum, err, sizeof(err)), 0);
     assert_int_equal(sum.skipped, 0);

@@ -43,13 +43,6 @@
 
 /* ---- fixture ---------------------------------------------------------------------- */
 
-struct machine {
-    uint64_t mkey;
-    char id[64];
-    uint64_t *seq;
-    size_t n, cap;
-};
-
 struct fx {
     char *dir;
     ing_mock *mock;
@@ -61,8 +54,7 @@ struct fx {
     rd_kafka_t *prod;
     size_t inflight;
     int dr_errors;
-    struct vg_u64map machines;
-    uint64_t events;
+    struct vgt_ledger ledger; /* what was produced */
     char offsets_key[128];
     /* the simulation being produced */
     bench_sim *sim;
@@ -117,7 +109,8 @@ static int fx_setup_n(void **state, int nbrokers)
     rd_kafka_conf_set_opaque(conf, f);
     f->prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
     f->arena = vg_arena_new(1 << 16);
-    if (f->prod == NULL || f->arena == NULL || vg_u64map_init(&f->machines, 256) != 0) {
+    vgt_ledger_init(&f->ledger);
+    if (f->prod == NULL || f->arena == NULL) {
         print_error("producer: %s\n", err);
         return -1;
     }
@@ -148,15 +141,8 @@ static int fx_setup3(void **state)
 static int fx_teardown(void **state)
 {
     struct fx *f = *state;
-    size_t pos = 0;
-    uint64_t k;
-    void *v;
 
-    while (vg_u64map_next(&f->machines, &pos, &k, &v)) {
-        free(((struct machine *)v)->seq);
-        free(v);
-    }
-    vg_u64map_free(&f->machines);
+    vgt_ledger_free(&f->ledger);
     bench_sim_free(f->sim);
     vg_arena_destroy(f->arena);
     /* A fault a failed test left behind must not hold up the producer's teardown. */
@@ -183,29 +169,6 @@ static void poll_interval(void)
 }
 
 /* ---- producing -------------------------------------------------------------------- */
-
-static void expect_events(struct fx *f, const Vigil__TelemetryBatch *b)
-{
-    uint64_t mkey = vg_machine_key(b->tenant_id, b->machine_id);
-    struct machine *m = vg_u64map_get(&f->machines, mkey);
-
-    if (m == NULL) {
-        m = calloc(1, sizeof(*m));
-        assert_non_null(m);
-        m->mkey = mkey;
-        snprintf(m->id, sizeof(m->id), "%s", b->machine_id);
-        assert_int_equal(vg_u64map_put(&f->machines, mkey, m), 0);
-    }
-    for (size_t i = 0; i < b->n_events; i++) {
-        if (m->n == m->cap) {
-            m->cap = m->cap ? m->cap * 2 : 64;
-            m->seq = realloc(m->seq, m->cap * sizeof(*m->seq));
-            assert_non_null(m->seq);
-        }
-        m->seq[m->n++] = b->events[i]->seq;
-    }
-    f->events += b->n_events;
-}
 
 static void sim_begin(struct fx *f, uint32_t machines, int64_t duration_s)
 {
@@ -254,7 +217,7 @@ static void sim_produce_until(struct fx *f, int64_t until_s)
         }
         f->held = NULL;
         assert_int_equal(bench_sim_pack(b, f->arena, &buf, &len), 0);
-        expect_events(f, b);
+        vgt_ledger_add(&f->ledger, b);
         do {
             e = rd_kafka_producev(f->prod, RD_KAFKA_V_TOPIC(TOPIC),
                                   RD_KAFKA_V_KEY(b->machine_id, strlen(b->machine_id)),
@@ -340,52 +303,6 @@ static void pipeline_finish(ing_pipeline *p, struct ing_stats *st)
 
 /* ---- checking --------------------------------------------------------------------- */
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-/* Every machine's stored timeline holds exactly its produced events, each once. */
-static void check_timelines(struct fx *f)
-{
-    size_t pos = 0;
-    uint64_t k, total = 0;
-    void *v;
-
-    while (vg_u64map_next(&f->machines, &pos, &k, &v)) {
-        struct machine *m = v;
-        uint64_t *got = malloc((m->n + 1) * sizeof(*got));
-        const Vigil__Event *ev;
-        sto_tl_iter *it;
-        size_t n = 0;
-        int rc;
-
-        assert_non_null(got);
-        assert_int_equal(sto_tl_open(f->db, m->mkey, 0, INT64_MAX, false, &it), 0);
-        while ((rc = sto_tl_next(it, &ev)) == 1) {
-            if (n == m->n)
-                fail_msg("%s: more events stored than the %zu produced", m->id, m->n);
-            got[n++] = ev->seq;
-        }
-        sto_tl_close(it);
-        assert_int_equal(rc, 0);
-        if (n != m->n)
-            fail_msg("%s: %zu events stored, %zu produced", m->id, n, m->n);
-        qsort(got, n, sizeof(*got), cmp_u64);
-        qsort(m->seq, n, sizeof(*m->seq), cmp_u64);
-        for (size_t i = 0; i < n; i++)
-            if (got[i] != m->seq[i] || (i > 0 && got[i] == got[i - 1]))
-                fail_msg("%s: seq %llu stored where %llu was produced", m->id,
-                         (unsigned long long)got[i], (unsigned long long)m->seq[i]);
-        total += n;
-        free(got);
-    }
-    assert_int_equal(total, f->events);
-    assert_int_equal(sto_corrupt_count(f->db), 0);
-}
-
 /* RocksDB's offset of every partition is the partition's end, and so (after a clean stop)
  * is the group's committed offset. */
 static void check_offsets(struct fx *f, const char *group)
@@ -442,7 +359,7 @@ static void test_broker_down(void **state)
     sim_produce_until(f, 4);
     flush_all(f);
     p = pipeline_start(f, "vigil-down", 0);
-    if (!wait_events(p, f->events, DEADLINE_S, &st)) {
+    if (!wait_events(p, f->ledger.events, DEADLINE_S, &st)) {
         pipeline_finish(p, &st);
         fail_msg("did not consume the first half");
     }
@@ -470,7 +387,7 @@ static void test_broker_down(void **state)
     print_message("  broker down %d s: broker_ok false after %.1f s, for %.1f s in all\n", DOWN_S,
                   (double)first_false / 1e9, (double)ok_false_ns / 1e9);
     flush_all(f);
-    ok = wait_events(p, f->events, DEADLINE_S, &st);
+    ok = wait_events(p, f->ledger.events, DEADLINE_S, &st);
     if (ok) {
         uint64_t t1 = vg_mono_ns();
 
@@ -481,8 +398,8 @@ static void test_broker_down(void **state)
     }
     pipeline_finish(p, &st);
     assert_true(ok);
-    check_stats(&st, f->events);
-    check_timelines(f);
+    check_stats(&st, f->ledger.events);
+    vgt_ledger_check(&f->ledger, f->db, NULL);
     check_offsets(f, "vigil-down");
     /* Reported unhealthy for most of the outage (librdkafka needs a moment to notice). */
     if (ok_false_ns < (DOWN_S / 2) * 1000000000ull) {
@@ -577,13 +494,13 @@ static bool run_with_errors(struct fx *f, const char *group,
     flush_all(f);
     inject(f, false);
     p = pipeline_start(f, group, 6000);
-    ok = wait_drained(f, DEADLINE_S) && wait_events(p, f->events, DEADLINE_S, st);
+    ok = wait_drained(f, DEADLINE_S) && wait_events(p, f->ledger.events, DEADLINE_S, st);
     if (ok) {
         inject(f, true);
         ok = wait_drained(f, DEADLINE_S);
         sim_produce_until(f, INT64_MAX);
         flush_all(f);
-        ok = ok && wait_events(p, f->events, DEADLINE_S, st);
+        ok = ok && wait_events(p, f->ledger.events, DEADLINE_S, st);
     }
     if (ok && !wait_committed(f, group, 30)) {
         print_error("the group's committed offsets did not reach the partitions' ends\n");
@@ -629,8 +546,8 @@ static void test_request_errors(void **state)
     struct ing_stats st;
 
     assert_true(run_with_errors(f, "vigil-errors", inject_retriable, &st));
-    check_stats(&st, f->events);
-    check_timelines(f);
+    check_stats(&st, f->ledger.events);
+    vgt_ledger_check(&f->ledger, f->db, NULL);
     check_offsets(f, "vigil-errors");
 }
 
@@ -653,8 +570,8 @@ static void test_commit_rejoin(void **state)
          * those commits, failing during the rebalance, kept the group rejoining. */
         fail_msg("the pipeline stalled after a commit error made it rejoin");
     }
-    check_stats(&st, f->events);
-    check_timelines(f);
+    check_stats(&st, f->ledger.events);
+    vgt_ledger_check(&f->ledger, f->db, NULL);
     check_offsets(f, "vigil-rejoin");
 }
 
@@ -678,12 +595,12 @@ static void test_leader_change(void **state)
     sim_produce_until(f, 3);
     flush_all(f);
     p = pipeline_start(f, "vigil-leaders", 0);
-    ok = wait_events(p, f->events, DEADLINE_S, &st);
+    ok = wait_events(p, f->ledger.events, DEADLINE_S, &st);
     if (ok) {
         move_leaders(f, 1);
         sim_produce_until(f, 6);
         flush_all(f);
-        ok = wait_events(p, f->events, DEADLINE_S, &st);
+        ok = wait_events(p, f->ledger.events, DEADLINE_S, &st);
     }
     if (ok) {
         /* Move them again while the producer is still sending. */
@@ -691,14 +608,14 @@ static void test_leader_change(void **state)
         move_leaders(f, 2);
         sim_produce_until(f, INT64_MAX);
         flush_all(f);
-        ok = wait_events(p, f->events, DEADLINE_S, &st);
+        ok = wait_events(p, f->ledger.events, DEADLINE_S, &st);
     }
     pipeline_finish(p, &st);
     assert_true(ok);
     print_message("  %llu events, %llu duplicates over two leader changes\n",
                   (unsigned long long)st.events, (unsigned long long)st.duplicates);
-    check_stats(&st, f->events);
-    check_timelines(f);
+    check_stats(&st, f->ledger.events);
+    vgt_ledger_check(&f->ledger, f->db, NULL);
     check_offsets(f, "vigil-leaders");
 }
 

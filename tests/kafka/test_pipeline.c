@@ -46,13 +46,6 @@ struct msgrec { /* one produced message, as its delivery report placed it */
     bool done;
 };
 
-struct machine { /* what one machine must hold in the end */
-    uint64_t mkey;
-    char id[64];
-    uint64_t *seq; /* produced, in order */
-    size_t n, cap;
-};
-
 struct fx {
     char *dir;
     ing_mock *mock;
@@ -63,10 +56,9 @@ struct fx {
     rd_kafka_t *prod; /* the test's own producer: its delivery reports give offsets */
     struct msgrec *recs;
     size_t nrecs, caprecs;
-    struct vg_u64map machines; /* mkey -> struct machine */
-    uint64_t events;           /* produced in valid batches */
-    int groups;                /* for fresh consumer group names */
-    char offsets_key[128];     /* "<cluster id>/telemetry": how the pipeline names offsets */
+    struct vgt_ledger ledger; /* produced in valid batches */
+    int groups;               /* for fresh consumer group names */
+    char offsets_key[128];    /* "<cluster id>/telemetry": how the pipeline names offsets */
 };
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -116,7 +108,8 @@ static int fx_setup(void **state)
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     rd_kafka_conf_set_opaque(conf, f);
     f->prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    if (f->prod == NULL || vg_u64map_init(&f->machines, 256) != 0) {
+    vgt_ledger_init(&f->ledger);
+    if (f->prod == NULL) {
         print_error("producer: %s\n", err);
         return -1;
     }
@@ -139,15 +132,8 @@ static int fx_setup(void **state)
 static int fx_teardown(void **state)
 {
     struct fx *f = *state;
-    size_t pos = 0;
-    uint64_t k;
-    void *v;
 
-    while (vg_u64map_next(&f->machines, &pos, &k, &v)) {
-        free(((struct machine *)v)->seq);
-        free(v);
-    }
-    vg_u64map_free(&f->machines);
+    vgt_ledger_free(&f->ledger);
     free(f->recs);
     rd_kafka_destroy(f->prod);
     cor_ruleset_unref(f->rules);
@@ -199,29 +185,6 @@ static void flush_all(struct fx *f)
     }
 }
 
-static void expect_events(struct fx *f, const Vigil__TelemetryBatch *b)
-{
-    uint64_t mkey = vg_machine_key(b->tenant_id, b->machine_id);
-    struct machine *m = vg_u64map_get(&f->machines, mkey);
-
-    if (m == NULL) {
-        m = calloc(1, sizeof(*m));
-        assert_non_null(m);
-        m->mkey = mkey;
-        snprintf(m->id, sizeof(m->id), "%s", b->machine_id);
-        assert_int_equal(vg_u64map_put(&f->machines, mkey, m), 0);
-    }
-    for (size_t i = 0; i < b->n_events; i++) {
-        if (m->n == m->cap) {
-            m->cap = m->cap ? m->cap * 2 : 64;
-            m->seq = realloc(m->seq, m->cap * sizeof(*m->seq));
-            assert_non_null(m->seq);
-        }
-        m->seq[m->n++] = b->events[i]->seq;
-    }
-    f->events += b->n_events;
-}
-
 /* Produces a whole simulation, starting now so that event times validate. Returns the
  * generator (for its ground truth); free with bench_sim_free. */
 static bench_sim *produce_sim(struct fx *f, uint32_t machines, int64_t duration_s)
@@ -246,7 +209,7 @@ static bench_sim *produce_sim(struct fx *f, uint32_t machines, int64_t duration_
         size_t len;
 
         assert_int_equal(bench_sim_pack(b, a, &buf, &len), 0);
-        expect_events(f, b);
+        vgt_ledger_add(&f->ledger, b);
         produce(f, b->machine_id, buf, len, (uint32_t)b->n_events);
         vg_arena_reset(a);
     }
@@ -318,13 +281,6 @@ static void wait_events(ing_pipeline *p, uint64_t base, uint64_t want, uint64_t 
 
 /* ---- checking the database -------------------------------------------------------- */
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
 static bool count_machine(void *ctx, uint64_t mkey, const Vigil__MachineRecord *m)
 {
     (void)mkey;
@@ -333,53 +289,15 @@ static bool count_machine(void *ctx, uint64_t mkey, const Vigil__MachineRecord *
     return true;
 }
 
-/* Every machine's stored timeline holds exactly its produced events, each once. */
+/* Every machine's stored timeline holds exactly its produced events, each once, and no
+ * other machine is stored. */
 static void check_timelines(struct fx *f)
 {
-    size_t pos = 0, nstored_machines = 0;
-    uint64_t k, total = 0;
-    void *v;
+    size_t nstored_machines = 0;
 
-    while (vg_u64map_next(&f->machines, &pos, &k, &v)) {
-        struct machine *m = v;
-        sto_tl_iter *it;
-        const Vigil__Event *ev;
-        uint64_t *got = malloc((m->n + 1) * sizeof(*got)), *want;
-        size_t n = 0;
-        int rc;
-
-        assert_non_null(got);
-        assert_int_equal(sto_tl_open(f->db, m->mkey, 0, INT64_MAX, false, &it), 0);
-        while ((rc = sto_tl_next(it, &ev)) == 1) {
-            if (n == m->n) {
-                print_error("%s: more events stored than the %zu produced\n", m->id, m->n);
-                fail();
-            }
-            got[n++] = ev->seq;
-        }
-        assert_int_equal(rc, 0);
-        sto_tl_close(it);
-        if (n != m->n)
-            print_error("%s: %zu events stored, %zu produced\n", m->id, n, m->n);
-        assert_int_equal(n, m->n);
-        want = malloc((m->n + 1) * sizeof(*want));
-        assert_non_null(want);
-        memcpy(want, m->seq, m->n * sizeof(*want));
-        qsort(got, n, sizeof(*got), cmp_u64);
-        qsort(want, n, sizeof(*want), cmp_u64);
-        for (size_t i = 0; i < n; i++) {
-            if (i > 0)
-                assert_true(got[i] > got[i - 1]); /* each exactly once */
-            assert_int_equal(got[i], want[i]);
-        }
-        total += n;
-        free(got);
-        free(want);
-    }
-    assert_int_equal(total, f->events);
-    assert_int_equal(sto_corrupt_count(f->db), 0);
+    vgt_ledger_check(&f->ledger, f->db, NULL);
     assert_int_equal(sto_scan_machines(f->db, count_machine, &nstored_machines), 0);
-    assert_int_equal(nstored_machines, f->machines.count);
+    assert_int_equal(nstored_machines, f->ledger.machines.count);
 }
 
 /* RocksDB's offset of every partition is the partition's end. */
@@ -557,17 +475,17 @@ static void test_end_to_end(void **state)
 
     s = produce_sim(f, 200, 5);
     print_message("  produced %zu batches, %llu events in %.2f s\n", f->nrecs,
-                  (unsigned long long)f->events, vgt_elapsed_s(t0));
+                  (unsigned long long)f->ledger.events, vgt_elapsed_s(t0));
     t1 = vg_mono_ns();
     p = pipeline_start(f, "vigil-e2e", false);
-    wait_events(p, 0, f->events, 0, &st);
+    wait_events(p, 0, f->ledger.events, 0, &st);
     ing_pipeline_stop(p);
     ing_pipeline_stats(p, &st);
     ing_pipeline_destroy(p); /* before any assertion: a failure must not leave it running */
     print_message("  pipeline: %.2f s, %llu events, %llu blocks, %llu writes\n", vgt_elapsed_s(t1),
                   (unsigned long long)st.events, (unsigned long long)st.blocks,
                   (unsigned long long)st.writes);
-    assert_int_equal(st.events, f->events);
+    assert_int_equal(st.events, f->ledger.events);
     assert_int_equal(st.duplicates, 0);
     assert_int_equal(st.dead_letters, 0);
     assert_int_equal(st.messages, f->nrecs);
@@ -593,13 +511,13 @@ static void test_restart(void **state)
 
     s = produce_sim(f, 200, 8);
     p = pipeline_start(f, "vigil-restart", true);
-    wait_events(p, 0, f->events / 2, 0, &st1);
+    wait_events(p, 0, f->ledger.events / 2, 0, &st1);
     ing_pipeline_stop(p);
     ing_pipeline_stats(p, &st1);
     ing_pipeline_destroy(p);
     print_message("  first run stopped at %llu of %llu events\n", (unsigned long long)st1.events,
-                  (unsigned long long)f->events);
-    assert_true(st1.events >= f->events / 2);
+                  (unsigned long long)f->ledger.events);
+    assert_true(st1.events >= f->ledger.events / 2);
     assert_int_equal(st1.duplicates, 0);
     /* The first run made durable exactly what it accepted: the events of every message
      * below the stored offsets. */
@@ -617,7 +535,7 @@ static void test_restart(void **state)
     assert_int_equal(below, st1.events);
 
     p = pipeline_start(f, "vigil-restart", true);
-    wait_events(p, st1.events, f->events, 0, &st2);
+    wait_events(p, st1.events, f->ledger.events, 0, &st2);
     ing_pipeline_stop(p);
     ing_pipeline_stats(p, &st2);
     ing_pipeline_destroy(p);
@@ -626,7 +544,7 @@ static void test_restart(void **state)
                   (unsigned long long)st2.messages);
     /* It resumed at the stored offsets: what it read re-delivered nothing durable, or
      * counted it as duplicates. */
-    assert_int_equal(st1.events + st2.events, f->events);
+    assert_int_equal(st1.events + st2.events, f->ledger.events);
     assert_int_equal(st2.events + st2.duplicates, above);
     assert_int_equal(st2.messages, msgs_above);
     assert_int_equal(st2.dead_letters, 0);
@@ -678,7 +596,7 @@ static uint8_t *small_batch(struct fx *f, const char *machine, uint64_t seq0, si
     assert_non_null(buf);
     vigil__telemetry_batch__pack(&b, buf);
     if (expect)
-        expect_events(f, &b);
+        vgt_ledger_add(&f->ledger, &b);
     return buf;
 }
 
@@ -748,7 +666,7 @@ static void test_bad_input(void **state)
     }
 
     p = pipeline_start(f, "vigil-dlq", false);
-    wait_events(p, 0, f->events, 3, &st);
+    wait_events(p, 0, f->ledger.events, 3, &st);
     ing_pipeline_stop(p);
     ing_pipeline_stats(p, &st);
     ing_pipeline_destroy(p);

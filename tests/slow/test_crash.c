@@ -56,13 +56,6 @@
 #define DEADLINE_S 280
 #define TOPIC      "telemetry"
 
-struct machine { /* what one machine must hold in the end */
-    uint64_t mkey;
-    char id[64];
-    uint64_t *seq;
-    size_t n, cap;
-};
-
 struct part {      /* what the test produced to one partition */
     uint64_t *cum; /* cum[o]: bytes of offsets 0..o */
     size_t n, cap;
@@ -79,8 +72,7 @@ struct cx {
     uint64_t inflight_bytes;
     size_t inflight;
     int dr_errors;
-    struct vg_u64map machines;
-    uint64_t events;
+    struct vgt_ledger ledger; /* what was produced */
     uint64_t rng;
 };
 
@@ -154,8 +146,9 @@ static int cx_setup(void **state)
     vg_log_set_level(VG_LOG_WARN);
     c->dir = vgt_tmpdir("crash");
     c->rng = SEED;
-    if (c->dir == NULL || vg_u64map_init(&c->machines, 512) != 0)
+    if (c->dir == NULL)
         return -1;
+    vgt_ledger_init(&c->ledger);
     *state = c;
     snprintf(addr_file, sizeof(addr_file), "%s/broker.addr", c->dir);
     {
@@ -186,9 +179,6 @@ static int cx_setup(void **state)
 static int cx_teardown(void **state)
 {
     struct cx *c = *state;
-    size_t pos = 0;
-    uint64_t k;
-    void *v;
 
     /* Children first: a failed assertion jumps here with them still running. */
     vgt_stop_proc(&c->crash, SIGKILL, 10);
@@ -201,11 +191,7 @@ static int cx_teardown(void **state)
         rd_kafka_destroy(c->q_ref);
     vgt_stop_proc(&c->broker, SIGTERM, 10);
     rd_kafka_wait_destroyed(10000);
-    while (vg_u64map_next(&c->machines, &pos, &k, &v)) {
-        free(((struct machine *)v)->seq);
-        free(v);
-    }
-    vg_u64map_free(&c->machines);
+    vgt_ledger_free(&c->ledger);
     for (int i = 0; i < NPARTS; i++)
         free(c->parts[i].cum);
     sto_thread_cleanup();
@@ -217,29 +203,6 @@ static int cx_teardown(void **state)
 }
 
 /* ---- producing -------------------------------------------------------------------- */
-
-static void expect_events(struct cx *c, const Vigil__TelemetryBatch *b)
-{
-    uint64_t mkey = vg_machine_key(b->tenant_id, b->machine_id);
-    struct machine *m = vg_u64map_get(&c->machines, mkey);
-
-    if (m == NULL) {
-        m = calloc(1, sizeof(*m));
-        assert_non_null(m);
-        m->mkey = mkey;
-        snprintf(m->id, sizeof(m->id), "%s", b->machine_id);
-        assert_int_equal(vg_u64map_put(&c->machines, mkey, m), 0);
-    }
-    for (size_t i = 0; i < b->n_events; i++) {
-        if (m->n == m->cap) {
-            m->cap = m->cap ? m->cap * 2 : 1024;
-            m->seq = realloc(m->seq, m->cap * sizeof(*m->seq));
-            assert_non_null(m->seq);
-        }
-        m->seq[m->n++] = b->events[i]->seq;
-    }
-    c->events += b->n_events;
-}
 
 static void produce(struct cx *c, const char *key, const void *val, size_t len)
 {
@@ -347,13 +310,6 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
 /* Sorts and removes repeats; returns how many repeats there were. */
 static size_t ids_sort_unique(struct ids *s)
 {
@@ -399,45 +355,13 @@ static void check_db(struct cx *c, const char *name, struct ids *alerts)
     struct sto_opts so = {0};
     sto_db *db;
     char path[512], err[512];
-    size_t pos = 0, outbox = 0;
-    uint64_t k, total = 0;
-    void *v;
+    size_t outbox = 0;
 
     snprintf(path, sizeof(path), "%s/%s-data", c->dir, name);
     so.path = path;
     if (sto_open(&so, &db, err, sizeof(err)) != 0)
         fail_msg("%s: %s", path, err);
-    while (vg_u64map_next(&c->machines, &pos, &k, &v)) {
-        struct machine *m = v;
-        uint64_t *got = malloc((m->n + 1) * sizeof(*got));
-        const Vigil__Event *ev;
-        sto_tl_iter *it;
-        size_t n = 0;
-        int rc;
-
-        assert_non_null(got);
-        assert_int_equal(sto_tl_open(db, m->mkey, 0, INT64_MAX, false, &it), 0);
-        while ((rc = sto_tl_next(it, &ev)) == 1) {
-            if (n == m->n)
-                fail_msg("%s: %s: more events stored than the %zu produced", name, m->id, m->n);
-            got[n++] = ev->seq;
-        }
-        sto_tl_close(it);
-        assert_int_equal(rc, 0);
-        if (n != m->n)
-            fail_msg("%s: %s: %zu events stored, %zu produced", name, m->id, n, m->n);
-        qsort(got, n, sizeof(*got), cmp_u64);
-        qsort(m->seq, n, sizeof(*m->seq), cmp_u64);
-        for (size_t i = 0; i < n; i++) {
-            if (got[i] != m->seq[i] || (i > 0 && got[i] == got[i - 1]))
-                fail_msg("%s: %s: seq %" PRIu64 " stored where %" PRIu64 " was produced", name,
-                         m->id, got[i], m->seq[i]);
-        }
-        total += n;
-        free(got);
-    }
-    assert_int_equal(total, c->events);
-    assert_int_equal(sto_corrupt_count(db), 0);
+    vgt_ledger_check(&c->ledger, db, name);
     for (int i = 0; i < NPARTS; i++) {
         int64_t off = -1;
 
@@ -556,7 +480,7 @@ static void test_crash_restart(void **state)
         bool idle = true;
 
         if (vgt_elapsed_s(t0) > DEADLINE_S)
-            fail_msg("deadline: %d kills, %" PRIu64 " events produced", kills, c->events);
+            fail_msg("deadline: %d kills, %" PRIu64 " events produced", kills, c->ledger.events);
         vgt_check_alive(c->broker, "vigil broker");
         vgt_check_alive(c->ref, "vigil run (reference)");
         vgt_check_alive(c->crash, "vigil run (crashing)");
@@ -583,7 +507,7 @@ static void test_crash_restart(void **state)
                 }
             }
             assert_int_equal(bench_sim_pack(held, a, &buf, &len), 0);
-            expect_events(c, held);
+            vgt_ledger_add(&c->ledger, held);
             produce(c, held->machine_id, buf, len);
             held = NULL;
             idle = false;
@@ -624,7 +548,7 @@ static void test_crash_restart(void **state)
     assert_int_equal(c->dr_errors, 0);
     print_message("  %d kills (%d before assignment) while producing %" PRIu64
                   " events in %.1f s; %.1f s without a consuming instance\n",
-                  kills, kills_before_assign, c->events, vgt_elapsed_s(t0),
+                  kills, kills_before_assign, c->ledger.events, vgt_elapsed_s(t0),
                   (double)downtime_ns / 1e9);
 
     /* The last instance and the reference catch up; then both stop cleanly. */

@@ -61,13 +61,6 @@
  * 0.2-0.5 GB of telemetry) still fails it. */
 #define RSS_BOUND_KB (1024u * 1024u)
 
-struct machine {
-    uint64_t mkey;
-    char id[64];
-    uint64_t *seq;
-    size_t n, cap;
-};
-
 struct part {
     uint64_t *cum; /* cum[o]: bytes of offsets 0..o */
     uint64_t *ev;  /* ev[o]: events in offsets 0..o */
@@ -85,8 +78,7 @@ struct cx {
     uint64_t inflight_bytes;
     size_t inflight;
     int dr_errors;
-    struct vg_u64map machines;
-    uint64_t events;
+    struct vgt_ledger ledger; /* what was produced */
     uint64_t rng;
 };
 
@@ -161,8 +153,9 @@ static int cx_setup(void **state)
         return -1;
     vg_log_set_level(VG_LOG_WARN);
     c->dir = vgt_tmpdir("overload");
-    if (c->dir == NULL || vg_u64map_init(&c->machines, 512) != 0)
+    if (c->dir == NULL)
         return -1;
+    vgt_ledger_init(&c->ledger);
     *state = c;
     snprintf(addr_file, sizeof(addr_file), "%s/broker.addr", c->dir);
     {
@@ -193,9 +186,6 @@ static int cx_setup(void **state)
 static int cx_teardown(void **state)
 {
     struct cx *c = *state;
-    size_t pos = 0;
-    uint64_t k;
-    void *v;
 
     /* Children first: a failed assertion jumps here with them still running. */
     vgt_stop_proc(&c->run, SIGKILL, 10);
@@ -205,11 +195,7 @@ static int cx_teardown(void **state)
         rd_kafka_destroy(c->q);
     vgt_stop_proc(&c->broker, SIGTERM, 10);
     rd_kafka_wait_destroyed(10000);
-    while (vg_u64map_next(&c->machines, &pos, &k, &v)) {
-        free(((struct machine *)v)->seq);
-        free(v);
-    }
-    vg_u64map_free(&c->machines);
+    vgt_ledger_free(&c->ledger);
     for (int i = 0; i < NPARTS; i++) {
         free(c->parts[i].cum);
         free(c->parts[i].ev);
@@ -223,29 +209,6 @@ static int cx_teardown(void **state)
 }
 
 /* ---- producing -------------------------------------------------------------------- */
-
-static void expect_events(struct cx *c, const Vigil__TelemetryBatch *b)
-{
-    uint64_t mkey = vg_machine_key(b->tenant_id, b->machine_id);
-    struct machine *m = vg_u64map_get(&c->machines, mkey);
-
-    if (m == NULL) {
-        m = calloc(1, sizeof(*m));
-        assert_non_null(m);
-        m->mkey = mkey;
-        snprintf(m->id, sizeof(m->id), "%s", b->machine_id);
-        assert_int_equal(vg_u64map_put(&c->machines, mkey, m), 0);
-    }
-    for (size_t i = 0; i < b->n_events; i++) {
-        if (m->n == m->cap) {
-            m->cap = m->cap ? m->cap * 2 : 1024;
-            m->seq = realloc(m->seq, m->cap * sizeof(*m->seq));
-            assert_non_null(m->seq);
-        }
-        m->seq[m->n++] = b->events[i]->seq;
-    }
-    c->events += b->n_events;
-}
 
 static void produce(struct cx *c, const char *key, const void *val, size_t len, size_t nev)
 {
@@ -360,16 +323,9 @@ static bool produce_next(struct cx *c, struct producer *pr)
         return false;
     }
     assert_int_equal(bench_sim_pack(pr->held, pr->a, &buf, &len), 0);
-    expect_events(c, pr->held);
+    vgt_ledger_add(&c->ledger, pr->held);
     produce(c, pr->held->machine_id, buf, len, pr->held->n_events);
     return true;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-    return x < y ? -1 : x > y;
 }
 
 /* Every machine's timeline holds exactly its produced events, each once. */
@@ -378,44 +334,12 @@ static void check_db(struct cx *c)
     struct sto_opts so = {0};
     sto_db *db;
     char path[512], err[512];
-    size_t pos = 0;
-    uint64_t k, total = 0;
-    void *v;
 
     snprintf(path, sizeof(path), "%s/data", c->dir);
     so.path = path;
     if (sto_open(&so, &db, err, sizeof(err)) != 0)
         fail_msg("%s: %s", path, err);
-    while (vg_u64map_next(&c->machines, &pos, &k, &v)) {
-        struct machine *m = v;
-        uint64_t *got = malloc((m->n + 1) * sizeof(*got));
-        const Vigil__Event *ev;
-        sto_tl_iter *it;
-        size_t n = 0;
-        int rc;
-
-        assert_non_null(got);
-        assert_int_equal(sto_tl_open(db, m->mkey, 0, INT64_MAX, false, &it), 0);
-        while ((rc = sto_tl_next(it, &ev)) == 1) {
-            if (n == m->n)
-                fail_msg("%s: more events stored than the %zu produced", m->id, m->n);
-            got[n++] = ev->seq;
-        }
-        sto_tl_close(it);
-        assert_int_equal(rc, 0);
-        if (n != m->n)
-            fail_msg("%s: %zu events stored, %zu produced", m->id, n, m->n);
-        qsort(got, n, sizeof(*got), cmp_u64);
-        qsort(m->seq, n, sizeof(*m->seq), cmp_u64);
-        for (size_t i = 0; i < n; i++)
-            if (got[i] != m->seq[i] || (i > 0 && got[i] == got[i - 1]))
-                fail_msg("%s: seq %" PRIu64 " stored where %" PRIu64 " was produced", m->id, got[i],
-                         m->seq[i]);
-        total += n;
-        free(got);
-    }
-    assert_int_equal(total, c->events);
-    assert_int_equal(sto_corrupt_count(db), 0);
+    vgt_ledger_check(&c->ledger, db, NULL);
     for (int i = 0; i < NPARTS; i++) {
         int64_t off = -1;
 
@@ -510,12 +434,12 @@ static void test_overload(void **state)
 
     /* 2. Overload: offer OVERLOAD_X times that, paced to wall time. */
     offered = rate * OVERLOAD_X;
-    over_produced0 = c->events;
+    over_produced0 = c->ledger.events;
     over_committed0 = calib_events1;
     t_phase = vg_mono_ns();
     while (vgt_elapsed_s(t_phase) < OVERLOAD_S) {
         now = vg_mono_ns();
-        tok = offered * vgt_elapsed_s(t_phase) - (double)(c->events - over_produced0);
+        tok = offered * vgt_elapsed_s(t_phase) - (double)(c->ledger.events - over_produced0);
         for (int i = 0; i < 256 && tok > 0 && produce_next(c, &pr); i++)
             tok -= (double)pr.held->n_events;
         rd_kafka_poll(c->prod, 0);
@@ -535,14 +459,14 @@ static void test_overload(void **state)
     print_message("  overload: offered %.0f events/s (%.1fx) for %d s, achieved %.0f/s; vigil "
                   "committed %.0f/s; lag %" PRIu64 " events; VmRSS up to %" PRIu64 " MiB\n",
                   offered, OVERLOAD_X, OVERLOAD_S,
-                  (double)(c->events - over_produced0) / vgt_elapsed_s(t_phase),
+                  (double)(c->ledger.events - over_produced0) / vgt_elapsed_s(t_phase),
                   (double)(over_committed1 - over_committed0) / vgt_elapsed_s(t_phase),
-                  c->events - over_committed1, rss_over / 1024);
+                  c->ledger.events - over_committed1, rss_over / 1024);
     /* It was overloaded: the test's producer shares the two cores with vigil and the
      * broker, so it may not reach OVERLOAD_X; at least half again as much as vigil got
      * through must have arrived (the lag grew by a third of what was offered or more). */
-    overloaded =
-        (double)(c->events - over_produced0) >= 1.5 * (double)(over_committed1 - over_committed0);
+    overloaded = (double)(c->ledger.events - over_produced0) >=
+                 1.5 * (double)(over_committed1 - over_committed0);
 
     /* 3. Drain. */
     t_phase = vg_mono_ns();
@@ -555,12 +479,12 @@ static void test_overload(void **state)
         vgt_check_alive(c->run, "vigil run");
         if (vgt_elapsed_s(t_phase) > DRAIN_S)
             fail_msg("lag did not drain in %d s: %" PRIu64 " of %" PRIu64 " events committed",
-                     DRAIN_S, committed_events(c, off), c->events);
+                     DRAIN_S, committed_events(c, off), c->ledger.events);
         nanosleep(&(struct timespec){0, 200000000}, NULL); /* poll interval */
     }
     print_message("  drained %" PRIu64 " events of lag in %.1f s; VmRSS up to %" PRIu64
                   " MiB while draining\n",
-                  c->events - over_committed1, vgt_elapsed_s(t_phase), rss_drain / 1024);
+                  c->ledger.events - over_committed1, vgt_elapsed_s(t_phase), rss_drain / 1024);
     rc = vgt_stop_proc(&c->run, SIGTERM, 60);
     assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
     assert_false(vgt_file_has(log, "messages missing before offset"));
@@ -578,7 +502,7 @@ static void test_overload(void **state)
                  (rss_over > rss_drain ? rss_over : rss_drain) / 1024, RSS_BOUND_KB / 1024);
     bench_sim_free(pr.s);
     vg_arena_destroy(pr.a);
-    print_message("  %" PRIu64 " events stored exactly once; total %.1f s\n", c->events,
+    print_message("  %" PRIu64 " events stored exactly once; total %.1f s\n", c->ledger.events,
                   vgt_elapsed_s(t0));
     if (!overloaded) {
         /* The memory, drain and exactly-once checks above held, but on a machine this busy

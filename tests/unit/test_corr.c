@@ -136,18 +136,6 @@ static void on_fire(void *ctx, const struct cor_corr_fire *f)
     }
 }
 
-static void write_file(const char *dir, const char *name, const char *text)
-{
-    char path[1024];
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 static int setup(void **state)
 {
     struct fx *x = calloc(1, sizeof(*x));
@@ -156,8 +144,8 @@ static int setup(void **state)
 
     assert_non_null(x);
     x->dir = vgt_tmpdir("corr");
-    write_file(x->dir, "base.yml", base_yml);
-    write_file(x->dir, "corr.yml", corr_yml);
+    vgt_write_file(x->dir, "base.yml", base_yml);
+    vgt_write_file(x->dir, "corr.yml", corr_yml);
     dirs[0] = x->dir;
     assert_int_equal(cor_corrset_load(dirs, 1, &x->cs, &x->sum, err, sizeof(err)), 0);
     *state = x;
@@ -286,8 +274,8 @@ static void test_load(void **state)
     assert_false(cor_corrset_wants(x->cs, "nope"));
 
     /* broken and unsupported correlations are skipped, never fatal */
-    write_file(dir, "base.yml", base_yml);
-    write_file(dir, "bad.yml", bad_yml);
+    vgt_write_file(dir, "base.yml", base_yml);
+    vgt_write_file(dir, "bad.yml", bad_yml);
     dirs[0] = dir;
     assert_int_equal(cor_corrset_load(dirs, 1, &cs, &sum, err, sizeof(err)), 0);
     assert_int_equal(sum.correlations, 6);

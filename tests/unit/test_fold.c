@@ -46,18 +46,13 @@ static int setup(void **state)
     struct fx *f = calloc(1, sizeof(*f));
     struct cor_load_summary sum;
     const char *dirs[1];
-    char path[512], err[256];
+    char name[32], err[256];
     struct cor_shard_cfg cfg = {.nshards = 1, .release = release_cb};
 
     f->dir = vgt_tmpdir("fold");
     for (size_t i = 0; i < VG_ARRAY_SIZE(rules_yaml); i++) {
-        FILE *fp;
-
-        snprintf(path, sizeof(path), "%s/r%zu.yml", f->dir, i);
-        fp = fopen(path, "w");
-        assert_non_null(fp);
-        fputs(rules_yaml[i], fp);
-        fclose(fp);
+        snprintf(name, sizeof(name), "r%zu.yml", i);
+        vgt_write_file(f->dir, name, rules_yaml[i]);
     }
     dirs[0] = f->dir;
     assert_int_equal(cor_ruleset_load(dirs, 1, &f->rs, &sum, err, sizeof(err)), 0);

@@ -36,18 +36,6 @@ static void set(struct vg_evview *v, enum vg_field f, const char *s)
     v->f[f].n = s ? strlen(s) : 0;
 }
 
-static void write_file(const char *dir, const char *name, const char *text)
-{
-    char path[1024];
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 /* Loads the rule files in dir; asserts that it loads. */
 static cor_ruleset *load_dir(const char *dir, struct cor_load_summary *sum)
 {
@@ -85,7 +73,7 @@ static int fire_ls(const char *logsource, const char *detection, const struct vg
     int n;
 
     rule_text(text, sizeof(text), "11111111-1111-1111-1111-111111111111", logsource, detection);
-    write_file(dir, "r.yml", text);
+    vgt_write_file(dir, "r.yml", text);
     rs = load_dir(dir, &sum);
     if (sum.loaded != 1)
         fail_msg("rule did not load:\n%s", text);
@@ -338,7 +326,7 @@ static void test_numeric_compare(void **state)
         struct cor_load_summary sum;
         cor_ruleset *rs;
         rule_text(text, sizeof(text), "22222222-2222-2222-2222-222222222222", WIN_PROC, lt);
-        write_file(dir, "r.yml", text);
+        vgt_write_file(dir, "r.yml", text);
         rs = load_dir(dir, &sum);
         assert_int_equal(sum.loaded, 0);
         assert_int_equal(sum.skipped, 1);
@@ -517,29 +505,30 @@ static void test_broken_files_skipped(void **state)
 
     rule_text(good, sizeof(good), "33333333-3333-3333-3333-333333333333", WIN_PROC,
               "    sel:\n        CommandLine|contains: 'good'\n    condition: sel\n");
-    write_file(dir, "a_good.yml", good);
-    write_file(dir, "b_broken.yml", "title: [unclosed\n  id: : :\n\t- nope");
-    write_file(dir, "c_badmod.yml",
-               "title: t\nid: 44444444-4444-4444-4444-444444444444\nlogsource:\n"
-               "    category: process_creation\ndetection:\n    sel:\n"
-               "        CommandLine|expand: '%x%'\n    condition: sel\n");
-    write_file(dir, "d_badcond.yml",
-               "title: t\nid: 55555555-5555-5555-5555-555555555555\nlogsource:\n"
-               "    category: process_creation\ndetection:\n    sel:\n"
-               "        CommandLine: x\n    condition: sel and nosuch\n");
-    write_file(dir, "e_corr.yml",
-               "title: c\nid: 66666666-6666-6666-6666-666666666666\ncorrelation:\n"
-               "    type: event_count\n    rules: [a]\n");
-    write_file(dir, "f_multi.yaml",
-               "action: global\ntitle: g\n---\ntitle: m\nid: 77777777-7777-7777-7777-777777777777\n"
-               "logsource:\n    category: process_creation\ndetection:\n    sel:\n"
-               "        CommandLine|contains: multi\n    condition: sel\n");
-    write_file(dir, "g_agg.yml",
-               "title: t\nid: 88888888-8888-8888-8888-888888888888\nlogsource:\n"
-               "    category: process_creation\ndetection:\n    sel:\n"
-               "        CommandLine: x\n    condition: sel | count() > 5\n");
-    write_file(dir, "h_dup.yml", good); /* same id again */
-    write_file(dir, "notes.txt", "not a rule");
+    vgt_write_file(dir, "a_good.yml", good);
+    vgt_write_file(dir, "b_broken.yml", "title: [unclosed\n  id: : :\n\t- nope");
+    vgt_write_file(dir, "c_badmod.yml",
+                   "title: t\nid: 44444444-4444-4444-4444-444444444444\nlogsource:\n"
+                   "    category: process_creation\ndetection:\n    sel:\n"
+                   "        CommandLine|expand: '%x%'\n    condition: sel\n");
+    vgt_write_file(dir, "d_badcond.yml",
+                   "title: t\nid: 55555555-5555-5555-5555-555555555555\nlogsource:\n"
+                   "    category: process_creation\ndetection:\n    sel:\n"
+                   "        CommandLine: x\n    condition: sel and nosuch\n");
+    vgt_write_file(dir, "e_corr.yml",
+                   "title: c\nid: 66666666-6666-6666-6666-666666666666\ncorrelation:\n"
+                   "    type: event_count\n    rules: [a]\n");
+    vgt_write_file(
+        dir, "f_multi.yaml",
+        "action: global\ntitle: g\n---\ntitle: m\nid: 77777777-7777-7777-7777-777777777777\n"
+        "logsource:\n    category: process_creation\ndetection:\n    sel:\n"
+        "        CommandLine|contains: multi\n    condition: sel\n");
+    vgt_write_file(dir, "g_agg.yml",
+                   "title: t\nid: 88888888-8888-8888-8888-888888888888\nlogsource:\n"
+                   "    category: process_creation\ndetection:\n    sel:\n"
+                   "        CommandLine: x\n    condition: sel | count() > 5\n");
+    vgt_write_file(dir, "h_dup.yml", good); /* same id again */
+    vgt_write_file(dir, "notes.txt", "not a rule");
     rs = load_dir(dir, &sum);
     assert_int_equal(sum.files, 8);
     assert_int_equal(sum.loaded, 2);
@@ -564,13 +553,13 @@ static void test_metadata(void **state)
     const struct cor_rule_info *ri;
     cor_ruleset *rs;
 
-    write_file(dir, "m.yml",
-               "title: meta\nid: 99999999-9999-9999-9999-999999999999\nlevel: critical\n"
-               "tags:\n    - attack.t1003.001\n    - attack.credential_access\n"
-               "    - attack.lateral-movement\n    - cve.2021.1234\n"
-               "logsource:\n    product: windows\n    category: process_access\n"
-               "detection:\n    sel:\n        TargetImage|endswith: '\\lsass.exe'\n"
-               "    condition: sel\nvigil:\n    group: machine\n");
+    vgt_write_file(dir, "m.yml",
+                   "title: meta\nid: 99999999-9999-9999-9999-999999999999\nlevel: critical\n"
+                   "tags:\n    - attack.t1003.001\n    - attack.credential_access\n"
+                   "    - attack.lateral-movement\n    - cve.2021.1234\n"
+                   "logsource:\n    product: windows\n    category: process_access\n"
+                   "detection:\n    sel:\n        TargetImage|endswith: '\\lsass.exe'\n"
+                   "    condition: sel\nvigil:\n    group: machine\n");
     rs = load_dir(dir, &sum);
     assert_int_equal(sum.loaded, 1);
     assert_int_equal(sum.extra_fields, 1); /* TargetImage has no typed home */
@@ -618,7 +607,7 @@ static void test_lazy_filters(void **state)
               "    filter_cased:\n"
               "        CommandLine|contains|cased: 'CaseD'\n"
               "    condition: selection and not 1 of filter*\n");
-    write_file(dir, "r.yml", text);
+    vgt_write_file(dir, "r.yml", text);
     rs = load_dir(dir, &sum);
     assert_int_equal(sum.loaded, 1);
     for (i = 0; i < rs->nm; i++) {
@@ -700,7 +689,7 @@ static uint32_t fire_pairs(const char *detection, const char *const (*pairs)[2],
     size_t i;
 
     rule_text(text, sizeof(text), "22222222-2222-2222-2222-222222222222", WIN_PROC, detection);
-    write_file(dir, "r.yml", text);
+    vgt_write_file(dir, "r.yml", text);
     rs = load_dir(dir, &sum);
     if (sum.loaded != 1)
         fail_msg("rule did not load:\n%s", text);

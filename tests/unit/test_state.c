@@ -63,18 +63,6 @@ static void on_fire(void *ctx, const struct cor_corr_fire *f)
     r->n_events = f->n_events;
 }
 
-static void write_file(const char *dir, const char *name, const char *text)
-{
-    char path[1024];
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 static void side_init(struct fx *x, struct side *sd)
 {
     memset(sd, 0, sizeof(*sd));
@@ -98,8 +86,8 @@ static int setup(void **state)
 
     assert_non_null(x);
     x->dir = vgt_tmpdir("state");
-    write_file(x->dir, "base.yml", base_yml);
-    write_file(x->dir, "corr.yml", corr_yml);
+    vgt_write_file(x->dir, "base.yml", base_yml);
+    vgt_write_file(x->dir, "corr.yml", corr_yml);
     dirs[0] = x->dir;
     assert_int_equal(cor_corrset_load(dirs, 1, &x->cs, NULL, err, sizeof(err)), 0);
     x->mkey = vg_machine_key("t1", "m1");
