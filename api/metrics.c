@@ -338,6 +338,9 @@ static void api_vigil_ingest(struct api_metrics_out *out, const struct ing_stats
                         "Entity sightings (machine, binary/address/domain/account, once a day) "
                         "sent to the incident stage for prevalence.",
                         NULL, 0, st->sightings);
+    api_metrics_add_u64(out, "vigil_sightings_shed_total", API_COUNTER,
+                        "Entity sightings not sent because their producer's queue was full.", NULL,
+                        0, st->sightings_shed);
     api_metrics_add_u64(out, "vigil_storage_writes_total", API_COUNTER,
                         "RocksDB write batches written.", NULL, 0, st->writes);
     api_metrics_add_u64(out, "vigil_blocks_written_total", API_COUNTER, "Timeline blocks written.",

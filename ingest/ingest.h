@@ -152,7 +152,8 @@ struct ing_stats {
     uint64_t commits;       /* Kafka offset commits */
     uint64_t pauses;        /* partition pauses for backpressure */
     uint64_t write_errors;
-    uint64_t sightings; /* entity sightings sent to the incident stage */
+    uint64_t sightings;      /* entity sightings sent to the incident stage */
+    uint64_t sightings_shed; /* not sent: their producer's queue was full */
     int64_t last_event_us;
     uint32_t partitions; /* assigned now */
 };

@@ -86,6 +86,7 @@ struct ing_pipeline {
     /* Sightings (fire and forget) on a producer of their own: commits wait for an empty
      * prod, and a steady flow of sightings in it would starve them. */
     ing_producer *side_prod;
+    struct ing_kv *side_props; /* its settings: a bounded queue, then the -X ones */
     cor_shard **shards;
     uint32_t nshards;
 
@@ -208,9 +209,26 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
         goto out_free;
     }
     p->cfg.kafka.brokers = p->brokers;
-    if (ing_producer_new(&p->cfg.kafka, &p->prod, err, errlen) < 0 ||
-        ing_producer_new(&p->cfg.kafka, &p->side_prod, err, errlen) < 0)
+    if (ing_producer_new(&p->cfg.kafka, &p->prod, err, errlen) < 0)
         goto out_free;
+    /* Sightings are shed, not queued, when the broker falls behind (an overload test found
+     * librdkafka's default queue, 1 GiB, growing with the lag): 8 MiB of their own. */
+    p->side_props = vg_calloc(p->cfg.kafka.nprops + 1, sizeof(*p->side_props));
+    if (p->side_props == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out_free;
+    }
+    p->side_props[0] = (struct ing_kv){"queue.buffering.max.kbytes", "8192"};
+    if (p->cfg.kafka.nprops > 0)
+        memcpy(p->side_props + 1, p->cfg.kafka.props, p->cfg.kafka.nprops * sizeof(*p->side_props));
+    {
+        struct ing_kafka_cfg side = p->cfg.kafka;
+
+        side.props = p->side_props;
+        side.nprops = p->cfg.kafka.nprops + 1;
+        if (ing_producer_new(&side, &p->side_prod, err, errlen) < 0)
+            goto out_free;
+    }
 
     conf = ing_conf_new(&p->cfg.kafka, p->brokers, err, errlen);
     if (conf == NULL)
@@ -362,6 +380,7 @@ void ing_pipeline_destroy(ing_pipeline *p)
         rd_kafka_destroy(p->rk);
     ing_producer_destroy(p->prod); /* flushes: changelog records' reports still see p */
     ing_producer_destroy(p->side_prod);
+    vg_free(p->side_props);
     ing_changelog_destroy(p->cl);
     sto_wbatch_destroy(p->wb);
     if (p->owners.keys != NULL)
@@ -919,6 +938,8 @@ static void ing_emit_sightings(ing_pipeline *p, const struct cor_unit *u)
         if (ing_produce(p->side_prod, p->alerts_tenant_topic, sg->tenant_id, strlen(sg->tenant_id),
                         buf, len, &hdr, 1) == 0)
             ing_stat_add(&p->st.sightings, sg->n_entities);
+        else /* its queue is full: shed (reported again the next day) */
+            ing_stat_add(&p->st.sightings_shed, sg->n_entities);
         vg_free(buf);
     }
 }
