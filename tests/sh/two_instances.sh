@@ -19,7 +19,7 @@ set -euo pipefail
 VIGIL=$1
 W=$(mktemp -d /tmp/vigil-two-XXXXXX)
 BROKER_PID= A_PID= B_PID= SIM_PID=
-MACHINES=60 RATE=100 DURATION=24
+MACHINES=60 RATE=100 DURATION=40
 cleanup() {
     for p in $SIM_PID $A_PID $B_PID; do kill -KILL "$p" 2>/dev/null || true; done
     for p in $SIM_PID $A_PID $B_PID; do wait "$p" 2>/dev/null || true; done
@@ -64,8 +64,11 @@ run b; B_PID=$!
 # during the rebalance, kept the group rejoining and neither instance got partitions.)
 wait_for 40 grep -q "ingest: assigned" "$W/b.log" || fail "B was never assigned partitions"
 wait_for 40 grep -q "ingest: assigned 6 partitions" "$W/a.log" || fail "A kept all partitions"
-# Let both consume for a while (the kill point, not a synchronisation), then kill A.
-sleep 3
+# Let both consume for a while (the kill point, not a synchronisation), then kill A. Long
+# enough for A to commit its new partitions at least once: a checkpoint commits when the
+# producer is idle, and at the latest after ten commit intervals (10 s), which a slow build
+# (ASan) needs; otherwise B re-reads them from the start and no machine changes hands.
+sleep 12
 kill -0 "$A_PID" 2>/dev/null || fail "A exited by itself"
 kill -KILL "$A_PID"; wait "$A_PID" 2>/dev/null || true; A_PID=
 echo "A killed at $((SECONDS - t0)) s"
