@@ -49,15 +49,19 @@ static void bench_tasks_read(struct bench_tasks *ts)
 
         if (e->d_name[0] == '.')
             continue;
+        /* By the parsed id, not the entry's name: a task directory is always a number, and
+         * the bounded integer lets the compiler see that the path fits. */
         t->tid = atoi(e->d_name);
-        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        if (t->tid <= 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%d/comm", t->tid);
         if ((f = fopen(path, "r")) == NULL)
             continue;
         if (fgets(t->name, sizeof(t->name), f) == NULL)
             t->name[0] = '\0';
         fclose(f);
         t->name[strcspn(t->name, "\n")] = '\0';
-        snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", e->d_name);
+        snprintf(path, sizeof(path), "/proc/self/task/%d/schedstat", t->tid);
         if ((f = fopen(path, "r")) == NULL)
             continue;
         if (fscanf(f, "%llu", &ns) != 1)
