@@ -23,6 +23,9 @@
  * not required: a second merge of the same run fails its check). The background thread
  * ("vg-sto-merge", started by sto_open for a read-write database) waits on merge_cond,
  * takes the machine-days noted by sto_write and merges them; sto_close stops it first.
+ * The list of machine-days lives only in memory, so its first pass after an open also
+ * walks the two newest days the database holds: the days that were being written when the
+ * previous process stopped or crashed, whose last small blocks no later write would note.
  */
 #include <stdlib.h>
 #include <time.h>
@@ -80,6 +83,7 @@ static bool sto_run_unchanged(sto_db *db, const struct sto_run *r, size_t s, siz
 static int sto_ev_cmp(const void *a, const void *b);
 static int sto_dm_cmp(const void *a, const void *b);
 static int sto_merge_from(sto_db *db, const struct sto_dm *dm, struct sto_merge_stats *st);
+static int sto_merge_catch_up(sto_db *db, struct sto_merge_stats *st);
 static void *sto_merge_main(void *arg);
 static void sto_stats_add(struct sto_merge_stats *to, const struct sto_merge_stats *from);
 
@@ -195,6 +199,7 @@ void sto_merge_note(sto_db *db, const struct sto_dm *dm, size_t n)
 static void *sto_merge_main(void *arg)
 {
     sto_db *db = arg;
+    bool caught_up = false;
 
     pthread_mutex_lock(&db->wlock);
     while (!db->merge_stop) {
@@ -220,6 +225,8 @@ static void *sto_merge_main(void *arg)
         db->ndirty = db->capdirty = 0;
         pthread_mutex_unlock(&db->wlock);
 
+        if (!caught_up)
+            caught_up = sto_merge_catch_up(db, &st) != -VG_EIO;
         if (n > 1)
             qsort(dm, n, sizeof(*dm), sto_dm_cmp);
         for (size_t i = 0; i < n && !__atomic_load_n(&db->merge_stop, __ATOMIC_RELAXED); i++) {
@@ -270,6 +277,13 @@ static int sto_merge_walk(sto_db *db, const uint8_t *lo, size_t lolen, const uin
     for (rocksdb_iter_seek(it, (const char *)lo, lolen); rc == 0 && rocksdb_iter_valid(it);
          rocksdb_iter_next(it)) {
         size_t klen, vlen;
+
+        /* A long walk (the catch-up pass over whole days) must not hold up sto_close; the
+         * run gathered so far is dropped, not half-written: each run is one batch. */
+        if (__atomic_load_n(&db->merge_stop, __ATOMIC_RELAXED)) {
+            sto_run_clear(&r);
+            break;
+        }
         const char *k = rocksdb_iter_key(it, &klen);
         const char *v = rocksdb_iter_value(it, &vlen);
         bool same = r.n > 0 && memcmp(k, r.b[0].k, STO_TL_PREFIX_LEN) == 0;
@@ -658,6 +672,38 @@ static int sto_merge_from(sto_db *db, const struct sto_dm *dm, struct sto_merge_
     }
     rocksdb_readoptions_destroy(ro);
     return sto_merge_walk(db, lo, lolen, hi, hilen, st);
+}
+
+/* The first pass after an open: the newest day in the timeline and the day before it (a
+ * process stopped just after midnight left both half-merged). Older days were complete when
+ * the process that wrote them was still running and merged them, or were written late, by
+ * a backlog, and are noted again by the next late write. */
+static int sto_merge_catch_up(sto_db *db, struct sto_merge_stats *st)
+{
+    rocksdb_readoptions_t *ro;
+    rocksdb_iterator_t *it;
+    uint32_t last = 0;
+    bool any = false;
+
+    if ((ro = rocksdb_readoptions_create()) == NULL)
+        return -VG_ENOMEM;
+    if ((it = rocksdb_create_iterator_cf(db->rdb, ro, db->cf[STO_CF_TIMELINE])) != NULL) {
+        rocksdb_iter_seek_to_last(it);
+        if (rocksdb_iter_valid(it)) {
+            size_t klen;
+            const char *k = rocksdb_iter_key(it, &klen);
+
+            if (klen >= STO_TL_PREFIX_LEN) {
+                last = sto_rd32((const uint8_t *)k);
+                any = true;
+            }
+        }
+        rocksdb_iter_destroy(it);
+    }
+    rocksdb_readoptions_destroy(ro);
+    if (!any)
+        return 0;
+    return sto_tl_merge(db, last > 0 ? last - 1 : 0, last, st);
 }
 
 static void sto_stats_add(struct sto_merge_stats *to, const struct sto_merge_stats *from)

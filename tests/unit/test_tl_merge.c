@@ -3,7 +3,8 @@
  * RocksDB in a temporary directory: a machine-day reads back the same events in the same
  * order after merging; late events and re-deliveries after a merge land exactly once;
  * retention still drops whole days and gives the space back; a page spans merged and
- * unmerged blocks; a writer racing the merge loses nothing; the background thread merges.
+ * unmerged blocks; a writer racing the merge loses nothing; the background thread merges,
+ * and after a restart also the newest days that the previous process left unmerged.
  */
 #include "vgtest.h"
 
@@ -571,6 +572,36 @@ static void test_merge_thread(void **state)
     check_all(f);
 }
 
+/* Blocks written by a process that stopped before its merge pass (here: one without the
+ * thread) are merged by the next process's first pass when they lie on the two newest days,
+ * with nothing written after the restart; an older day is left to a later write. */
+static void test_merge_after_restart(void **state)
+{
+    struct fx *f = *state;
+    struct sto_merge_stats st = {0};
+    uint64_t t0 = vg_mono_ns();
+
+    write_blocks(f->db, MA, T0 - 2 * VG_US_PER_DAY, 1, 10, 8, false, &f->ta);
+    write_blocks(f->db, MA, T0, 81, 20, 8, false, &f->ta);
+    write_blocks(f->db, MB, T0 + VG_US_PER_DAY, 1, 30, 8, true, &f->tb);
+    assert_true(count_keys(f->db, (uint32_t)DAY0, MA, NULL, NULL) >= 20);
+    sto_close(f->db);
+    f->db = open_db(f->dir, 20);
+    while (vgt_elapsed_s(t0) < 20 && (count_keys(f->db, (uint32_t)DAY0, MA, NULL, NULL) != 1 ||
+                                      count_keys(f->db, (uint32_t)DAY0 + 1, MB, NULL, NULL) != 1)) {
+        struct timespec ts = {0, 10 * 1000000};
+
+        nanosleep(&ts, NULL);
+    }
+    sto_merge_totals(f->db, &st);
+    assert_int_equal(count_keys(f->db, (uint32_t)DAY0, MA, NULL, NULL), 1);
+    assert_int_equal(count_keys(f->db, (uint32_t)DAY0 + 1, MB, NULL, NULL), 1);
+    assert_int_equal(st.blocks_in, 50);
+    /* Two days before the newest: not the catch-up's business. */
+    assert_int_equal(count_keys(f->db, (uint32_t)DAY0 - 2, MA, NULL, NULL), 10);
+    check_all(f);
+}
+
 /* The read-ahead iterator hands out what the plain one does, in the same order, across
  * slot and day boundaries, and closes cleanly in the middle. */
 static void test_ahead_same_as_plain(void **state)
@@ -636,6 +667,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_merge_retention, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_merge_races_writer, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_merge_thread, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_merge_after_restart, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_ahead_same_as_plain, fx_setup, fx_teardown),
     };
 
