@@ -12,10 +12,12 @@
 
 #include "cli.h"
 #include "import.h"
+#include "hreplay.h"
 #include "incident.h"
 
 struct replay {
-    cor_shard *shard;
+    cor_shard *shard; /* --input: the one shard, on this thread */
+    cor_hreplay *hr;  /* --history: the shards, on threads of their own */
     uint64_t t0_ns, last_progress_ns;
     long long total_bytes; /* of the input, for the progress bar; <= 0: unknown */
     bool progress;         /* stderr is a terminal */
@@ -163,7 +165,8 @@ static void replay_counts_free(struct replay *r)
  * attack would be common (3 of 3 > 20 %) and would not link. A replay of part of a fleet
  * (a few --machine, a capture of one host) counts only those machines, which makes more
  * entities common than in the live stage: fewer links, never wrong ones. */
-static void replay_incidents(struct replay *r, const struct cor_unit *u)
+static void replay_incidents(struct replay *r, const struct cor_alert_out *alerts, size_t nalerts,
+                             Vigil__Sightings *const *sightings, size_t nsightings)
 {
     struct cor_incident_cfg cfg = {0};
     cor_incidents *ci = cor_incidents_new(&cfg);
@@ -179,10 +182,10 @@ static void replay_incidents(struct replay *r, const struct cor_unit *u)
         cor_incidents_tenant_machines(ci, r->tenants[i].id, r->tenants[i].machines);
     /* What every machine's telemetry showed, before the alerts: the same prevalence the
      * live stage learns from the sightings on alerts.tenant. */
-    for (size_t i = 0; i < u->nsightings; i++)
-        cor_incidents_observe_all(ci, u->sightings[i]);
-    for (size_t i = 0; i < u->nalerts; i++)
-        cor_incidents_add(ci, u->alerts[i].alert, id, &changed);
+    for (size_t i = 0; i < nsightings; i++)
+        cor_incidents_observe_all(ci, sightings[i]);
+    for (size_t i = 0; i < nalerts; i++)
+        cor_incidents_add(ci, alerts[i].alert, id, &changed);
     while (cor_incidents_next_change(ci, &ch)) {
         if (ch.kind != COR_INCIDENT_UPDATED)
             continue;
@@ -221,6 +224,25 @@ out:
     cor_incidents_free(ci);
 }
 
+/* Alerts (sorted here) as JSON lines, then the incidents they make. */
+static void replay_emit(struct replay *r, struct cor_alert_out *alerts, size_t nalerts,
+                        Vigil__Sightings *const *sightings, size_t nsightings)
+{
+    if (nalerts > 0)
+        qsort(alerts, nalerts, sizeof(*alerts), replay_cmp);
+    for (size_t i = 0; i < nalerts; i++) {
+        char *js = cor_alert_to_json(alerts[i].alert);
+
+        if (js != NULL) {
+            fprintf(r->out, "%s\n", js);
+            free(js);
+            r->alerts++;
+        }
+    }
+    if (r->inc_out != NULL)
+        replay_incidents(r, alerts, nalerts, sightings, nsightings);
+}
+
 static void replay_finish(struct replay *r)
 {
     struct cor_barrier *b = cor_barrier_new(1, true, NULL, 0, 1);
@@ -231,18 +253,7 @@ static void replay_finish(struct replay *r)
         return;
     cor_shard_process(r->shard, &in);
     while ((u = cor_shard_pop_unit(r->shard)) != NULL) {
-        qsort(u->alerts, u->nalerts, sizeof(*u->alerts), replay_cmp);
-        for (size_t i = 0; i < u->nalerts; i++) {
-            char *js = cor_alert_to_json(u->alerts[i].alert);
-
-            if (js != NULL) {
-                fprintf(r->out, "%s\n", js);
-                free(js);
-                r->alerts++;
-            }
-        }
-        if (r->inc_out != NULL)
-            replay_incidents(r, u);
+        replay_emit(r, u->alerts, u->nalerts, u->sightings, u->nsightings);
         cor_unit_free(u);
     }
 }
@@ -279,16 +290,15 @@ static int replay_batches_file(struct replay *r, FILE *f, vg_arena *a)
 
 struct replay_hist {
     struct replay *r;
-    sto_db *db;
     const char *tenant;
     const char *const *machines; /* NULL: all of the tenant's */
     size_t nmachines;
-    int64_t from, to;
-    uint64_t done_machines, total_machines;
 };
 
-static bool replay_hist_wanted(const struct replay_hist *h, const Vigil__MachineRecord *m)
+static bool replay_hist_wanted(void *ctx, const Vigil__MachineRecord *m)
 {
+    const struct replay_hist *h = ctx;
+
     if (strcmp(m->tenant_id, h->tenant) != 0)
         return false;
     for (size_t i = 0; i < h->nmachines; i++)
@@ -297,68 +307,123 @@ static bool replay_hist_wanted(const struct replay_hist *h, const Vigil__Machine
     return h->nmachines == 0;
 }
 
-static bool replay_hist_count(void *ctx, uint64_t mkey, const Vigil__MachineRecord *m)
+/* Progress counts events and machines done (the history's size in events is not known
+ * before it is read). */
+static void replay_hist_progress(void *ctx, const struct cor_hreplay_progress *p)
 {
-    struct replay_hist *h = ctx;
+    struct replay *r = ctx;
 
-    (void)mkey;
-    h->total_machines += replay_hist_wanted(h, m);
-    return true;
+    r->events = p->events;
+    replay_progress(r, (long long)p->machines_done, false);
 }
 
-/* One machine's stored events, in time order, one event a batch (no copies: the iterator's
- * event lives until the next one). */
-static bool replay_hist_machine(void *ctx, uint64_t mkey, const Vigil__MachineRecord *m)
+/* Sightings of all shards in one order whatever the threads did: tenant, machine, time. */
+static int replay_sight_cmp(const void *x, const void *y)
 {
-    struct replay_hist *h = ctx;
-    Vigil__TelemetryBatch b = VIGIL__TELEMETRY_BATCH__INIT;
-    const Vigil__Event *ev;
-    Vigil__Event *one[1];
-    sto_tl_iter *it;
+    const Vigil__Sightings *a = *(Vigil__Sightings *const *)x, *b = *(Vigil__Sightings *const *)y;
+    int c = strcmp(a->tenant_id, b->tenant_id);
 
-    if (!replay_hist_wanted(h, m))
-        return true;
-    b.tenant_id = m->tenant_id;
-    b.machine_id = m->machine_id;
-    b.machine_name = m->machine_name;
-    b.os = m->os;
-    b.os_version = m->os_version;
-    b.sensor_version = m->sensor_version;
-    b.n_events = 1;
-    b.events = one;
-    /* A helper thread reads and unpacks ahead while this one runs the rules. */
-    if (sto_tl_open_ahead(h->db, mkey, h->from, h->to, false, &it) < 0)
-        return true;
-    while (sto_tl_next(it, &ev) == 1) {
-        one[0] = (Vigil__Event *)ev;
-        b.first_seq = ev->seq;
-        replay_batch(h->r, &b);
-        h->r->batches--; /* one batch a machine, counted below */
+    if (c == 0)
+        c = strcmp(a->machine_id, b->machine_id);
+    if (c == 0 && a->ts_us != b->ts_us)
+        c = a->ts_us < b->ts_us ? -1 : 1;
+    return c;
+}
+
+/* The alerts and sightings of every shard, merged and emitted in one deterministic order:
+ * what a single shard would have emitted. */
+static int replay_hist_emit(struct replay *r, const cor_hreplay *hr)
+{
+    struct cor_alert_out *alerts = NULL;
+    Vigil__Sightings **sg = NULL;
+    size_t na = 0, ns = 0;
+    unsigned nt = cor_hreplay_threads(hr);
+    int rc = 0;
+
+    for (unsigned i = 0; i < nt; i++) {
+        const struct cor_unit *u = cor_hreplay_unit(hr, i);
+
+        na += u ? u->nalerts : 0;
+        ns += u ? u->nsightings : 0;
     }
-    sto_tl_close(it);
-    h->r->batches++;
-    h->done_machines++;
-    replay_progress(h->r, (long long)h->done_machines, false);
-    return true;
+    alerts = vg_malloc((na ? na : 1) * sizeof(*alerts));
+    sg = vg_malloc((ns ? ns : 1) * sizeof(*sg));
+    if (alerts == NULL || sg == NULL) {
+        fprintf(stderr, "vigil replay: out of memory merging the shards' alerts\n");
+        rc = -1;
+        goto out;
+    }
+    na = ns = 0;
+    for (unsigned i = 0; i < nt; i++) {
+        const struct cor_unit *u = cor_hreplay_unit(hr, i);
+
+        if (u == NULL)
+            continue;
+        memcpy(alerts + na, u->alerts, u->nalerts * sizeof(*alerts));
+        na += u->nalerts;
+        memcpy(sg + ns, u->sightings, u->nsightings * sizeof(*sg));
+        ns += u->nsightings;
+    }
+    if (ns > 0)
+        qsort(sg, ns, sizeof(*sg), replay_sight_cmp);
+    replay_emit(r, alerts, na, sg, ns);
+out:
+    vg_free(alerts);
+    vg_free(sg);
+    return rc;
 }
 
-static int replay_history(struct replay *r, const char *data, const char *tenant,
-                          const char *const *machines, size_t n, int64_t from, int64_t to)
+static int replay_history(struct replay *r, const struct cor_shard_cfg *sc, unsigned threads,
+                          const char *data, const char *tenant, const char *const *machines,
+                          size_t n, int64_t from, int64_t to)
 {
     struct sto_opts so = {.path = data, .read_only = true};
-    struct replay_hist h = {r, NULL, tenant, machines, n, from, to, 0, 0};
+    struct replay_hist h = {r, tenant, machines, n};
+    struct cor_hreplay_cfg hc;
+    cor_hreplay *hr = NULL;
+    sto_db *db = NULL;
+    const char *tn, *mn;
+    uint64_t ev, nm;
     char err[256];
+    int rc = -1;
 
-    if (sto_open(&so, &h.db, err, sizeof(err)) < 0) {
+    if (sto_open(&so, &db, err, sizeof(err)) < 0) {
         fprintf(stderr, "vigil replay: %s: %s\n", data, err);
         return -1;
     }
+    memset(&hc, 0, sizeof(hc));
+    hc.db = db;
+    hc.threads = threads;
+    hc.from_us = from;
+    hc.to_us = to;
+    hc.want = replay_hist_wanted;
+    hc.want_ctx = &h;
+    hc.shard = *sc;
     r->t0_ns = vg_mono_ns(); /* the rate counts reading and evaluating, not opening */
-    sto_scan_machines(h.db, replay_hist_count, &h);
-    r->total_bytes = (long long)h.total_machines; /* progress counts machines here */
-    sto_scan_machines(h.db, replay_hist_machine, &h);
-    sto_close(h.db);
-    return 0;
+    if (cor_hreplay_new(&hc, &hr) < 0) {
+        fprintf(stderr, "vigil replay: %s: could not list the machines\n", data);
+        goto out;
+    }
+    r->hr = hr;
+    for (size_t i = 0; cor_hreplay_machine(hr, i, &tn, &mn, &ev); i++)
+        r->total_bytes = (long long)i + 1; /* progress counts machines here */
+    if (cor_hreplay_run(hr, replay_hist_progress, r, 250) < 0)
+        goto out;
+    cor_hreplay_counts(hr, &r->events, &nm, &ev);
+    r->bad += ev;
+    r->batches += nm; /* one batch a machine */
+    /* The incident stage's prevalence counts the machines that had events. */
+    for (size_t i = 0; cor_hreplay_machine(hr, i, &tn, &mn, &ev); i++)
+        if (ev > 0)
+            replay_count_machine(r, tn, vg_machine_key(tn, mn));
+    rc = replay_hist_emit(r, hr);
+out:
+    if (rc < 0) {
+        cor_hreplay_free(hr);
+        r->hr = NULL;
+    }
+    sto_close(db);
+    return rc;
 }
 
 struct replay_rule_row {
@@ -389,7 +454,10 @@ static void replay_rule_stats(struct replay *r, const cor_ruleset *rules)
     for (uint32_t i = 0; i < n; i++) {
         uint64_t hits, alerts;
 
-        cor_shard_rule_counts(r->shard, i, &hits, &alerts);
+        if (r->hr != NULL)
+            cor_hreplay_rule_counts(r->hr, i, &hits, &alerts);
+        else
+            cor_shard_rule_counts(r->shard, i, &hits, &alerts);
         if (hits > 0)
             rows[k++] = (struct replay_rule_row){cor_ruleset_rule(rules, i), hits, alerts};
     }
@@ -429,6 +497,7 @@ int cmd_replay(int argc, char **argv)
     struct cli_common c;
     const char *input = NULL, *tenant = "default", *machines[64];
     bool rule_stats = false, history = false;
+    unsigned threads = 0;
     size_t nmachines = 0;
     int64_t from = INT64_MIN / 2, to = INT64_MAX / 2;
     struct replay r;
@@ -464,9 +533,12 @@ int cmd_replay(int argc, char **argv)
             i++;
         else if (strcmp(argv[i], "--rule-stats") == 0)
             rule_stats = true;
+        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc && atoi(argv[i + 1]) > 0 &&
+                 atoi(argv[i + 1]) <= 256)
+            threads = (unsigned)atoi(argv[++i]);
         else {
             printf("usage: vigil replay (--input FILE | --history --data DIR --tenant T\n"
-                   "       [--machine M]... [--from TIME] [--to TIME])\n"
+                   "       [--machine M]... [--from TIME] [--to TIME] [--threads N])\n"
                    "       [--rules DIR]... [--no-builtin-rules] [--lateness SECONDS]\n"
                    "       [--alerts-jsonl PATH|-] [--incidents-jsonl PATH|-] [--rule-stats]\n"
                    "Runs the current rules, in-process and without Kafka, over a file or over\n"
@@ -475,7 +547,9 @@ int cmd_replay(int argc, char **argv)
                    "telemetry batches (as vigil import --output writes them). Output never\n"
                    "mixes with live alerts: alerts (default stdout) and incidents go where\n"
                    "asked, once each, in their final state. --rule-stats prints, per rule\n"
-                   "that fired, its matches and alerts per 10,000 events (noise).\n");
+                   "that fired, its matches and alerts per 10,000 events (noise). A --history\n"
+                   "replay spreads the machines over N shard threads (default: the online\n"
+                   "CPUs); the output is the same for any N.\n");
             return strcmp(argv[i], "--help") == 0 ? 0 : 2;
         }
     }
@@ -508,7 +582,7 @@ int cmd_replay(int argc, char **argv)
     sc.reject = replay_reject;
     sc.ctx = &r;
     sc.sightings = r.inc_out != NULL; /* prevalence for the incidents, else not worth it */
-    if (cor_shard_new(&sc, &r.shard) < 0)
+    if (!history && cor_shard_new(&sc, &r.shard) < 0)
         goto out;
     r.t0_ns = vg_mono_ns();
     r.progress = isatty(2);
@@ -519,7 +593,7 @@ int cmd_replay(int argc, char **argv)
             r.total_bytes = (long long)sb.st_size;
     }
     if (history) {
-        if (replay_history(&r, c.data_dir, tenant, machines, nmachines, from, to) < 0)
+        if (replay_history(&r, &sc, threads, c.data_dir, tenant, machines, nmachines, from, to) < 0)
             goto out;
     } else if (replay_is_jsonl(input)) {
         ing_importer *im;
@@ -549,7 +623,8 @@ int cmd_replay(int argc, char **argv)
         fclose(f);
     }
     replay_progress(&r, r.total_bytes, true);
-    replay_finish(&r);
+    if (!history)
+        replay_finish(&r);
     fprintf(stderr,
             "vigil replay: %llu events in %llu batches, %llu alerts, %llu incidents, %llu bad "
             "inputs, %.0f events/s\n",
@@ -566,6 +641,7 @@ out:
     if (r.inc_out != stdout && r.inc_out != NULL)
         fclose(r.inc_out);
     cor_shard_destroy(r.shard);
+    cor_hreplay_free(r.hr);
     replay_counts_free(&r);
     if (rules)
         cor_ruleset_unref(rules);
