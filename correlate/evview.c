@@ -6,7 +6,6 @@
  *
  * THREAD SAFETY: the tables are const; a view belongs to the thread that built it.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -163,8 +162,6 @@ static const char *const vg_reg_event_types[] = {
 
 static void ev_put(struct vg_evview *v, enum vg_field f, const char *s);
 static void ev_putn(struct vg_evview *v, enum vg_field f, const char *s, size_t n);
-static void ev_printf(struct vg_evview *v, enum vg_field f, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 static void ev_put_u(struct vg_evview *v, enum vg_field f, uint64_t n);
 static void ev_process(struct vg_evview *v, const Vigil__ProcessRef *p);
 static void ev_parent(struct vg_evview *v, const Vigil__ProcessRef *p);
@@ -309,27 +306,89 @@ static void ev_putn(struct vg_evview *v, enum vg_field f, const char *s, size_t 
     v->f[f].n = n;
 }
 
-/* Formats into v->num. A value that does not fit is left absent rather than cut: a
- * truncated value would match rules it should not. */
-static void ev_printf(struct vg_evview *v, enum vg_field f, const char *fmt, ...)
-{
-    size_t room = sizeof(v->num) - v->num_used;
-    va_list ap;
-    int n;
+/* A value being built in v->num from pieces (numbers, Hashes, joined paths), without
+ * vsnprintf: the view is built for every event, and the format parser cost more than all
+ * of the rest of the view. */
+struct ev_fmt {
+    char *p;     /* v->num + v->num_used */
+    size_t n;    /* bytes written */
+    size_t room; /* bytes left in v->num, the NUL included */
+    bool over;   /* a piece did not fit */
+};
 
-    va_start(ap, fmt);
-    n = vsnprintf(v->num + v->num_used, room, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= room)
+static void ev_fmt_begin(struct vg_evview *v, struct ev_fmt *b)
+{
+    b->p = v->num + v->num_used;
+    b->n = 0;
+    b->room = sizeof(v->num) - v->num_used;
+    b->over = false;
+}
+
+static void ev_fmt_cat(struct ev_fmt *b, const char *s, size_t n)
+{
+    if (b->over || n >= b->room - b->n) {
+        b->over = true;
         return;
-    ev_putn(v, f, v->num + v->num_used, (size_t)n);
-    v->num_used += (size_t)n + 1;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+}
+
+static void ev_fmt_str(struct ev_fmt *b, const char *s)
+{
+    ev_fmt_cat(b, s, strlen(s));
+}
+
+/* n in decimal, as %llu writes it. */
+static void ev_fmt_u64(struct ev_fmt *b, uint64_t n)
+{
+    char d[20];
+    size_t i = sizeof(d);
+
+    do {
+        d[--i] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n != 0);
+    ev_fmt_cat(b, d + i, sizeof(d) - i);
+}
+
+/* Sets field f to the value built. A value that does not fit is left absent rather than
+ * cut: a truncated value would match rules it should not. */
+static void ev_fmt_end(struct vg_evview *v, enum vg_field f, struct ev_fmt *b)
+{
+    if (b->over)
+        return;
+    b->p[b->n] = '\0';
+    ev_putn(v, f, b->p, b->n);
+    v->num_used += b->n + 1;
+}
+
+/* f = n in decimal, present even when 0. */
+static void ev_put_dec(struct vg_evview *v, enum vg_field f, uint64_t n)
+{
+    struct ev_fmt b;
+
+    ev_fmt_begin(v, &b);
+    ev_fmt_u64(&b, n);
+    ev_fmt_end(v, f, &b);
+}
+
+/* f = a "\\" b (registry key and value, domain and account). */
+static void ev_put_join(struct vg_evview *v, enum vg_field f, const char *a, const char *c)
+{
+    struct ev_fmt b;
+
+    ev_fmt_begin(v, &b);
+    ev_fmt_str(&b, a);
+    ev_fmt_cat(&b, "\\", 1);
+    ev_fmt_str(&b, c);
+    ev_fmt_end(v, f, &b);
 }
 
 static void ev_put_u(struct vg_evview *v, enum vg_field f, uint64_t n)
 {
     if (n != 0)
-        ev_printf(v, f, "%llu", (unsigned long long)n);
+        ev_put_dec(v, f, n);
 }
 
 static void ev_put_bool(struct vg_evview *v, enum vg_field f, bool b)
@@ -341,12 +400,28 @@ static void ev_put_bool(struct vg_evview *v, enum vg_field f, bool b)
 static void ev_hashes(struct vg_evview *v, const char *sha1, const char *md5, const char *sha256)
 {
     bool h1 = sha1 && *sha1, h5 = md5 && *md5, h256 = sha256 && *sha256;
+    struct ev_fmt b;
 
     if (!h1 && !h5 && !h256)
         return;
-    ev_printf(v, VG_F_HASHES, "%s%s%s%s%s%s%s%s", h1 ? "SHA1=" : "", h1 ? sha1 : "",
-              h1 && (h5 || h256) ? "," : "", h5 ? "MD5=" : "", h5 ? md5 : "", h5 && h256 ? "," : "",
-              h256 ? "SHA256=" : "", h256 ? sha256 : "");
+    ev_fmt_begin(v, &b);
+    if (h1) {
+        ev_fmt_cat(&b, "SHA1=", 5);
+        ev_fmt_str(&b, sha1);
+    }
+    if (h5) {
+        if (h1)
+            ev_fmt_cat(&b, ",", 1);
+        ev_fmt_cat(&b, "MD5=", 4);
+        ev_fmt_str(&b, md5);
+    }
+    if (h256) {
+        if (h1 || h5)
+            ev_fmt_cat(&b, ",", 1);
+        ev_fmt_cat(&b, "SHA256=", 7);
+        ev_fmt_str(&b, sha256);
+    }
+    ev_fmt_end(v, VG_F_HASHES, &b);
 }
 
 /* The process fields (Image, CommandLine, ...) from p. */
@@ -450,7 +525,7 @@ static void ev_registry(struct vg_evview *v, const Vigil__RegistryEvent *r)
     ev_put_u(v, VG_F_EVENT_ID, eids[op]);
     ev_put(v, VG_F_EVENT_TYPE, vg_reg_event_types[op]);
     if (r->value_name != NULL && *r->value_name != '\0')
-        ev_printf(v, VG_F_TARGET_OBJECT, "%s\\%s", r->key ? r->key : "", r->value_name);
+        ev_put_join(v, VG_F_TARGET_OBJECT, r->key ? r->key : "", r->value_name);
     else
         ev_put(v, VG_F_TARGET_OBJECT, r->key);
     ev_put(v, VG_F_DETAILS, r->value_data);
@@ -463,7 +538,7 @@ static void ev_logon(struct vg_evview *v, const Vigil__LogonEvent *l)
     v->service = "security";
     ev_put_u(v, VG_F_EVENT_ID, l->success ? 4624 : 4625);
     /* Always present: 0 is a real logon type (System, at boot). */
-    ev_printf(v, VG_F_LOGON_TYPE, "%u", (unsigned)l->logon_type);
+    ev_put_dec(v, VG_F_LOGON_TYPE, (unsigned)l->logon_type);
     ev_put(v, VG_F_TARGET_USER_NAME, l->account);
     ev_put(v, VG_F_TARGET_DOMAIN_NAME, l->account_domain);
     ev_put(v, VG_F_IP_ADDRESS, l->source_ip);
@@ -473,7 +548,7 @@ static void ev_logon(struct vg_evview *v, const Vigil__LogonEvent *l)
     ev_put(v, VG_F_AUTH_PACKAGE, l->auth_package);
     if (v->f[VG_F_USER].p == NULL && l->account != NULL && *l->account != '\0') {
         if (l->account_domain != NULL && *l->account_domain != '\0')
-            ev_printf(v, VG_F_USER, "%s\\%s", l->account_domain, l->account);
+            ev_put_join(v, VG_F_USER, l->account_domain, l->account);
         else
             ev_put(v, VG_F_USER, l->account);
     }
@@ -505,7 +580,7 @@ static void ev_kind(struct vg_evview *v, const Vigil__Event *ev)
         ev_put_u(v, VG_F_EVENT_ID, 22);
         ev_put(v, VG_F_QUERY_NAME, ev->dns->query_name);
         ev_put(v, VG_F_QUERY_RESULTS, ev->dns->results);
-        ev_printf(v, VG_F_QUERY_STATUS, "%u", (unsigned)ev->dns->status);
+        ev_put_dec(v, VG_F_QUERY_STATUS, (unsigned)ev->dns->status);
         break;
     case VIGIL__EVENT__KIND_REGISTRY:
         ev_registry(v, ev->registry);
