@@ -182,6 +182,8 @@ struct bench_report {
     double readback_eps; /* sto_scan_machines + sto_tl iteration, no rules */
     double replay_eps;   /* the same, each event through cor_shard_process (replay --history) */
     double replay_cpu_us_per_event;
+    double replay1_eps;      /* the same replay through one shard thread */
+    unsigned replay_threads; /* shard threads of replay_eps (cor_hreplay, online CPUs) */
     double wall_s;
 };
 

@@ -12,8 +12,9 @@
  * blocks are the ones the live pipeline would write for this load. Only ts_us and seq are
  * shifted: process creation times inside the events keep the first day's values.
  *
- * THREAD MODEL: everything runs on the caller's thread; the shards are never started
- * (cor_shard_process). RocksDB's own background threads compact.
+ * THREAD MODEL: building and paging run on the caller's thread; the shards are never
+ * started (cor_shard_process). The replay runs through cor_hreplay, whose shard threads
+ * ("vg-replay-N") each read their machines ahead. RocksDB's own background threads compact.
  */
 #include "bench.h"
 
@@ -21,8 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "corr.h"
+#include "hreplay.h"
 #include "sim.h"
 
 #define TL_PAGE_EVENTS   1000
@@ -311,66 +314,66 @@ static int tl_pages_run(sto_db *db, uint64_t mkey, const struct tl_page *pg, siz
 
 struct tl_read {
     sto_db *db;
-    cor_shard *shard; /* NULL: read alone */
-    uint64_t events, batches;
+    uint64_t events;
     int64_t sum_ts; /* so the read cannot be optimised away */
 };
 
-/* One machine's stored events in time order, as replay_hist_machine feeds them: one
- * event a batch, the batch header from the machine record. */
+/* One machine's stored events in time order, read as replay --history reads them (a
+ * helper thread reads and unpacks ahead), without the rules. */
 static bool tl_read_machine(void *ctx, uint64_t mkey, const Vigil__MachineRecord *m)
 {
     struct tl_read *t = ctx;
-    Vigil__TelemetryBatch b = VIGIL__TELEMETRY_BATCH__INIT;
     const Vigil__Event *ev;
-    Vigil__Event *one[1];
     sto_tl_iter *it;
 
-    b.tenant_id = m->tenant_id;
-    b.machine_id = m->machine_id;
-    b.machine_name = m->machine_name;
-    b.os = m->os;
-    b.os_version = m->os_version;
-    b.sensor_version = m->sensor_version;
-    b.n_events = 1;
-    b.events = one;
-    /* As replay --history reads: a helper thread reads and unpacks ahead. */
+    (void)m;
     if (sto_tl_open_ahead(t->db, mkey, INT64_MIN / 2, INT64_MAX / 2, false, &it) < 0)
         return true;
     while (sto_tl_next(it, &ev) == 1) {
         t->events++;
         t->sum_ts += ev->ts_us;
-        if (t->shard != NULL) {
-            struct cor_in in;
-
-            one[0] = (Vigil__Event *)ev;
-            b.first_seq = ev->seq;
-            memset(&in, 0, sizeof(in));
-            in.batch = &b;
-            in.mkey = mkey;
-            in.partition = -1;
-            cor_shard_process(t->shard, &in);
-        }
     }
     sto_tl_close(it);
     return true;
 }
 
-static uint64_t tl_drain_alerts(cor_shard *s)
+/* The replay command's path (cor_hreplay): every machine through the rules on `threads`
+ * shard threads (0: the online CPUs), each reading its machines ahead. Returns 0 or a
+ * negative vg_err; sets the rate, the CPU an event over all threads and on the shard
+ * threads, and the alerts. */
+static int tl_replay(sto_db *db, const struct cor_shard_cfg *sc, unsigned threads, double *eps,
+                     double *cpu_us, double *eval_us, uint64_t *events, uint64_t *alerts)
 {
-    struct cor_barrier *br = cor_barrier_new(1, true, NULL, 0, 1);
-    struct cor_in in = {.is_barrier = true, .barrier = br};
-    struct cor_unit *u;
-    uint64_t n = 0;
+    struct cor_hreplay_cfg hc;
+    cor_hreplay *hr = NULL;
+    uint64_t t0;
+    double c0;
+    int rc;
 
-    if (br == NULL)
-        return 0;
-    cor_shard_process(s, &in);
-    while ((u = cor_shard_pop_unit(s)) != NULL) {
-        n += u->nalerts;
-        cor_unit_free(u);
+    memset(&hc, 0, sizeof(hc));
+    hc.db = db;
+    hc.threads = threads;
+    hc.from_us = INT64_MIN / 2;
+    hc.to_us = INT64_MAX / 2;
+    hc.shard = *sc;
+    c0 = bench_cpu_us();
+    t0 = vg_mono_ns();
+    if ((rc = cor_hreplay_new(&hc, &hr)) < 0 || (rc = cor_hreplay_run(hr, NULL, NULL, 50)) < 0)
+        goto out;
+    cor_hreplay_counts(hr, events, NULL, NULL);
+    *alerts = 0;
+    for (unsigned i = 0; i < cor_hreplay_threads(hr); i++) {
+        const struct cor_unit *u = cor_hreplay_unit(hr, i);
+
+        *alerts += u ? u->nalerts : 0;
     }
-    return n;
+    *eps = (double)*events / ((double)(vg_mono_ns() - t0) / 1e9);
+    *cpu_us = *events ? (bench_cpu_us() - c0) / (double)*events : 0;
+    /* The evaluating threads alone (the reading is on the iterators' helper threads). */
+    *eval_us = *events ? (double)cor_hreplay_shard_cpu_ns(hr) / 1e3 / (double)*events : 0;
+out:
+    cor_hreplay_free(hr);
+    return rc;
 }
 
 static int tl_readback(const struct bench_opts *o, cor_ruleset *rules, sto_db *db,
@@ -381,15 +384,15 @@ static int tl_readback(const struct bench_opts *o, cor_ruleset *rules, sto_db *d
     struct cor_shard_cfg sc;
     cor_corrset *corr = NULL;
     char err[256];
-    uint64_t t0 = vg_mono_ns();
-    double c0, tc0;
+    uint64_t t0 = vg_mono_ns(), ev1 = 0, al1 = 0;
+    double cpu1 = 0, eval1 = 0;
     int rc;
 
     if ((rc = sto_scan_machines(db, tl_read_machine, &t)) < 0)
         return rc;
     r->tl_readback_events = t.events;
     r->readback_eps = (double)t.events / ((double)(vg_mono_ns() - t0) / 1e9);
-    /* The replay command's shard: the rules and the correlation rules of the same
+    /* The replay command's shards: the rules and the correlation rules of the same
      * directories. */
     memset(&cs, 0, sizeof(cs));
     if (cor_corrset_load(o->rule_dirs, o->nrule_dirs, &corr, &cs, err, sizeof(err)) < 0) {
@@ -397,27 +400,24 @@ static int tl_readback(const struct bench_opts *o, cor_ruleset *rules, sto_db *d
         corr = NULL;
     }
     memset(&sc, 0, sizeof(sc));
-    sc.nshards = 1;
     sc.rules = rules;
     sc.corr = corr;
-    sc.release = tl_release;
-    sc.reject = tl_reject;
-    sc.ctx = &(struct tl_build){0};
-    memset(&t, 0, sizeof(t));
-    t.db = db;
-    if ((rc = cor_shard_new(&sc, &t.shard)) < 0)
+    /* One shard thread first (what a replay did before it had several), then the default
+     * of vigil replay --history: as many as there are CPUs. */
+    if ((rc = tl_replay(db, &sc, 1, &r->replay1_eps, &cpu1, &eval1, &ev1, &al1)) < 0 ||
+        (rc = tl_replay(db, &sc, 0, &r->replay_eps, &r->replay_cpu_us_per_event, eval_us,
+                        &r->tl_replay_events, &r->tl_replay_alerts)) < 0)
         goto out;
-    c0 = bench_cpu_us();
-    tc0 = tl_thread_cpu_ms();
-    t0 = vg_mono_ns();
-    rc = sto_scan_machines(db, tl_read_machine, &t);
-    r->tl_replay_alerts = tl_drain_alerts(t.shard);
-    r->replay_eps = (double)t.events / ((double)(vg_mono_ns() - t0) / 1e9);
-    r->replay_cpu_us_per_event = t.events ? (bench_cpu_us() - c0) / (double)t.events : 0;
-    r->tl_replay_events = t.events;
-    /* The evaluating thread alone (the reading is on the iterators' helper threads). */
-    *eval_us = t.events ? (tl_thread_cpu_ms() - tc0) * 1e3 / (double)t.events : 0;
-    cor_shard_destroy(t.shard);
+    if (ev1 != r->tl_replay_events || al1 != r->tl_replay_alerts)
+        vg_log(VG_LOG_ERROR, "bench",
+               "replay on one thread saw %llu events and %llu alerts, on several %llu and %llu",
+               (unsigned long long)ev1, (unsigned long long)al1,
+               (unsigned long long)r->tl_replay_events, (unsigned long long)r->tl_replay_alerts);
+    {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+        r->replay_threads = ncpu > 0 ? (unsigned)ncpu : 1;
+    }
 out:
     cor_corrset_unref(corr);
     return rc;
@@ -533,10 +533,11 @@ int bench_timeline_run(const struct bench_opts *o, cor_ruleset *rules, const cha
     if ((rc = tl_readback(o, rules, db, r, &eval_us)) < 0)
         goto out;
     snprintf(line, sizeof(line),
-             "timeline: read back %.0f events/s; replay with rules %.0f events/s (%.2f us CPU "
-             "an event, of which %.2f us on the evaluating thread; %llu alerts)",
-             r->readback_eps, r->replay_eps, r->replay_cpu_us_per_event, eval_us,
-             (unsigned long long)r->tl_replay_alerts);
+             "timeline: read back %.0f events/s; replay with rules %.0f events/s on %u shard "
+             "threads (%.2f us CPU an event, of which %.2f us on the shard threads; %llu "
+             "alerts), %.0f events/s on one",
+             r->readback_eps, r->replay_eps, r->replay_threads, r->replay_cpu_us_per_event, eval_us,
+             (unsigned long long)r->tl_replay_alerts, r->replay1_eps);
     tl_say(pf, pc, line);
     r->tl_ran = true;
 out:
