@@ -8,9 +8,14 @@
  * Scale-out: the writer of every vigil instance produces each alert, new or updated, to
  * "alerts.tenant" keyed by tenant, so one tenant's alerts meet in one partition, and so in
  * one incident stage, however many instances run (the Kafka Streams repartition idea).
- * State: on each assignment the stage re-reads its partitions from one link window back
- * (offsets for times), so its state is rebuilt from the topic itself after a restart or a
- * rebalance; it commits no offsets. Incident ids are deterministic, and an incident whose
+ * State: on each assignment the stage re-reads its partitions from one prevalence window
+ * back (offsets for times; 7 days), so its state is rebuilt from the topic itself after a
+ * restart or a rebalance; it commits no offsets. Of what it re-reads, sightings count for
+ * prevalence and alerts only within one link window (24 h) of now, by record time: the
+ * sightings are daily, and a re-read of one link window would forget every entity last
+ * seen more than a day back. A broker that cannot look offsets up by time (librdkafka's
+ * mock cluster, vigil's embedded broker, answers -1 to every lookup) is read from the
+ * start instead, with the same filter. Incident ids are deterministic, and an incident whose
  * content did not change since it was stored is not emitted again.
  *
  * Tenant machine counts and prevalence. Whether an entity is common (seen on more than
@@ -63,6 +68,8 @@ static void ing_inc_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                               rd_kafka_topic_partition_list_t *parts, void *opaque);
 static void ing_inc_flush(ing_incidents *s);
 static void ing_inc_count_machines(ing_incidents *s);
+static int64_t ing_inc_window_us(const ing_incidents *s, bool prevalence);
+static bool ing_inc_too_old(const rd_kafka_message_t *m, int64_t max_age_ms);
 
 #define ING_INC_COUNT_NS    (UINT64_C(60) * 1000000000u) /* machine counts refreshed this often */
 #define ING_INC_TENANT_SEED UINT64_C(0x7e4a47c0a1e5eed1)
@@ -71,7 +78,8 @@ int ing_incidents_new(const struct ing_incidents_cfg *cfg, ing_incidents **out, 
                       size_t errlen)
 {
     ing_incidents *s = vg_calloc(1, sizeof(*s));
-    struct cor_incident_cfg icfg = {.window_us = cfg->window_us};
+    struct cor_incident_cfg icfg = {.window_us = cfg->window_us,
+                                    .prevalence_window_us = cfg->prevalence_window_us};
     rd_kafka_conf_t *conf;
     char group[256];
 
@@ -179,6 +187,7 @@ void ing_incidents_stats(ing_incidents *s, struct ing_incidents_stats *st)
     st->sightings = __atomic_load_n(&s->st.sightings, __ATOMIC_RELAXED);
     st->emitted = __atomic_load_n(&s->st.emitted, __ATOMIC_RELAXED);
     st->retired = __atomic_load_n(&s->st.retired, __ATOMIC_RELAXED);
+    st->old = __atomic_load_n(&s->st.old, __ATOMIC_RELAXED);
 }
 
 /* ---- the thread ------------------------------------------------------------------- */
@@ -220,6 +229,8 @@ static void *ing_inc_main(void *arg)
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(s->rk);
     rd_kafka_message_t *msgs[256];
     uint64_t last_flush = vg_mono_ns(), last_count, started = vg_mono_ns();
+    int64_t link_ms = ing_inc_window_us(s, false) / 1000,
+            prev_ms = ing_inc_window_us(s, true) / 1000;
 
     ing_inc_count_machines(s);
     last_count = vg_mono_ns();
@@ -232,7 +243,9 @@ static void *ing_inc_main(void *arg)
             char id[COR_INCIDENT_ID_MAX];
             bool changed;
 
-            if (m->err == 0 && ing_is_sightings(m)) {
+            if (m->err == 0 && ing_inc_too_old(m, ing_is_sightings(m) ? prev_ms : link_ms)) {
+                __atomic_add_fetch(&s->st.old, 1, __ATOMIC_RELAXED);
+            } else if (m->err == 0 && ing_is_sightings(m)) {
                 ing_inc_sightings(s, m);
             } else if (m->err == 0 && m->payload != NULL &&
                        (a = vigil__alert__unpack(NULL, m->len, m->payload)) != NULL) {
@@ -342,27 +355,49 @@ static void ing_inc_flush(ing_incidents *s)
     cor_incidents_expire(s->ci, 0);
 }
 
-/* Each assignment re-reads one link window back, so the stage's state is rebuilt from the
- * topic, whoever owned the partition before. */
+/* The link window (prevalence false) or the prevalence window, with their defaults. */
+static int64_t ing_inc_window_us(const ing_incidents *s, bool prevalence)
+{
+    if (prevalence)
+        return s->cfg.prevalence_window_us > 0 ? s->cfg.prevalence_window_us : 7 * VG_US_PER_DAY;
+    return s->cfg.window_us > 0 ? s->cfg.window_us : VG_US_PER_DAY;
+}
+
+/* Whether a record, by its Kafka timestamp, is older than max_age_ms: what an assignment
+ * re-reads from before the window that still matters. A record without a timestamp is
+ * kept. */
+static bool ing_inc_too_old(const rd_kafka_message_t *m, int64_t max_age_ms)
+{
+    int64_t ts = rd_kafka_message_timestamp(m, NULL);
+
+    return ts >= 0 && ts < vg_now_us() / 1000 - max_age_ms;
+}
+
+/* Each assignment re-reads one prevalence window back, so the stage's state is rebuilt
+ * from the topic, whoever owned the partition before. */
 static void ing_inc_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                               rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     ing_incidents *s = opaque;
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        int64_t since_ms =
-            (vg_now_us() - (s->cfg.window_us ? s->cfg.window_us : 24 * 3600 * VG_US_PER_SEC)) /
-            1000;
+        int64_t link = ing_inc_window_us(s, false), prev = ing_inc_window_us(s, true);
+        int64_t since_ms = (vg_now_us() - (link > prev ? link : prev)) / 1000;
 
         for (int i = 0; i < parts->cnt; i++)
             parts->elems[i].offset = since_ms;
+        /* -1 for a partition is "no record that recent" from a real broker, but the
+         * embedded one answers -1 to every time lookup: both are read from the start, and
+         * what is older than its window is skipped as it comes (ing_inc_too_old). On a
+         * real broker that is one pass over what retention keeps, only when nothing is
+         * recent. */
         if (rd_kafka_offsets_for_times(rk, parts, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
             for (int i = 0; i < parts->cnt; i++)
                 parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
         }
         for (int i = 0; i < parts->cnt; i++)
             if (parts->elems[i].offset < 0)
-                parts->elems[i].offset = RD_KAFKA_OFFSET_END; /* nothing that recent */
+                parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
         rd_kafka_assign(rk, parts);
     } else {
         ing_inc_flush(s);

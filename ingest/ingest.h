@@ -180,12 +180,13 @@ struct cor_shard *ing_pipeline_shard(ing_pipeline *p, uint32_t i);
 typedef struct ing_incidents ing_incidents;
 
 struct ing_incidents_cfg {
-    struct ing_kafka_cfg kafka; /* brokers, group (the stage's group is GROUP.incidents) */
-    const char *topic;          /* tenant-keyed alerts; default "alerts.tenant" */
-    const char *out_topic;      /* default "incidents" (key: tenant) */
-    struct sto_db *db;          /* incidents are stored here; may be NULL */
-    FILE *incidents_jsonl;      /* NULL: none */
-    int64_t window_us;          /* link window; 0: 24 h */
+    struct ing_kafka_cfg kafka;   /* brokers, group (the stage's group is GROUP.incidents) */
+    const char *topic;            /* tenant-keyed alerts; default "alerts.tenant" */
+    const char *out_topic;        /* default "incidents" (key: tenant) */
+    struct sto_db *db;            /* incidents are stored here; may be NULL */
+    FILE *incidents_jsonl;        /* NULL: none */
+    int64_t window_us;            /* link window; 0: 24 h */
+    int64_t prevalence_window_us; /* sightings count this long; 0: 7 days */
     int session_timeout_ms;
     /* Called on the stage's thread for every incident emitted (a Vigil__Incident). */
     void (*on_incident)(void *ctx, const struct ProtobufCMessage *incident);
@@ -198,6 +199,8 @@ struct ing_incidents_stats {
     uint64_t sightings; /* telemetry sightings applied to prevalence */
     uint64_t emitted;   /* incident states stored and emitted */
     uint64_t retired;   /* incident ids merged away */
+    uint64_t old;       /* records re-read on an assignment but older than their window
+                           (alerts: the link window; sightings: the prevalence window) */
 };
 
 int ing_incidents_new(const struct ing_incidents_cfg *cfg, ing_incidents **out, char *err,
