@@ -85,7 +85,8 @@ struct api_rule_counter {
  * are left out). The collector fills this on each scrape and calls api_metrics_vigil. */
 struct api_vigil_metrics {
     const struct ing_stats *ing;
-    const struct cor_shard_stats *shards; /* shards[i] is shard i */
+    const struct ing_incidents_stats *incidents; /* the incident stage */
+    const struct cor_shard_stats *shards;        /* shards[i] is shard i */
     size_t nshards;
     const struct api_partition_lag *lags;
     size_t nlags;
@@ -103,7 +104,9 @@ struct api_vigil_metrics {
  * vigil_partition_pauses_total, vigil_partitions_assigned,
  * vigil_last_event_timestamp_seconds, vigil_ring_depth{shard}, vigil_shard_machines{shard},
  * vigil_shard_processes{shard}, vigil_consumer_lag{partition}, vigil_storage_bytes,
- * vigil_rule_hits_total{rule_id,title}, vigil_rule_cpu_seconds_total{rule_id}.
+ * vigil_rule_hits_total{rule_id,title}, vigil_rule_cpu_seconds_total{rule_id};
+ * the incident stage's vigil_incident_stage_records_total{kind}, vigil_incidents_emitted_total,
+ * vigil_incidents_retired_total.
  * stage="consumed" counts events that reached a shard (accepted + duplicate): ing_stats
  * counts consumed messages, not events, before decoding.
  */

@@ -386,10 +386,37 @@ static void api_vigil_rules(struct api_metrics_out *out, const struct api_rule_c
     }
 }
 
+static void api_vigil_incidents(struct api_metrics_out *out, const struct ing_incidents_stats *st)
+{
+    static const char *const help =
+        "Records of alerts.tenant the incident stage took in, by kind: alert (grouped), "
+        "sightings (entities applied to prevalence), old (re-read on an assignment but older "
+        "than its window, skipped), bad (neither, skipped).";
+    const struct {
+        const char *kind;
+        uint64_t n;
+    } k[] = {
+        {"alert", st->alerts}, {"sightings", st->sightings}, {"old", st->old}, {"bad", st->bad}};
+
+    for (size_t i = 0; i < VG_ARRAY_SIZE(k); i++) {
+        struct api_label l = {"kind", k[i].kind};
+
+        api_metrics_add_u64(out, "vigil_incident_stage_records_total", API_COUNTER, help, &l, 1,
+                            k[i].n);
+    }
+    api_metrics_add_u64(out, "vigil_incidents_emitted_total", API_COUNTER,
+                        "Incident states stored and emitted (topic incidents).", NULL, 0,
+                        st->emitted);
+    api_metrics_add_u64(out, "vigil_incidents_retired_total", API_COUNTER,
+                        "Incident ids merged away into another incident.", NULL, 0, st->retired);
+}
+
 void api_metrics_vigil(struct api_metrics_out *out, const struct api_vigil_metrics *v)
 {
     if (v->ing)
         api_vigil_ingest(out, v->ing);
+    if (v->incidents)
+        api_vigil_incidents(out, v->incidents);
     if (v->shards)
         api_vigil_shards(out, v->shards, v->nshards);
     for (size_t i = 0; v->lags && i < v->nlags; i++) {

@@ -71,6 +71,7 @@ struct api_server;
 /* The HTTP API, metrics and health of a running pipeline (service.c). */
 struct cli_service {
     ing_pipeline *pipe; /* borrowed */
+    ing_incidents *inc; /* borrowed; NULL: no incident stage metrics */
     sto_db *db;         /* borrowed */
     cor_ruleset *rules; /* borrowed */
     struct api_metrics *metrics;

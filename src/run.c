@@ -174,6 +174,7 @@ static int run_start(struct run_ctx *r)
         return -1;
     }
     r->svc.pipe = r->pipe;
+    r->svc.inc = r->inc;
     r->svc.db = r->db;
     r->svc.rules = r->rules;
     return cli_service_start(&r->svc, &r->c);

@@ -65,6 +65,7 @@ static void svc_collect(void *ctx, struct api_metrics_out *out)
     int32_t parts[SVC_MAX_PARTS];
     int64_t lags[SVC_MAX_PARTS];
     struct api_vigil_metrics vm = {0};
+    struct ing_incidents_stats is;
     size_t nl, k = 0;
 
     if (ss == NULL || rc == NULL)
@@ -93,6 +94,10 @@ static void svc_collect(void *ctx, struct api_metrics_out *out)
     for (size_t i = 0; i < nl; i++)
         lg[i] = (struct api_partition_lag){parts[i], lags[i]};
     vm.ing = &st;
+    if (sv->inc != NULL) {
+        ing_incidents_stats(sv->inc, &is);
+        vm.incidents = &is;
+    }
     vm.shards = ss;
     vm.nshards = ns;
     vm.lags = lg;

@@ -279,7 +279,9 @@ static void fx_collect(void *ctx, struct api_metrics_out *out)
     struct ing_stats st = {0};
     struct cor_shard_stats sh[1] = {{0}};
     struct api_vigil_metrics v = {0};
+    struct ing_incidents_stats is = {.alerts = 5, .old = 7};
 
+    v.incidents = &is;
     st.events = 3;
     st.alerts[3] = 3;
     sh[0].in_depth = 2;
@@ -698,6 +700,8 @@ static void test_metrics_endpoint(void **state)
     assert_non_null(strstr(r.body, "# TYPE vigil_events_total counter\n"));
     assert_non_null(strstr(r.body, "vigil_events_total{stage=\"accepted\"} 3\n"));
     assert_non_null(strstr(r.body, "vigil_alerts_total{severity=\"High\"} 3\n"));
+    assert_non_null(strstr(r.body, "vigil_incident_stage_records_total{kind=\"alert\"} 5\n"));
+    assert_non_null(strstr(r.body, "vigil_incident_stage_records_total{kind=\"old\"} 7\n"));
     assert_non_null(strstr(r.body, "vigil_ring_depth{shard=\"0\"} 2\n"));
     assert_non_null(strstr(r.body, "# TYPE vigil_storage_bytes gauge\n"));
     resp_free(&r);
