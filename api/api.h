@@ -81,6 +81,15 @@ struct api_rule_counter {
     double cpu_seconds;
 };
 
+/* Where the process's memory is, in bytes (vigil_memory_bytes{part}); a zero part is left
+ * out. */
+struct api_memory {
+    uint64_t resident;       /* VmRSS */
+    uint64_t heap_allocated; /* the allocator's live allocations (jemalloc stats.allocated) */
+    uint64_t heap_resident;  /* the allocator's resident pages (jemalloc stats.resident) */
+    uint64_t rocksdb_block_cache, rocksdb_memtables, rocksdb_table_readers; /* sto_mem_usage */
+};
+
 /* Everything vigil's own families are rendered from; any pointer may be NULL (its families
  * are left out). The collector fills this on each scrape and calls api_metrics_vigil. */
 struct api_vigil_metrics {
@@ -93,7 +102,8 @@ struct api_vigil_metrics {
     const struct api_rule_counter *rules;
     size_t nrules;
     bool have_storage;
-    uint64_t storage_bytes; /* sto_disk_bytes */
+    uint64_t storage_bytes;          /* sto_disk_bytes */
+    const struct api_memory *memory; /* NULL: no vigil_memory_bytes */
 };
 
 /*
@@ -106,7 +116,7 @@ struct api_vigil_metrics {
  * vigil_shard_processes{shard}, vigil_consumer_lag{partition}, vigil_storage_bytes,
  * vigil_rule_hits_total{rule_id,title}, vigil_rule_cpu_seconds_total{rule_id};
  * the incident stage's vigil_incident_stage_records_total{kind}, vigil_incidents_emitted_total,
- * vigil_incidents_retired_total.
+ * vigil_incidents_retired_total; vigil_memory_bytes{part}.
  * stage="consumed" counts events that reached a shard (accepted + duplicate): ing_stats
  * counts consumed messages, not events, before decoding.
  */

@@ -411,12 +411,39 @@ static void api_vigil_incidents(struct api_metrics_out *out, const struct ing_in
                         "Incident ids merged away into another incident.", NULL, 0, st->retired);
 }
 
+static void api_vigil_memory(struct api_metrics_out *out, const struct api_memory *m)
+{
+    static const char *const help =
+        "Memory by part: resident (VmRSS), heap_allocated and heap_resident (the allocator's "
+        "live bytes and resident pages), rocksdb_block_cache, rocksdb_memtables, "
+        "rocksdb_table_readers (RocksDB's own accounting; the cache and memtables are heap "
+        "too).";
+    const struct {
+        const char *part;
+        uint64_t n;
+    } p[] = {{"resident", m->resident},
+             {"heap_allocated", m->heap_allocated},
+             {"heap_resident", m->heap_resident},
+             {"rocksdb_block_cache", m->rocksdb_block_cache},
+             {"rocksdb_memtables", m->rocksdb_memtables},
+             {"rocksdb_table_readers", m->rocksdb_table_readers}};
+
+    for (size_t i = 0; i < VG_ARRAY_SIZE(p); i++) {
+        struct api_label l = {"part", p[i].part};
+
+        if (p[i].n > 0)
+            api_metrics_add_u64(out, "vigil_memory_bytes", API_GAUGE, help, &l, 1, p[i].n);
+    }
+}
+
 void api_metrics_vigil(struct api_metrics_out *out, const struct api_vigil_metrics *v)
 {
     if (v->ing)
         api_vigil_ingest(out, v->ing);
     if (v->incidents)
         api_vigil_incidents(out, v->incidents);
+    if (v->memory)
+        api_vigil_memory(out, v->memory);
     if (v->shards)
         api_vigil_shards(out, v->shards, v->nshards);
     for (size_t i = 0; v->lags && i < v->nlags; i++) {

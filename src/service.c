@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -16,6 +17,11 @@
 #include "cli.h"
 
 #define SVC_MAX_PARTS 256
+
+/* jemalloc's control interface when the binary links it (vigil does; the test programs and
+ * sanitizer builds, which use another allocator, do not): a weak reference is NULL then. */
+extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
+    __attribute__((weak));
 
 /* ---- the collector and the health input ------------------------------------------- */
 
@@ -53,6 +59,42 @@ static void svc_health_cb(void *ctx, struct api_health_input *in)
     svc_health_input(ctx, in);
 }
 
+/* Where the memory is: VmRSS, the allocator's totals, RocksDB's parts. */
+static void svc_memory(const struct cli_service *sv, struct api_memory *m)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size, rss;
+    long page = sysconf(_SC_PAGESIZE);
+
+    memset(m, 0, sizeof(*m));
+    if (f != NULL) {
+        if (fscanf(f, "%llu %llu", &size, &rss) == 2 && page > 0)
+            m->resident = rss * (uint64_t)page;
+        fclose(f);
+    }
+    if (mallctl != NULL) {
+        uint64_t epoch = 1;
+        size_t v, len = sizeof(v);
+
+        /* The totals are refreshed only when the epoch advances. */
+        if (mallctl("epoch", NULL, NULL, &epoch, sizeof(epoch)) == 0) {
+            if (mallctl("stats.allocated", &v, &len, NULL, 0) == 0)
+                m->heap_allocated = v;
+            len = sizeof(v);
+            if (mallctl("stats.resident", &v, &len, NULL, 0) == 0)
+                m->heap_resident = v;
+        }
+    }
+    if (sv->db != NULL) {
+        struct sto_mem sm;
+
+        sto_mem_usage(sv->db, &sm);
+        m->rocksdb_block_cache = sm.block_cache;
+        m->rocksdb_memtables = sm.memtables;
+        m->rocksdb_table_readers = sm.table_readers;
+    }
+}
+
 static void svc_collect(void *ctx, struct api_metrics_out *out)
 {
     struct cli_service *sv = ctx;
@@ -66,6 +108,7 @@ static void svc_collect(void *ctx, struct api_metrics_out *out)
     int64_t lags[SVC_MAX_PARTS];
     struct api_vigil_metrics vm = {0};
     struct ing_incidents_stats is;
+    struct api_memory mem;
     size_t nl, k = 0;
 
     if (ss == NULL || rc == NULL)
@@ -106,6 +149,8 @@ static void svc_collect(void *ctx, struct api_metrics_out *out)
     vm.nrules = k;
     vm.have_storage = sv->db != NULL;
     vm.storage_bytes = sv->db ? sto_disk_bytes(sv->db) : 0;
+    svc_memory(sv, &mem);
+    vm.memory = &mem;
     api_metrics_vigil(out, &vm);
 out:
     vg_free(ss);

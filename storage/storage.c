@@ -738,6 +738,24 @@ uint64_t sto_disk_bytes(sto_db *db)
     return total + sto_wal_bytes(db->path);
 }
 
+void sto_mem_usage(sto_db *db, struct sto_mem *m)
+{
+    uint64_t v;
+
+    memset(m, 0, sizeof(*m));
+    if (db->cache != NULL)
+        m->block_cache = rocksdb_cache_get_usage(db->cache);
+    for (int i = 0; i < STO_CF_COUNT; i++) {
+        if (db->cf[i] == NULL)
+            continue;
+        if (rocksdb_property_int_cf(db->rdb, db->cf[i], "rocksdb.size-all-mem-tables", &v) == 0)
+            m->memtables += v;
+        if (rocksdb_property_int_cf(db->rdb, db->cf[i], "rocksdb.estimate-table-readers-mem", &v) ==
+            0)
+            m->table_readers += v;
+    }
+}
+
 int sto_compact_all(sto_db *db)
 {
     rocksdb_flushoptions_t *fo;

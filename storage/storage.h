@@ -203,6 +203,14 @@ void sto_merge_totals(sto_db *db, struct sto_merge_stats *st);
 int sto_retention_run(sto_db *db, int64_t now_us);
 /* Bytes of the database's live SST and WAL files (RocksDB's own accounting). */
 uint64_t sto_disk_bytes(sto_db *db);
+
+/* What the open database holds in memory, from RocksDB's own accounting: the block cache's
+ * charge (blocks, and index and filter blocks, which are cached), the memtables of every
+ * column family (active, immutable and pinned), and the table readers outside the cache. */
+struct sto_mem {
+    uint64_t block_cache, memtables, table_readers;
+};
+void sto_mem_usage(sto_db *db, struct sto_mem *m);
 /* Flushes memtables and compacts everything (benchmarks measure bytes after this). */
 int sto_compact_all(sto_db *db);
 /* RocksDB property text for a column family, vg_malloc'd, or NULL. */

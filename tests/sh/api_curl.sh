@@ -61,6 +61,14 @@ code=$(status POST /v1/rules/reload "$A_ADMIN")
 [ "$(status GET /metrics "$A_READER")" = 200 ] || fail "metrics"
 grep -q '^vigil_events_total' "$W/body" || fail "metrics lack vigil_events_total"
 grep -q 'vigil_rule_hits_total{.*5b0c8e1a' "$W/body" || fail "metrics lack the rule's hits"
+# The memory breakdown from the running binary: its RSS, jemalloc's totals (the release
+# binary links jemalloc; a sanitizer build has no mallctl and leaves them out) and RocksDB's
+# memtables, which hold the events just written.
+grep -q '^vigil_memory_bytes{part="resident"} [1-9]' "$W/body" || fail "metrics lack the RSS"
+grep -q '^vigil_memory_bytes{part="rocksdb_memtables"} [1-9]' "$W/body" || fail "metrics lack the memtables"
+if ldd "$VIGIL" | grep -q libjemalloc; then
+    grep -q '^vigil_memory_bytes{part="heap_allocated"} [1-9]' "$W/body" || fail "metrics lack jemalloc's totals"
+fi
 code=$(status GET /health "$A_READER")
 [ "$code" = 200 ] || [ "$code" = 503 ] || fail "health: $code"
 grep -q '"healthy"' "$W/body" || fail "health body"

@@ -281,7 +281,10 @@ static void fx_collect(void *ctx, struct api_metrics_out *out)
     struct api_vigil_metrics v = {0};
     struct ing_incidents_stats is = {.alerts = 5, .old = 7};
 
+    struct api_memory mem = {.resident = 123456789, .rocksdb_memtables = 4096};
+
     v.incidents = &is;
+    v.memory = &mem;
     st.events = 3;
     st.alerts[3] = 3;
     sh[0].in_depth = 2;
@@ -702,6 +705,9 @@ static void test_metrics_endpoint(void **state)
     assert_non_null(strstr(r.body, "vigil_alerts_total{severity=\"High\"} 3\n"));
     assert_non_null(strstr(r.body, "vigil_incident_stage_records_total{kind=\"alert\"} 5\n"));
     assert_non_null(strstr(r.body, "vigil_incident_stage_records_total{kind=\"old\"} 7\n"));
+    assert_non_null(strstr(r.body, "vigil_memory_bytes{part=\"resident\"} 123456789\n"));
+    assert_non_null(strstr(r.body, "vigil_memory_bytes{part=\"rocksdb_memtables\"} 4096\n"));
+    assert_null(strstr(r.body, "vigil_memory_bytes{part=\"heap_allocated\"}")); /* zero: left out */
     assert_non_null(strstr(r.body, "vigil_ring_depth{shard=\"0\"} 2\n"));
     assert_non_null(strstr(r.body, "# TYPE vigil_storage_bytes gauge\n"));
     resp_free(&r);
