@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,7 +24,8 @@ struct hr_machine {
     uint64_t mkey;
     char *tenant, *machine, *name, *os_version, *sensor_version;
     Vigil__Os os;
-    uint64_t events; /* written by the thread that replays it */
+    uint64_t expected; /* events its record says are stored */
+    uint64_t events;   /* written by the thread that replays it */
 };
 
 struct hr_thread {
@@ -42,6 +44,7 @@ struct cor_hreplay {
     struct cor_hreplay_cfg cfg;
     struct hr_machine *m;
     size_t n, cap;
+    uint64_t expected; /* sum of the machine records' event counts */
     unsigned nthreads;
     struct hr_thread *t;
     /* Shared by the replay threads: relaxed atomics. */
@@ -52,6 +55,7 @@ struct cor_hreplay {
 };
 
 static bool hr_list(void *ctx, uint64_t mkey, const Vigil__MachineRecord *m);
+static int hr_bigger_first(const void *x, const void *y);
 static void *hr_main(void *arg);
 static void hr_replay_machine(struct hr_thread *t, struct hr_machine *hm);
 static void hr_release(void *ctx, struct cor_in *in);
@@ -75,6 +79,10 @@ int cor_hreplay_new(const struct cor_hreplay_cfg *cfg, cor_hreplay **out)
         hr->nthreads = 256;
     if ((rc = sto_scan_machines(cfg->db, hr_list, hr)) < 0)
         goto out_free;
+    /* The biggest machines first, so that the last ones to finish are small and the
+     * threads end together (longest processing time first). */
+    if (hr->n > 1)
+        qsort(hr->m, hr->n, sizeof(*hr->m), hr_bigger_first);
     if (hr->n < hr->nthreads)
         hr->nthreads = hr->n > 0 ? (unsigned)hr->n : 1; /* a thread per machine at most */
     if ((hr->t = vg_calloc(hr->nthreads, sizeof(*hr->t))) == NULL) {
@@ -128,7 +136,7 @@ int cor_hreplay_run(cor_hreplay *hr,
                     void (*progress)(void *ctx, const struct cor_hreplay_progress *p), void *ctx,
                     unsigned interval_ms)
 {
-    struct cor_hreplay_progress p = {.machines = hr->n};
+    struct cor_hreplay_progress p = {.machines = hr->n, .expected = hr->expected};
     struct timespec ts = {0, (long)(interval_ms ? interval_ms : 250) * 1000000L};
     int rc = 0;
 
@@ -264,8 +272,19 @@ static bool hr_list(void *ctx, uint64_t mkey, const Vigil__MachineRecord *m)
         vg_free(hm->sensor_version);
         return false; /* sto_scan_machines stops; new fails below on the short list */
     }
+    hm->expected = m->events;
+    hr->expected += m->events;
     hr->n++;
     return true;
+}
+
+static int hr_bigger_first(const void *x, const void *y)
+{
+    const struct hr_machine *a = x, *b = y;
+
+    if (a->expected != b->expected)
+        return a->expected > b->expected ? -1 : 1;
+    return a->mkey < b->mkey ? -1 : a->mkey > b->mkey; /* stable across runs */
 }
 
 /* @locality vg-replay-N. Takes machines until none is left, then closes its shard. */

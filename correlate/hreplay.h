@@ -44,6 +44,8 @@ struct cor_hreplay_progress {
     uint64_t events;        /* handed to the shards so far */
     uint64_t machines_done; /* machines read to their end */
     uint64_t machines;      /* machines to replay */
+    uint64_t expected;      /* events the machine records say are stored (all time: a
+                               --from/--to window reads fewer) */
 };
 
 /* Lists the wanted machines (copies of their records). Returns 0 or a negative vg_err. */
@@ -67,8 +69,8 @@ struct cor_unit *cor_hreplay_unit(const cor_hreplay *hr, unsigned i);
 /* Events replayed, machines that had at least one event, batches rejected by the shards. */
 void cor_hreplay_counts(const cor_hreplay *hr, uint64_t *events, uint64_t *machines,
                         uint64_t *rejected);
-/* The i-th wanted machine (in the database's order) and the events it yielded; false past
- * the end. */
+/* The i-th wanted machine (biggest first, by the events its record counts) and the events
+ * it yielded; false past the end. */
 bool cor_hreplay_machine(const cor_hreplay *hr, size_t i, const char **tenant, const char **machine,
                          uint64_t *events);
 /* Sums cor_shard_rule_counts over the shards. */

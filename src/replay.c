@@ -307,14 +307,20 @@ static bool replay_hist_wanted(void *ctx, const Vigil__MachineRecord *m)
     return h->nmachines == 0;
 }
 
-/* Progress counts events and machines done (the history's size in events is not known
- * before it is read). */
+/* Progress: the events read of those the machine records say are stored, or the machines
+ * done, whichever is further (a --from/--to window reads fewer events than stored), in
+ * millionths (total_bytes is 1,000,000 here). */
 static void replay_hist_progress(void *ctx, const struct cor_hreplay_progress *p)
 {
     struct replay *r = ctx;
+    double by_ev = p->expected ? (double)p->events / (double)p->expected : 0;
+    double by_m = p->machines ? (double)p->machines_done / (double)p->machines : 0;
+    double f = by_ev > by_m ? by_ev : by_m;
 
     r->events = p->events;
-    replay_progress(r, (long long)p->machines_done, false);
+    if (p->machines_done < p->machines && f > 0.999)
+        f = 0.999;
+    replay_progress(r, (long long)(f * 1e6), false);
 }
 
 /* Sightings of all shards in one order whatever the threads did: tenant, machine, time. */
@@ -405,8 +411,7 @@ static int replay_history(struct replay *r, const struct cor_shard_cfg *sc, unsi
         goto out;
     }
     r->hr = hr;
-    for (size_t i = 0; cor_hreplay_machine(hr, i, &tn, &mn, &ev); i++)
-        r->total_bytes = (long long)i + 1; /* progress counts machines here */
+    r->total_bytes = 1000000; /* progress in millionths (replay_hist_progress) */
     if (cor_hreplay_run(hr, replay_hist_progress, r, 250) < 0)
         goto out;
     cor_hreplay_counts(hr, &r->events, &nm, &ev);
