@@ -6,11 +6,15 @@
  *   vg-consume  ing_consume_main: the only caller of the consumer handle's poll/assign/
  *               pause/resume, and the only producer of every shard's inbound ring.
  *   vg-writer   ing_writer_main: the only consumer of every shard's outbound ring, the only
- *               writer of RocksDB, the only poller of the producer (delivery reports and the
- *               outbox run there).
+ *               writer of RocksDB, the one that produces alerts and changelog records, polls
+ *               the producers and commits.
  *   vg-shard-N  correlate.h; they call ing_release / ing_reject (below) on their own thread.
+ * Dead letters are produced on the consumer thread (undecodable) or a shard's (rejected),
+ * and ing_produce polls the producer, so delivery reports (the outbox's, the checkpoint
+ * epochs') run on any of these threads, mostly the writer.
  * Shared between threads: the statistics (relaxed atomics), written_barrier (mutex + cond:
- * the consumer waits for a barrier to be written at revocation and shutdown), and the
+ * the consumer waits for a barrier to be written at revocation and shutdown), the
+ * checkpoint epochs' in-flight counts and the delivered outbox ids (ep_lock), and the
  * commit offsets handed from writer to consumer handle (rd_kafka_commit is thread safe).
  *
  * Durability: a barrier leaves the consumer every barrier_ms carrying, per partition, the
@@ -26,7 +30,18 @@
  * seal-all barrier is always one); the writer produces them, after the round is durable, to
  * "<group>.changelog" (partition = the machine's telemetry partition), and commits to Kafka
  * only the offsets of a checkpoint round whose snapshots were all delivered. So the newest
- * snapshot of every machine is at least as new as the committed offset. When a partition is
+ * snapshot of every machine is at least as new as the committed offset.
+ *
+ * Commits: what the commit producer carries (changelog records, alerts, their alerts.tenant
+ * copies, dead letters) must be at the broker before the offsets that cover it. Every
+ * message counts in the checkpoint epoch open when it is produced (struct ing_epoch), until
+ * its delivery report; a checkpoint round closes its epoch after producing everything, and
+ * its offsets are committed, asynchronously, at the first round after its epoch and every
+ * earlier one drained. So commits follow the commit interval under a steady stream of
+ * alerts (the producer never idle), delayed only by the broker's acknowledgements, and the
+ * writer never waits for them but at a seal-all barrier. A lost changelog record stops
+ * commits until a full snapshot is delivered; a lost alert stays in the outbox (sent again
+ * at the next start) and, like a lost dead letter, does not hold commits. When a partition is
  * assigned, the rebalance callback reads its changelog partition to the high watermark and
  * pushes each snapshot on its shard's ring before the partition is assigned at all, so the
  * shard restores a machine's state before it sees any of its telemetry.
@@ -50,6 +65,9 @@
 
 #define ING_MAX_PARTS  256
 #define ING_POLL_BATCH 256
+/* Checkpoint epochs tracked at once: more rounds' worth of undelivered messages than this
+ * and new checkpoints share the newest epoch (their commits then wait for one another). */
+#define ING_EPOCHS 16
 
 /* A consumed message on its way through a shard. */
 struct ing_msg {
@@ -73,7 +91,30 @@ struct ing_part {
 struct ing_outbox_item {
     struct ing_delivery d;
     ing_pipeline *p;
+    uint32_t slot; /* its checkpoint epoch's (struct ing_epoch) */
     char id[40];
+};
+
+/*
+ * A checkpoint epoch: every message the commit producer carries is produced in the epoch
+ * open at the time, and the writer closes an epoch at the end of each checkpoint round
+ * (after the round's changelog records and alerts). A checkpoint's offsets may be committed
+ * once its epoch and every earlier one have nothing in flight. Each message's delivery
+ * report opaque names its epoch: one of the two deliveries here, or an outbox item's slot.
+ * Slot e % ING_EPOCHS serves epoch e; it is reused only once its previous epoch drained.
+ */
+struct ing_epoch {
+    struct ing_delivery rec;  /* alerts.tenant copies and dead letters */
+    struct ing_delivery snap; /* changelog records: a failure also asks for a full snapshot */
+    ing_pipeline *p;
+    uint64_t inflight; /* produced, not reported yet; under ep_lock */
+};
+
+/* A checkpoint round's offsets, waiting for its epoch to drain (writer thread). */
+struct ing_ckpt {
+    uint64_t epoch;
+    uint64_t at_ns;             /* when it was first pending */
+    int64_t off[ING_MAX_PARTS]; /* next to consume; -1: none */
 };
 
 struct ing_pipeline {
@@ -82,9 +123,9 @@ struct ing_pipeline {
     char *offsets_ns;   /* "<cluster id>/<topic>": offsets of another cluster (a new
                            embedded broker, say) never apply */
     rd_kafka_t *rk;     /* the consumer */
-    ing_producer *prod; /* alerts and dead letters */
-    /* Sightings (fire and forget) on a producer of their own: commits wait for an empty
-     * prod, and a steady flow of sightings in it would starve them. */
+    ing_producer *prod; /* alerts, dead letters, changelog records: commits wait for them */
+    /* Sightings (fire and forget) on a producer of their own with a bounded queue: they are
+     * shed, not queued, when the broker falls behind, and commits never wait for them. */
     ing_producer *side_prod;
     struct ing_kv *side_props; /* its settings: a bounded queue, then the -X ones */
     cor_shard **shards;
@@ -103,9 +144,6 @@ struct ing_pipeline {
 
     /* writer thread only */
     sto_wbatch *wb;
-    char **outbox_done; /* alert ids delivered, to delete from the outbox */
-    size_t noutbox_done, capoutbox_done;
-    uint64_t last_commit_ns;
     uint64_t next_retention_ns;    /* when the writer next drops expired timeline days */
     int64_t stored[ING_MAX_PARTS]; /* next offset stored per partition; -1: none */
     int owned[ING_MAX_PARTS];      /* atomic: set by the consumer thread while a partition is
@@ -116,15 +154,25 @@ struct ing_pipeline {
     uint64_t written_barrier; /* highest barrier whose batch is durable */
 
     /* the changelog */
-    ing_changelog *cl;           /* always set; may be disabled */
-    struct ing_delivery snap_dr; /* delivery report of every changelog record */
-    uint64_t last_ckpt_ns;       /* consumer thread: when the last checkpoint barrier left */
-    int need_full;               /* atomic: a record was lost; next checkpoint snapshots all */
-    int64_t ckpt[ING_MAX_PARTS]; /* writer: offsets of the last checkpoint round; -1: none */
-    bool ckpt_pending;           /* writer: ckpt not committed yet */
-    bool full_wait;              /* writer: no commit until a full checkpoint was produced */
-    uint64_t cl_failed_seen;     /* writer: changelog delivery failures already acted on */
-    uint64_t last_flush_ns;      /* writer: the last flush an overdue commit waited for */
+    ing_changelog *cl;       /* always set; may be disabled */
+    uint64_t last_ckpt_ns;   /* consumer thread: when the last checkpoint barrier left */
+    int need_full;           /* atomic: a record was lost; next checkpoint snapshots all */
+    bool full_wait;          /* writer: no commit until a full checkpoint was produced */
+    uint64_t cl_failed_seen; /* writer: changelog delivery failures already acted on */
+
+    /* Checkpoints and their deliveries. Delivery reports run on whichever thread polls the
+     * producer: the writer, and the consumer and shard threads when they produce a dead
+     * letter (ing_produce polls). */
+    pthread_mutex_t ep_lock; /* guards ep[].inflight, ep_cur and outbox_done */
+    struct ing_epoch ep[ING_EPOCHS];
+    uint64_t ep_cur;     /* the open epoch: what is produced now belongs to it */
+    uint64_t ep_drained; /* writer: every epoch below it has nothing in flight (<= ep_cur) */
+    char **outbox_done;  /* alert ids delivered, to delete from the outbox */
+    size_t noutbox_done, capoutbox_done;
+    struct ing_ckpt pend[ING_EPOCHS]; /* writer: checkpoints not committed, oldest first */
+    size_t npend;
+    int64_t ckpt[ING_MAX_PARTS]; /* writer: the offsets ing_commit commits; -1: none */
+    uint64_t last_wait_log_ns;   /* writer: when commits waiting on deliveries were last logged */
 
     int64_t lag[ING_MAX_PARTS]; /* per partition, -1 unassigned (relaxed atomics) */
     int brokers_down;           /* atomic: set by the error callback on all-brokers-down */
@@ -153,10 +201,15 @@ static void ing_update_lag(ing_pipeline *p);
 static void ing_restore_partitions(ing_pipeline *p, const rd_kafka_topic_partition_list_t *parts);
 static void ing_group_starts(ing_pipeline *p, rd_kafka_t *rk,
                              rd_kafka_topic_partition_list_t *parts);
+static void ing_epoch_delivered(struct ing_delivery *d, bool ok);
 static void ing_snap_delivered(struct ing_delivery *d, bool ok);
+static uint32_t ing_epoch_hold(ing_pipeline *p);
+static void ing_epoch_release(ing_pipeline *p, uint32_t slot);
 static void ing_checkpoint_written(ing_pipeline *p, struct cor_unit **units,
                                    const struct cor_barrier *b);
-static bool ing_commit_allowed(ing_pipeline *p, bool idle, bool seal_all);
+static void ing_checkpoint_close(ing_pipeline *p);
+static void ing_checkpoint_commit(ing_pipeline *p, bool seal_all);
+static bool ing_commit_allowed(ing_pipeline *p);
 
 /* ---- life cycle ------------------------------------------------------------------- */
 
@@ -188,6 +241,12 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
     p->alerts_tenant_topic = vg_strdup("alerts.tenant");
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
+    pthread_mutex_init(&p->ep_lock, NULL);
+    for (int i = 0; i < ING_EPOCHS; i++) {
+        p->ep[i].rec.done = ing_epoch_delivered;
+        p->ep[i].snap.done = ing_snap_delivered;
+        p->ep[i].p = p;
+    }
     for (int i = 0; i < ING_MAX_PARTS; i++) {
         p->parts[i].partition = i;
         p->parts[i].dispatched = -1;
@@ -259,7 +318,6 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
         goto out_free;
     conf = NULL;
     rd_kafka_poll_set_consumer(p->rk);
-    p->snap_dr.done = ing_snap_delivered;
     if (ing_changelog_new(&p->cfg.kafka, p->brokers, p->group, p->topic, p->rk, &p->cl, err,
                           errlen) < 0)
         goto out_free;
@@ -390,6 +448,7 @@ void ing_pipeline_destroy(ing_pipeline *p)
     vg_free(p->outbox_done);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->ep_lock);
     vg_free(p->brokers);
     vg_free(p->group);
     vg_free(p->topic);
@@ -878,13 +937,19 @@ static void ing_dead_letter(ing_pipeline *p, const rd_kafka_message_t *rkm, cons
         {"source_partition", part},
         {"source_offset", off},
     };
+    uint32_t slot;
 
     snprintf(part, sizeof(part), "%d", rkm->partition);
     snprintf(off, sizeof(off), "%lld", (long long)rkm->offset);
     ing_stat_add(&p->st.dead_letters, 1);
     vg_log(VG_LOG_WARN, "ingest", "dead letter from %s[%d]@%lld: %s", hdrs[1].value, rkm->partition,
            (long long)rkm->offset, reason);
-    ing_produce(p->prod, p->dlq_topic, rkm->key, rkm->key_len, rkm->payload, rkm->len, hdrs, 4);
+    /* Produced before the barrier that covers its offset leaves (consumer thread) or is
+     * answered (shard thread): its epoch is never later than that checkpoint's. */
+    slot = ing_epoch_hold(p);
+    if (ing_produce_opaque(p->prod, p->dlq_topic, rkm->key, rkm->key_len, rkm->payload, rkm->len,
+                           hdrs, 4, &p->ep[slot].rec) < 0)
+        ing_epoch_release(p, slot);
 }
 
 /* ---- the writer thread ------------------------------------------------------------ */
@@ -894,8 +959,9 @@ static void ing_outbox_done(struct ing_delivery *d, bool ok)
     struct ing_outbox_item *it = (struct ing_outbox_item *)d;
     ing_pipeline *p = it->p;
 
-    /* Runs on the writer thread (it polls the producer). A failed delivery stays in the
-     * outbox and is sent again at the next start. */
+    /* Runs on whichever thread polls the producer (mostly the writer). A failed delivery
+     * stays in the outbox and is sent again at the next start: it does not hold commits. */
+    pthread_mutex_lock(&p->ep_lock);
     if (ok && p->noutbox_done < 65536) {
         if (p->noutbox_done == p->capoutbox_done) {
             size_t cap = p->capoutbox_done ? p->capoutbox_done * 2 : 64;
@@ -909,6 +975,8 @@ static void ing_outbox_done(struct ing_delivery *d, bool ok)
         if (p->noutbox_done < p->capoutbox_done)
             p->outbox_done[p->noutbox_done++] = vg_strdup(it->id);
     }
+    pthread_mutex_unlock(&p->ep_lock);
+    ing_epoch_release(p, it->slot);
     vg_free(it);
 }
 
@@ -916,8 +984,11 @@ static void ing_outbox_done(struct ing_delivery *d, bool ok)
  * stage reads, so one tenant's alerts meet in one place whichever instance raised them. */
 static void ing_repartition(ing_pipeline *p, const Vigil__Alert *a, const uint8_t *buf, size_t len)
 {
-    ing_produce(p->prod, p->alerts_tenant_topic, a->tenant_id, strlen(a->tenant_id), buf, len, NULL,
-                0);
+    uint32_t slot = ing_epoch_hold(p);
+
+    if (ing_produce_opaque(p->prod, p->alerts_tenant_topic, a->tenant_id, strlen(a->tenant_id), buf,
+                           len, NULL, 0, &p->ep[slot].rec) < 0)
+        ing_epoch_release(p, slot);
 }
 
 /* Entities the unit's machines showed (correlate/sightings.h), to the tenant-keyed topic
@@ -968,9 +1039,12 @@ static void ing_emit(ing_pipeline *p, const Vigil__Alert *a)
         it->p = p;
         snprintf(it->id, sizeof(it->id), "%s", a->id);
         ing_repartition(p, a, buf, len);
+        it->slot = ing_epoch_hold(p);
         if (ing_produce_opaque(p->prod, p->alerts_topic, a->machine_id, strlen(a->machine_id), buf,
-                               len, NULL, 0, &it->d) < 0)
+                               len, NULL, 0, &it->d) < 0) {
+            ing_epoch_release(p, it->slot);
             vg_free(it); /* stays in the outbox */
+        }
         it = NULL;
     }
     vg_free(it);
@@ -1059,8 +1133,6 @@ static void ing_write_round(ing_pipeline *p, struct cor_unit **units)
     int64_t safe[ING_MAX_PARTS];
     char err[256];
     uint64_t blocks = 0;
-    /* Before this round produces anything: is all that earlier rounds produced delivered? */
-    bool idle_before = rd_kafka_outq_len(ing_producer_handle(p->prod)) == 0;
 
     for (int i = 0; i < ING_MAX_PARTS; i++)
         safe[i] = -1;
@@ -1093,11 +1165,13 @@ static void ing_write_round(ing_pipeline *p, struct cor_unit **units)
             p->stored[i] = safe[i];
         }
     }
+    pthread_mutex_lock(&p->ep_lock);
     for (size_t i = 0; i < p->noutbox_done; i++) {
         sto_del_outbox(p->wb, p->outbox_done[i]);
         vg_free(p->outbox_done[i]);
     }
     p->noutbox_done = 0;
+    pthread_mutex_unlock(&p->ep_lock);
     while (sto_write(p->cfg.db, p->wb, err, sizeof(err)) < 0) {
         struct timespec ts = {0, 100000000};
 
@@ -1138,33 +1212,14 @@ static void ing_write_round(ing_pipeline *p, struct cor_unit **units)
     }
     if (p->cfg.alerts_jsonl != NULL)
         fflush(p->cfg.alerts_jsonl);
-    if (p->ckpt_pending) {
-        /* Dead letters, alerts and changelog records must be at the broker before their
-         * offsets are. Waiting for them here would hold up the alerts of the next rounds, so
-         * the commit waits for a round with nothing in flight, and only blocks when that has
-         * not come for ten commit intervals (or at a seal-all barrier). RocksDB has the
-         * offsets meanwhile. */
-        /* A checkpoint of an earlier round is covered when that round's records (and its
-         * alerts) were delivered, whatever this round produced since: under a steady stream
-         * the producer is never empty at the end of a round, often at its start. */
-        bool idle = (b->snapshot == COR_SNAP_NONE && idle_before) ||
-                    rd_kafka_outq_len(ing_producer_handle(p->prod)) == 0;
-        uint64_t now = vg_mono_ns(), ival = (uint64_t)p->cfg.commit_ms * 1000000u;
-        /* A flush that did not finish (a slow broker) is not tried again every round. */
-        bool overdue = now - p->last_commit_ns >= 10ull * ival && now - p->last_flush_ns >= ival;
-
-        if (idle || overdue || b->seal_all) {
-            if (!idle) {
-                idle = ing_producer_flush(p->prod, b->seal_all ? 10000 : 1000) == 0;
-                p->last_flush_ns = vg_mono_ns();
-            }
-            if (ing_commit_allowed(p, idle, b->seal_all)) {
-                ing_commit(p, b->seal_all);
-                p->ckpt_pending = false;
-                p->last_commit_ns = vg_mono_ns();
-            }
-        }
-    }
+    /* Dead letters, alerts and changelog records must be at the broker before their offsets
+     * are. A checkpoint round closes its epoch once it has produced everything; its offsets
+     * are committed, in a later round, as soon as its epoch and the earlier ones have drained
+     * (delivery reports are served between rounds). Nothing here waits for the broker, but a
+     * seal-all barrier, whose commit is the last before another member takes over. */
+    if (b->snapshot != COR_SNAP_NONE)
+        ing_checkpoint_close(p);
+    ing_checkpoint_commit(p, b->seal_all);
     /* Only now may a waiter (revocation, shutdown) go on to close the consumer: a seal-all
      * barrier's commit is synchronous and must finish first. */
     pthread_mutex_lock(&p->lock);
@@ -1277,52 +1332,183 @@ static void ing_restore_partitions(ing_pipeline *p, const rd_kafka_topic_partiti
     }
 }
 
-/* Runs on whichever thread polls the producer. */
-static void ing_snap_delivered(struct ing_delivery *d, bool ok)
-{
-    ing_pipeline *p = (ing_pipeline *)((char *)d - offsetof(ing_pipeline, snap_dr));
+/* ---- checkpoints and their deliveries --------------------------------------------- */
 
-    if (!ok)
-        ing_changelog_failed(p->cl);
+/* Any thread, before producing a message on the commit producer: it counts in the open
+ * epoch until its delivery report, or until ing_epoch_release when it could not be produced.
+ * Returns the epoch's slot. */
+static uint32_t ing_epoch_hold(ing_pipeline *p)
+{
+    uint32_t slot;
+
+    /* Under the lock, so that the writer never closes and drains an epoch between a
+     * producer's choice of it and the count. */
+    pthread_mutex_lock(&p->ep_lock);
+    slot = (uint32_t)(p->ep_cur % ING_EPOCHS);
+    p->ep[slot].inflight++;
+    pthread_mutex_unlock(&p->ep_lock);
+    return slot;
 }
 
-/* Writer thread: a checkpoint round is durable; its changelog records go out, and its
- * offsets become the next to commit. */
+static void ing_epoch_release(ing_pipeline *p, uint32_t slot)
+{
+    pthread_mutex_lock(&p->ep_lock);
+    p->ep[slot].inflight--;
+    pthread_mutex_unlock(&p->ep_lock);
+}
+
+/* Writer thread, under ep_lock: moves ep_drained past the closed epochs with nothing in
+ * flight. Slot sharing is safe: an epoch opens only when its slot's previous one drained. */
+static void ing_epoch_drain_locked(ing_pipeline *p)
+{
+    while (p->ep_drained < p->ep_cur && p->ep[p->ep_drained % ING_EPOCHS].inflight == 0)
+        p->ep_drained++;
+}
+
+/* Delivery report of a dead letter or an alerts.tenant copy, on whichever thread polls the
+ * producer. A failure is counted and logged by the producer (kafka.c) and, as today, does
+ * not hold commits back: there is nothing to send it again from. */
+static void ing_epoch_delivered(struct ing_delivery *d, bool ok)
+{
+    struct ing_epoch *e = (struct ing_epoch *)((char *)d - offsetof(struct ing_epoch, rec));
+
+    (void)ok;
+    ing_epoch_release(e->p, (uint32_t)(e - e->p->ep));
+}
+
+/* Delivery report of a changelog record. */
+static void ing_snap_delivered(struct ing_delivery *d, bool ok)
+{
+    struct ing_epoch *e = (struct ing_epoch *)((char *)d - offsetof(struct ing_epoch, snap));
+
+    /* Counted before the release: once the writer sees the epoch drained (under ep_lock),
+     * it sees the failure too. */
+    if (!ok)
+        ing_changelog_failed(e->p->cl);
+    ing_epoch_release(e->p, (uint32_t)(e - e->p->ep));
+}
+
+/* Writer thread: a checkpoint round is durable; its changelog records go out. */
 static void ing_checkpoint_written(ing_pipeline *p, struct cor_unit **units,
                                    const struct cor_barrier *b)
 {
     if (ing_changelog_enabled(p->cl)) {
-        for (uint32_t s = 0; s < p->nshards; s++)
-            for (size_t i = 0; i < units[s]->nsnaps; i++)
-                (void)ing_changelog_put(p->cl, ing_producer_handle(p->prod), &units[s]->snaps[i],
-                                        &p->snap_dr);
+        for (uint32_t s = 0; s < p->nshards; s++) {
+            for (size_t i = 0; i < units[s]->nsnaps; i++) {
+                uint32_t slot = ing_epoch_hold(p);
+
+                if (ing_changelog_put(p->cl, ing_producer_handle(p->prod), &units[s]->snaps[i],
+                                      &p->ep[slot].snap) < 0)
+                    ing_epoch_release(p, slot); /* counted as failed: a full snapshot follows */
+            }
+        }
     }
-    memcpy(p->ckpt, p->stored, sizeof(p->ckpt));
-    p->ckpt_pending = true;
     if (b->snapshot == COR_SNAP_ALL)
         p->full_wait = false;
 }
 
-/* Writer thread: may the pending checkpoint's offsets be committed? Only when every
- * changelog record sent so far was delivered: a lost one asks for a full snapshot, and
- * commits wait for it. */
-static bool ing_commit_allowed(ing_pipeline *p, bool idle, bool seal_all)
+/* Writer thread, at the end of a checkpoint round (its changelog records and alerts are
+ * produced): its offsets wait for its epoch to drain, and the next epoch opens. */
+static void ing_checkpoint_close(ing_pipeline *p)
+{
+    struct ing_ckpt *c;
+    uint64_t e;
+
+    pthread_mutex_lock(&p->ep_lock);
+    e = p->ep_cur;
+    ing_epoch_drain_locked(p);
+    /* Every slot busy with an undrained epoch: this checkpoint's epoch stays open, and the
+     * next checkpoint takes its place below (it waits for the same deliveries and more). */
+    if (e + 1 - p->ep_drained < ING_EPOCHS)
+        p->ep_cur = e + 1;
+    pthread_mutex_unlock(&p->ep_lock);
+    if (p->full_wait)
+        return; /* a record was lost: only a full checkpoint's offsets may be committed */
+    if (p->npend > 0 && p->pend[p->npend - 1].epoch == e) {
+        c = &p->pend[p->npend - 1];
+    } else {
+        if (p->npend == ING_EPOCHS) { /* not reached (one per open epoch); dropping is safe */
+            memmove(p->pend, p->pend + 1, (ING_EPOCHS - 1) * sizeof(*p->pend));
+            p->npend--;
+        }
+        c = &p->pend[p->npend++];
+        c->at_ns = vg_mono_ns();
+    }
+    c->epoch = e;
+    memcpy(c->off, p->stored, sizeof(c->off));
+}
+
+/* Writer thread, every round: commits the newest pending checkpoint whose epoch and every
+ * earlier one have drained, without waiting for the broker. A seal-all barrier's commit is
+ * the last before another member takes the partitions: it waits (up to 10 s) for what is
+ * in flight, and commits synchronously the newest checkpoint that drained; what has not is
+ * given up (the next owner re-reads from that commit; RocksDB keeps this instance's). */
+static void ing_checkpoint_commit(ing_pipeline *p, bool seal_all)
+{
+    size_t n = 0;
+    bool open_clear;
+    uint64_t now, ival = (uint64_t)p->cfg.commit_ms * 1000000u, inflight = 0;
+
+    if (seal_all && p->full_wait)
+        vg_log(VG_LOG_WARN, "ingest",
+               "changelog records were lost and no full snapshot was delivered since: offsets "
+               "not committed (the next owner re-reads from the previous commit)");
+    if (p->npend == 0)
+        return;
+    if (seal_all)
+        (void)ing_producer_flush(p->prod, 10000); /* serves the delivery reports here */
+    pthread_mutex_lock(&p->ep_lock);
+    ing_epoch_drain_locked(p);
+    /* The open epoch (shared by the newest checkpoints when every slot was busy) counts as
+     * drained at a moment it has nothing in flight. */
+    open_clear = p->ep_drained == p->ep_cur && p->ep[p->ep_cur % ING_EPOCHS].inflight == 0;
+    for (int i = 0; i < ING_EPOCHS; i++)
+        inflight += p->ep[i].inflight;
+    pthread_mutex_unlock(&p->ep_lock);
+    while (n < p->npend &&
+           (p->pend[n].epoch < p->ep_drained || (p->pend[n].epoch == p->ep_cur && open_clear)))
+        n++;
+    /* After the epochs were seen drained: a failure reported in them is counted by now. */
+    if (!ing_commit_allowed(p))
+        n = 0; /* and nothing is pending any more */
+    if (n > 0) {
+        memcpy(p->ckpt, p->pend[n - 1].off, sizeof(p->ckpt));
+        ing_commit(p, seal_all);
+        memmove(p->pend, p->pend + n, (p->npend - n) * sizeof(*p->pend));
+        p->npend -= n;
+    }
+    if (seal_all && p->npend > 0) {
+        vg_log(VG_LOG_WARN, "ingest",
+               "%llu messages still in flight after 10 s: the last offsets are not committed "
+               "(the next owner re-reads from the previous commit)",
+               (unsigned long long)inflight);
+        p->npend = 0; /* never committed later: the partitions may have moved meanwhile */
+    }
+    now = vg_mono_ns();
+    if (p->npend > 0 && now - p->pend[0].at_ns >= 10 * ival &&
+        now - p->last_wait_log_ns >= 10 * ival) {
+        vg_log(VG_LOG_WARN, "ingest",
+               "offset commits wait for %llu messages in flight (the oldest pending checkpoint "
+               "is %.1f s old; RocksDB keeps the offsets)",
+               (unsigned long long)inflight, (double)(now - p->pend[0].at_ns) / 1e9);
+        p->last_wait_log_ns = now;
+    }
+}
+
+/* Writer thread: may drained checkpoints be committed? Not while a changelog record is lost:
+ * the pending checkpoints are dropped, the next checkpoint snapshots every machine, and
+ * commits wait for it (and for its own records to be delivered). */
+static bool ing_commit_allowed(ing_pipeline *p)
 {
     struct ing_changelog_stats cs;
 
     if (!ing_changelog_enabled(p->cl))
         return true;
-    if (!idle) {
-        if (seal_all)
-            vg_log(VG_LOG_WARN, "ingest",
-                   "changelog records still in flight: offsets not committed (the next owner "
-                   "re-reads from the previous commit)");
-        return false;
-    }
     ing_changelog_get_stats(p->cl, &cs);
     if (cs.failed != p->cl_failed_seen) {
         p->cl_failed_seen = cs.failed;
         p->full_wait = true;
+        p->npend = 0;
         /* release: pairs with the consumer's exchange when it builds the next checkpoint. */
         __atomic_store_n(&p->need_full, 1, __ATOMIC_RELEASE);
         vg_log(VG_LOG_WARN, "ingest",
