@@ -1,7 +1,8 @@
 /*
  * test_pipeline.c - the whole pipeline (ing_pipeline) against the embedded broker and a
- * real RocksDB in a temporary directory: end to end, a restart half way through, and bad
- * input between good batches on one partition.
+ * real RocksDB in a temporary directory: end to end, a restart half way through, bad input
+ * between good batches on one partition, and commits following the commit interval while
+ * the producer always has alerts in flight.
  *
  * THREAD MODEL: the test's thread produces, polls the pipeline's statistics and reads
  * the topics and the database; the pipeline runs its own threads (ingest.h). Every wait
@@ -18,6 +19,7 @@
 
 #include <cmocka.h>
 #include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 
 #include "alert.pb-c.h"
 #include "changelog.h"
@@ -59,6 +61,7 @@ struct fx {
     struct vgt_ledger ledger; /* produced in valid batches */
     int groups;               /* for fresh consumer group names */
     char offsets_key[128];    /* "<cluster id>/telemetry": how the pipeline names offsets */
+    int64_t block_max_age_us; /* for the pipelines started; 0: their default (5 s) */
 };
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -74,7 +77,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     f->recs[i].done = true;
 }
 
-static int fx_setup(void **state)
+static int fx_setup_brokers(void **state, int nbrokers)
 {
 
     const char *dirs[] = {VG_SOURCE_DIR "/rules"};
@@ -90,7 +93,7 @@ static int fx_setup(void **state)
     f->dir = vgt_tmpdir("pipeline");
     so.path = f->dir;
     if (sto_open(&so, &f->db, err, sizeof(err)) != 0 ||
-        ing_mock_start(1, NPARTS, ing_default_topics, ING_DEFAULT_NTOPICS, &f->mock, err,
+        ing_mock_start(nbrokers, NPARTS, ing_default_topics, ING_DEFAULT_NTOPICS, &f->mock, err,
                        sizeof(err)) != 0 ||
         cor_ruleset_load(dirs, 1, &f->rules, &sum, err, sizeof(err)) != 0 ||
         cor_corrset_load(dirs, 1, &f->corr, NULL, err, sizeof(err)) != 0) {
@@ -127,6 +130,17 @@ static int fx_setup(void **state)
     }
     *state = f;
     return 0;
+}
+
+static int fx_setup(void **state)
+{
+    return fx_setup_brokers(state, 1);
+}
+
+/* Two brokers: the steady-alerts test puts the alert topics on a slow one of their own. */
+static int fx_setup_two(void **state)
+{
+    return fx_setup_brokers(state, 2);
 }
 
 static int fx_teardown(void **state)
@@ -246,6 +260,7 @@ static ing_pipeline *pipeline_start(struct fx *f, const char *group, bool quick_
     cfg.corr = f->corr; /* the Linux reference alert is a correlation */
     cfg.db = f->db;
     cfg.commit_ms = 200;
+    cfg.block_max_age_us = f->block_max_age_us;
     if (quick_rejoin)
         cfg.session_timeout_ms = 6000;
     if (ing_pipeline_new(&cfg, &p, err, sizeof(err)) != 0)
@@ -559,9 +574,12 @@ static void test_restart(void **state)
 #define BAD_TENANT  "tenant-dlq"
 #define BAD_MACHINE "WIN-dlq-000001"
 
-/* A packed batch of n file events of the bad-input machine from seq0; malloc'd. */
-static uint8_t *small_batch(struct fx *f, const char *machine, uint64_t seq0, size_t n, size_t *len,
-                            bool expect)
+#define BAD_PATH "C:\\Windows\\Temp\\x.tmp"
+
+/* A packed batch of n events of machine from seq0, each creating the file at path;
+ * malloc'd. expect: record it in the ledger (the pipeline must store it). */
+static uint8_t *small_batch(struct fx *f, const char *machine, const char *path, uint64_t seq0,
+                            size_t n, size_t *len, bool expect)
 {
     Vigil__TelemetryBatch b = VIGIL__TELEMETRY_BATCH__INIT;
     Vigil__Event ev[4], *evp[4];
@@ -575,7 +593,7 @@ static uint8_t *small_batch(struct fx *f, const char *machine, uint64_t seq0, si
     actor.creation_time_us = now - 60 * VG_US_PER_SEC;
     actor.image = "C:\\Windows\\System32\\svchost.exe";
     fe.op = VIGIL__FILE_OP__FILE_CREATED;
-    fe.path = "C:\\Windows\\Temp\\x.tmp";
+    fe.path = (char *)path;
     b.tenant_id = BAD_TENANT;
     b.machine_id = (char *)machine;
     b.os = VIGIL__OS__OS_WINDOWS;
@@ -645,12 +663,12 @@ static void test_bad_input(void **state)
     size_t glen[4], tlen, nlen, trunc_len;
 
     /* All on one key, so one partition, in this order. */
-    good[0] = small_batch(f, BAD_MACHINE, 1, 3, &glen[0], true);
-    good[1] = small_batch(f, BAD_MACHINE, 4, 3, &glen[1], true);
-    trunc = small_batch(f, BAD_MACHINE, 7, 3, &tlen, false);
-    good[2] = small_batch(f, BAD_MACHINE, 7, 3, &glen[2], true);
-    nomachine = small_batch(f, "", 10, 3, &nlen, false);
-    good[3] = small_batch(f, BAD_MACHINE, 10, 4, &glen[3], true);
+    good[0] = small_batch(f, BAD_MACHINE, BAD_PATH, 1, 3, &glen[0], true);
+    good[1] = small_batch(f, BAD_MACHINE, BAD_PATH, 4, 3, &glen[1], true);
+    trunc = small_batch(f, BAD_MACHINE, BAD_PATH, 7, 3, &tlen, false);
+    good[2] = small_batch(f, BAD_MACHINE, BAD_PATH, 7, 3, &glen[2], true);
+    nomachine = small_batch(f, "", BAD_PATH, 10, 3, &nlen, false);
+    good[3] = small_batch(f, BAD_MACHINE, BAD_PATH, 10, 4, &glen[3], true);
     trunc_len = tlen - 5; /* cut inside the last event */
     produce(f, BAD_MACHINE, good[0], glen[0], 3);
     produce(f, BAD_MACHINE, garbage, sizeof(garbage) - 1, 0);
@@ -698,12 +716,180 @@ static void test_bad_input(void **state)
     free(nomachine);
 }
 
+/* ---- d. commits under a steady stream of alerts ----------------------------------- */
+
+/*
+ * Offsets may be committed only once what was produced for them (alerts, changelog
+ * records) is acknowledged, but that must not need the producer to be idle: under a steady
+ * stream of alerts its queue is never empty, and commits must still follow the commit
+ * interval. The alert topics are led by a broker of their own that answers every request
+ * STEADY_RTT_MS late, and every event fires a rule, so the producer always has alerts in
+ * flight; telemetry, the changelog and the group stay on the prompt broker. Timeline blocks
+ * seal after 100 ms (not 5 s), so that the offsets safe to commit move at every checkpoint
+ * although the one machine's block is never idle. Over a window of STEADY_WINDOW_S seconds
+ * (commit interval 200 ms: 20 intervals) the group's committed offsets must move at least
+ * STEADY_MIN_ADVANCES times. Sampled every 50 ms, each move is a commit; the bound is a
+ * third of what is due, and waiting for an idle producer (or ten overdue intervals) makes
+ * two at most.
+ */
+#define STEADY_GROUP        "vigil-steady"
+#define STEADY_MACHINE      "WIN-steady-000001"
+#define STEADY_PATH         "C:\\steady\\drop.tmp"
+#define STEADY_RTT_MS       150
+#define STEADY_WINDOW_S     4
+#define STEADY_MIN_ADVANCES 6
+
+static const char steady_rule[] = "title: Every steady drop\n"
+                                  "id: 6c1f1e0a-3b6d-4b8e-9a55-0d7c2f4e8a11\n"
+                                  "status: test\n"
+                                  "logsource: {category: file_event, product: windows}\n"
+                                  "detection:\n"
+                                  "    selection:\n"
+                                  "        TargetFilename|startswith: 'C:\\steady\\'\n"
+                                  "    condition: selection\n"
+                                  "level: low\n";
+
+/* The sum of the group's committed offsets over the telemetry partitions (none: 0). */
+static int64_t group_committed(rd_kafka_t *c)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(NPARTS);
+    int64_t sum = 0;
+
+    for (int32_t p = 0; p < NPARTS; p++)
+        rd_kafka_topic_partition_list_add(l, TOPIC, p);
+    assert_int_equal(rd_kafka_committed(c, l, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    for (int i = 0; i < l->cnt; i++)
+        if (l->elems[i].err == 0 && l->elems[i].offset > 0)
+            sum += l->elems[i].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    return sum;
+}
+
+/* One batch of two events, each firing the steady rule. */
+static void produce_steady(struct fx *f, uint64_t *seq)
+{
+    size_t len;
+    uint8_t *buf = small_batch(f, STEADY_MACHINE, STEADY_PATH, *seq, 2, &len, true);
+
+    produce(f, STEADY_MACHINE, buf, len, 2);
+    free(buf);
+    *seq += 2;
+}
+
+static void test_steady_alerts_commit(void **state)
+{
+    struct fx *f = *state;
+    rd_kafka_mock_cluster_t *mc = ing_mock_cluster(f->mock);
+    const char *alert_topics[] = {ALERT_TOPIC, "alerts.tenant"};
+    const char *dirs[1];
+    struct cor_load_summary sum;
+    char err[512], *rdir = vgt_tmpdir("steady-rules");
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *c;
+    struct ing_stats st;
+    ing_pipeline *p;
+    uint64_t seq = 1, t0, last_sample = 0, alerts0;
+    int64_t committed, first;
+    int advances = 0, samples = 0;
+
+    /* A rule that fires on every event of the test machine, instead of the shipped ones. */
+    vgt_write_file(rdir, "steady.yml", steady_rule);
+    dirs[0] = rdir;
+    cor_ruleset_unref(f->rules);
+    f->rules = NULL;
+    assert_int_equal(cor_ruleset_load(dirs, 1, &f->rules, &sum, err, sizeof(err)), 0);
+    assert_int_equal(cor_ruleset_count(f->rules), 1);
+    vgt_rmtree(rdir);
+    free(rdir);
+
+    assert_int_equal(ing_changelog_mock_create(f->mock, STEADY_GROUP, NPARTS), 0);
+    for (int32_t pt = 0; pt < NPARTS; pt++) {
+        assert_int_equal(rd_kafka_mock_partition_set_leader(mc, TOPIC, pt, 1), 0);
+        assert_int_equal(rd_kafka_mock_partition_set_leader(mc, DLQ_TOPIC, pt, 1), 0);
+        assert_int_equal(rd_kafka_mock_partition_set_leader(mc, STEADY_GROUP ".changelog", pt, 1),
+                         0);
+        for (size_t i = 0; i < 2; i++)
+            assert_int_equal(rd_kafka_mock_partition_set_leader(mc, alert_topics[i], pt, 2), 0);
+    }
+    assert_int_equal(rd_kafka_mock_coordinator_set(mc, "group", STEADY_GROUP, 1), 0);
+    assert_int_equal(rd_kafka_mock_broker_set_rtt(mc, 2, STEADY_RTT_MS), 0);
+
+    /* Reads the group's commits without joining it. */
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", f->brokers, err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(conf, "group.id", STEADY_GROUP, err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    assert_non_null(c);
+
+    f->block_max_age_us = 100000;
+    p = pipeline_start(f, STEADY_GROUP, false);
+    /* Warm up: the stream runs, alerts come, and a first commit has landed. */
+    t0 = vg_mono_ns();
+    for (;;) {
+        produce_steady(f, &seq);
+        ing_pipeline_stats(p, &st);
+        if (alerts_new(&st) + st.alerts_updated > 0 && group_committed(c) > 0)
+            break;
+        if (vgt_elapsed_s(t0) > DEADLINE_S) {
+            ing_pipeline_destroy(p);
+            fail_msg("warm-up: %llu events, %llu alerts, no commit", (unsigned long long)st.events,
+                     (unsigned long long)alerts_new(&st));
+        }
+        struct timespec ts = {0, 10000000}; /* the stream's pace, not a synchronisation */
+
+        nanosleep(&ts, NULL);
+    }
+    ing_pipeline_stats(p, &st);
+    alerts0 = alerts_new(&st) + st.alerts_updated;
+    first = committed = group_committed(c);
+    /* The window: the stream goes on (a batch every 10 ms), the group's commits sampled. */
+    t0 = vg_mono_ns();
+    while (vgt_elapsed_s(t0) < STEADY_WINDOW_S) {
+        produce_steady(f, &seq);
+        if (vg_mono_ns() - last_sample >= 50000000u) {
+            int64_t now = group_committed(c);
+
+            advances += now > committed;
+            committed = now;
+            samples++;
+            last_sample = vg_mono_ns();
+        }
+        struct timespec ts = {0, 10000000};
+
+        nanosleep(&ts, NULL);
+    }
+    ing_pipeline_stats(p, &st);
+    print_message("  %d commit advances in %d samples over %d s (offsets %lld -> %lld), %llu "
+                  "alerts in the window, %llu commits\n",
+                  advances, samples, STEADY_WINDOW_S, (long long)first, (long long)committed,
+                  (unsigned long long)(alerts_new(&st) + st.alerts_updated - alerts0),
+                  (unsigned long long)st.commits);
+    flush_all(f);
+    wait_events(p, 0, f->ledger.events, 0, &st);
+    ing_pipeline_stop(p);
+    ing_pipeline_stats(p, &st);
+    ing_pipeline_destroy(p);
+    assert_int_equal(rd_kafka_mock_broker_set_rtt(mc, 2, 0), 0);
+    /* The stop's seal-all barrier committed everything: the group is at the ends. */
+    committed = group_committed(c);
+    rd_kafka_destroy(c);
+    assert_true(alerts_new(&st) + st.alerts_updated - alerts0 > 0);
+    assert_true(advances >= STEADY_MIN_ADVANCES);
+    assert_int_equal(st.events, f->ledger.events);
+    assert_int_equal(st.duplicates, 0);
+    assert_int_equal(committed, (int64_t)f->nrecs);
+    check_timelines(f);
+    check_offsets(f, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_end_to_end, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_restart, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_steady_alerts_commit, fx_setup_two, fx_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
