@@ -56,10 +56,12 @@ cor_scratch *cor_scratch_new(const cor_ruleset *rs)
     s->mdone = vg_calloc(rs->nm + 1, sizeof(*s->mdone));
     s->ncandw = (rs->nrules + 63) / 64;
     s->cand = vg_calloc(s->ncandw + 1, sizeof(*s->cand));
+    s->nsumw = (s->ncandw + 63) / 64;
+    s->candsum = vg_calloc(s->nsumw + 1, sizeof(*s->candsum));
     s->slot = vg_calloc(rs->nslots + 1, sizeof(*s->slot));
     s->md = pcre2_match_data_create(16, NULL);
     s->rule_ns = vg_calloc(rs->nrules + 1, sizeof(*s->rule_ns));
-    if (!s->mstamp || !s->mdone || !s->cand || !s->slot || !s->md || !s->rule_ns)
+    if (!s->mstamp || !s->mdone || !s->cand || !s->candsum || !s->slot || !s->md || !s->rule_ns)
         goto out_free;
     for (os = 0; os < SIG_NOS; os++)
         for (c = 0; c < VG_CAT__COUNT; c++)
@@ -67,6 +69,9 @@ cor_scratch *cor_scratch_new(const cor_ruleset *rs)
                 goto out_free;
     for (i = 0; i < rs->nsvc; i++)
         if (sig_scratch_bucket(s, &rs->svc[i]) < 0)
+            goto out_free;
+    for (i = 0; i < rs->nm; i++)
+        if (rs->m[i].lazy_db && hs_alloc_scratch(rs->m[i].lazy_db, &s->hs) != HS_SUCCESS)
             goto out_free;
     return s;
 
@@ -86,6 +91,7 @@ void cor_scratch_destroy(cor_scratch *s)
     vg_free(s->mstamp);
     vg_free(s->mdone);
     vg_free(s->cand);
+    vg_free(s->candsum);
     vg_free(s->slot);
     vg_free(s->rule_ns);
     vg_free(s);
@@ -138,41 +144,68 @@ static bool sig_eq_caseless(const uint8_t *a, const uint8_t *b, size_t n)
 
 /* Does s contain p[0..n), ASCII-caseless? What a caseless literal scan would report.
  * Lazy matchers make this the hottest loop of evaluation: 16 positions at a time, the
- * first two bytes compared with bit 0x20 ignored (a superset of the caseless equality),
- * then each candidate compared exactly. */
+ * literal's first and last bytes compared with bit 0x20 ignored (a superset of the
+ * caseless equality), then each candidate compared exactly. First and last rather than
+ * the first two: many literals start with a pair found in every path (":\", "\W"). The
+ * last positions are one more block, overlapping the previous one, rather than a byte
+ * loop: most fields are short (an Image path is a block or two). */
 static bool sig_has_caseless(const struct vg_str *s, const uint8_t *p, size_t n)
 {
     const uint8_t *h = (const uint8_t *)s->p;
+    uint8_t f0, f1;
     size_t i = 0;
 
     if (n == 0)
         return true;
     if (n > s->n)
         return false;
+    f0 = p[0] | 0x20;
+    f1 = p[n - 1] | 0x20;
 #ifdef __SSE2__
-    if (n >= 2) {
+    if (s->n >= n + 15) {
         const __m128i bit = _mm_set1_epi8(0x20);
-        const __m128i c0 = _mm_set1_epi8((char)(p[0] | 0x20));
-        const __m128i c1 = _mm_set1_epi8((char)(p[1] | 0x20));
-        /* candidates start at i .. i + 15; bytes read up to i + 16 */
-        for (; i + 16 < s->n && i + n <= s->n; i += 16) {
-            __m128i a = _mm_or_si128(_mm_loadu_si128((const __m128i *)(h + i)), bit);
-            __m128i b = _mm_or_si128(_mm_loadu_si128((const __m128i *)(h + i + 1)), bit);
+        const __m128i c0 = _mm_set1_epi8((char)f0);
+        const __m128i c1 = _mm_set1_epi8((char)f1);
+        const size_t last = s->n - n - 15; /* the last block's first candidate */
+        for (;;) {
+            size_t at = i < last ? i : last;
+            __m128i a = _mm_or_si128(_mm_loadu_si128((const __m128i *)(h + at)), bit);
+            __m128i b = _mm_or_si128(_mm_loadu_si128((const __m128i *)(h + at + n - 1)), bit);
             unsigned mask = (unsigned)_mm_movemask_epi8(
                 _mm_and_si128(_mm_cmpeq_epi8(a, c0), _mm_cmpeq_epi8(b, c1)));
+            mask &= 0xffffu << (i - at); /* positions before i were looked at */
             while (mask) {
-                size_t at = i + (size_t)__builtin_ctz(mask);
+                size_t k = at + (size_t)__builtin_ctz(mask);
                 mask &= mask - 1;
-                if (at + n <= s->n && sig_eq_caseless(h + at, p, n))
+                if (sig_eq_caseless(h + k, p, n))
                     return true;
             }
+            if (at == last)
+                return false;
+            i += 16;
         }
     }
 #endif
     for (; i + n <= s->n; i++)
-        if (sig_lc(h[i]) == sig_lc(p[0]) && sig_eq_caseless(h + i, p, n))
+        if ((h[i] | 0x20) == f0 && (h[i + n - 1] | 0x20) == f1 && sig_eq_caseless(h + i, p, n))
             return true;
     return false;
+}
+
+static int sig_on_first(unsigned int id, unsigned long long from, unsigned long long to,
+                        unsigned int flags, void *ctx)
+{
+    *(bool *)ctx = true;
+    return 1; /* the first match answers: stop */
+}
+
+/* Does one lazy regex's own database match s? */
+static bool sig_hs_has(cor_scratch *s, const hs_database_t *db, const struct vg_str *str)
+{
+    bool hit = false;
+
+    (void)hs_scan(db, str->p ? str->p : "", (unsigned)str->n, 0, s->hs, sig_on_first, &hit);
+    return hit;
 }
 
 /* Did matcher mid's prefilter hit in this event? Scanned matchers were stamped by the
@@ -188,7 +221,8 @@ static bool sig_hit(cor_scratch *s, uint32_t mid, const struct vg_evview *v,
         s->mdone[mid] = s->gen;
         if (!str)
             str = sig_get(s, v, m->field, &own) ? &own : NULL;
-        if (str && sig_has_caseless(str, m->pre, m->npre))
+        if (str &&
+            (m->is_re ? sig_hs_has(s, m->lazy_db, str) : sig_has_caseless(str, m->pre, m->npre)))
             s->mstamp[mid] = s->gen;
     }
     return s->mstamp[mid] == s->gen;
@@ -490,6 +524,7 @@ bool sig_rule_may_match_without_hits(const struct cor_ruleset *rs, const struct 
 static void sig_candidate(cor_scratch *s, uint32_t rule)
 {
     s->cand[rule / 64] |= UINT64_C(1) << (rule % 64);
+    s->candsum[rule / 4096] |= UINT64_C(1) << (rule / 64 % 64);
 }
 
 /* The rule's required hits (sigma_req.c) all present? Clause 0 woke it, unless it is an
@@ -577,12 +612,44 @@ static const struct sig_bucket *sig_svc_find(const cor_ruleset *rs, Vigil__Os os
 
 #define SIG_TIME_EVERY 16u
 
+/* Evaluates the candidates of word w of the bitmap, in rule order, and clears it. */
+static int sig_eval_word(cor_scratch *s, size_t w, const struct vg_evview *v, bool timed,
+                         cor_match_fn fn, void *ctx)
+{
+    const cor_ruleset *rs = s->rs;
+    uint64_t bits = s->cand[w];
+    int matched = 0;
+
+    s->cand[w] = 0;
+    while (bits) {
+        const struct sig_rule *r = rs->rules[w * 64 + (size_t)__builtin_ctzll(bits)];
+        bits &= bits - 1;
+        uint64_t t0 = timed ? vg_mono_ns() : 0;
+        bool hit = sig_req_met(s, r, v) && sig_cond_eval(s, r, r->cond, v);
+
+        if (timed) {
+            uint32_t ri = r->info.index;
+
+            __atomic_store_n(&s->rule_ns[ri],
+                             __atomic_load_n(&s->rule_ns[ri], __ATOMIC_RELAXED) +
+                                 (vg_mono_ns() - t0) * SIG_TIME_EVERY,
+                             __ATOMIC_RELAXED);
+        }
+        if (hit) {
+            matched++;
+            if (fn)
+                fn(ctx, &r->info);
+        }
+    }
+    return matched;
+}
+
 int cor_rules_eval(const cor_ruleset *rs, cor_scratch *s, const struct vg_evview *v,
                    cor_match_fn fn, void *ctx)
 {
     Vigil__Os os = (unsigned)v->os < SIG_NOS ? v->os : VIGIL__OS__OS_UNKNOWN;
     int matched = 0;
-    size_t w;
+    size_t sw, w;
     /* Per-rule CPU time is sampled (one event in SIG_TIME_EVERY, scaled up), so that timing
      * costs next to nothing. It covers a rule's own verification and condition, not the
      * shared multi-pattern scan, which no single rule owns. */
@@ -605,28 +672,13 @@ int cor_rules_eval(const cor_ruleset *rs, cor_scratch *s, const struct vg_evview
     }
     /* Rule order, so that callers see the same order on every run; the bits are cleared
      * on the way for the next event. */
-    for (w = 0; w < s->ncandw; w++) {
-        uint64_t bits = s->cand[w];
-        s->cand[w] = 0;
-        while (bits) {
-            const struct sig_rule *r = rs->rules[w * 64 + (size_t)__builtin_ctzll(bits)];
-            bits &= bits - 1;
-            uint64_t t0 = timed ? vg_mono_ns() : 0;
-            bool hit = sig_req_met(s, r, v) && sig_cond_eval(s, r, r->cond, v);
-
-            if (timed) {
-                uint32_t ri = r->info.index;
-
-                __atomic_store_n(&s->rule_ns[ri],
-                                 __atomic_load_n(&s->rule_ns[ri], __ATOMIC_RELAXED) +
-                                     (vg_mono_ns() - t0) * SIG_TIME_EVERY,
-                                 __ATOMIC_RELAXED);
-            }
-            if (hit) {
-                matched++;
-                if (fn)
-                    fn(ctx, &r->info);
-            }
+    for (sw = 0; sw < s->nsumw; sw++) {
+        uint64_t words = s->candsum[sw];
+        s->candsum[sw] = 0;
+        while (words) {
+            w = sw * 64 + (size_t)__builtin_ctzll(words);
+            words &= words - 1;
+            matched += sig_eval_word(s, w, v, timed, fn, ctx);
         }
     }
     if (timed)

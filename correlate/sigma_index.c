@@ -502,13 +502,43 @@ static void sig_reset_triggers(cor_ruleset *rs)
     }
 }
 
-/* A prefiltered literal that wakes no rule is checked on demand instead of scanned for:
+/* A prefiltered matcher that wakes no rule is checked on demand instead of scanned for:
  * filters, and the matchers of a later required-hit clause (sigma_req.c) of at most
  * SIG_LAZY_CLAUSE_MAX matchers; those are searched for only when clause 0 woke the rule.
  * Wider clauses stay scanned (making all of them lazy cost as much as it saved: 1.8 M
- * searches a bench pass). Regexes stay in the databases: checking one directly would take
- * PCRE2, whose semantics are not exactly Hyperscan's. */
+ * searches a bench pass), except their literals of at most SIG_LAZY_SHORT bytes: those
+ * ("-r", "os", " ") hit most command lines, so scanning for them costs a report on
+ * nearly every event, more than searching for them when the rule is woken.
+ * A lazy regex is looked for with a Hyperscan database of its own, compiled with the
+ * same flags (the same semantics as the scan); PCRE2 was tried: it backtracks on
+ * '\+.*\+.*...' and cost eight times the whole evaluation. Regexes were a third of the
+ * CommandLine scan's cost, mostly later clauses' ('.{1000,}', '\s-c\s'). */
 #define SIG_LAZY_CLAUSE_MAX 4u
+#define SIG_LAZY_SHORT      2u
+
+static bool sig_lazy_short(const struct sig_matcher *m)
+{
+    return !m->is_re && m->npre <= SIG_LAZY_SHORT;
+}
+
+static bool sig_may_be_lazy(struct sig_matcher *m)
+{
+    hs_compile_error_t *ce = NULL;
+
+    if (m->kind != SIG_M_HS || !m->in_db || m->trigger || !m->field ||
+        m->field->typed == SIG_FIELD_KEYWORDS)
+        return false;
+    if (!m->is_re)
+        return m->npre > 0;
+    /* Compiled once and kept (freed with the index): a later round of sig_build_index may
+     * scan it again. */
+    if (!m->lazy_db &&
+        hs_compile(m->pattern, m->hs_flags, HS_MODE_BLOCK, NULL, &m->lazy_db, &ce) != HS_SUCCESS) {
+        hs_free_compile_error(ce);
+        m->lazy_db = NULL;
+    }
+    return m->lazy_db != NULL;
+}
 
 static int sig_mark_lazy(cor_ruleset *rs)
 {
@@ -524,14 +554,12 @@ static int sig_mark_lazy(cor_ruleset *rs)
             if (c > 0 && r->req_off[c + 1] - r->req_off[c] <= SIG_LAZY_CLAUSE_MAX)
                 continue;
             for (k = r->req_off[c]; k < r->req_off[c + 1]; k++)
-                inreq[r->req[k]] = true;
+                if (c == 0 || !sig_lazy_short(&rs->m[r->req[k]]))
+                    inreq[r->req[k]] = true;
         }
     }
-    for (i = 0; i < rs->nm; i++) {
-        struct sig_matcher *m = &rs->m[i];
-        m->lazy = m->kind == SIG_M_HS && m->in_db && !m->is_re && !m->trigger && !inreq[i] &&
-                  m->field && m->field->typed != SIG_FIELD_KEYWORDS && m->npre > 0;
-    }
+    for (i = 0; i < rs->nm; i++)
+        rs->m[i].lazy = !inreq[i] && sig_may_be_lazy(&rs->m[i]);
     vg_free(inreq);
     return 0;
 }
@@ -640,6 +668,10 @@ void sig_free_index(struct cor_ruleset *rs)
     size_t i;
     int os, c;
 
+    for (i = 0; i < rs->nm; i++) {
+        hs_free_database(rs->m[i].lazy_db);
+        rs->m[i].lazy_db = NULL;
+    }
     for (os = 0; os < SIG_NOS; os++)
         for (c = 0; c < VG_CAT__COUNT; c++)
             sig_bucket_free(&rs->cat[os][c]);

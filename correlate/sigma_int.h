@@ -8,7 +8,7 @@
  * test of every rule is one "matcher" with a dense id. Matchers Hyperscan can decide and
  * whose hits wake or gate a rule are compiled, per (os, category, field), into a literal
  * and a regex multi-pattern database: scanning a field once decides all of them. Literals
- * that only filter are "lazy": searched for when their rule is evaluated. The others
+ * and regexes that only filter are "lazy": searched for when their rule is evaluated. The others
  * (numbers, cidr, exists, fieldref, regexes Hyperscan rejects) run only when their rule is
  * evaluated.
  *
@@ -66,16 +66,17 @@ struct sig_matcher {
      * by PCRE2 (re), or not at all (a `re` value Hyperscan decides by itself). A matcher
      * not in_db (no literal to prefilter with, or a regex Hyperscan refuses) runs PCRE2
      * whenever its rule is evaluated. */
-    bool in_db;   /* prefiltered: a hit is necessary (scanned for, or lazy) */
-    bool trigger; /* a hit makes its rule a candidate: the matcher is under an even
-                   * number of `not`s somewhere (hits of matchers only ever negated
-                   * cannot turn a rule true, so they never wake it) */
-    bool is_re;   /* `re` value: Hyperscan regex database, else literal database */
-    bool lazy;    /* in_db literal that wakes no rule (not a trigger): left out of the
-                   * databases, its "hit" is a caseless search for pre in the field,
-                   * done only when its rule is evaluated. Most literals are such
-                   * (filters, later clauses) and the commonest: scanning for them
-                   * cost most of the Hyperscan time. */
+    bool in_db;             /* prefiltered: a hit is necessary (scanned for, or lazy) */
+    bool trigger;           /* a hit makes its rule a candidate: the matcher is under an even
+                             * number of `not`s somewhere (hits of matchers only ever negated
+                             * cannot turn a rule true, so they never wake it) */
+    bool is_re;             /* `re` value: Hyperscan regex database, else literal database */
+    bool lazy;              /* in_db matcher that wakes no rule (not a trigger): left out of the
+                             * databases, its "hit" is a caseless search for pre in the field (a
+                             * regex: a scan of lazy_db), done only when its rule is evaluated.
+                             * Most literals are such (filters, later clauses) and the commonest:
+                             * scanning for them cost most of the Hyperscan time. */
+    hs_database_t *lazy_db; /* a lazy regex's own database (owned: sig_free_index) */
     const struct sig_fref *field; /* the field it reads (its fmatch's), for lazy checks */
     const char *pattern; /* the regex (arena): HS pattern for is_re, PCRE2 source otherwise */
     unsigned hs_flags;   /* Hyperscan flags of pattern */
@@ -216,6 +217,9 @@ struct cor_scratch {
     uint64_t *cand;           /* candidate rules of this event: one bit per rule, so that they are
                                * visited in rule order without sorting; all clear between events */
     size_t ncandw;            /* words of cand */
+    uint64_t *candsum;        /* one bit per word of cand that may be non-zero, so that an
+                               * event visits only those (1,825 rules: 29 words, 1-3 used) */
+    size_t nsumw;             /* words of candsum */
     struct sig_slotval *slot; /* per field slot: the current event's value */
     pcre2_match_data *md;
     const struct cor_ruleset *rs;
