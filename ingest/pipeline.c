@@ -1465,12 +1465,12 @@ static void ing_checkpoint_commit(ing_pipeline *p, bool seal_all)
     for (int i = 0; i < ING_EPOCHS; i++)
         inflight += p->ep[i].inflight;
     pthread_mutex_unlock(&p->ep_lock);
-    while (n < p->npend &&
-           (p->pend[n].epoch < p->ep_drained || (p->pend[n].epoch == p->ep_cur && open_clear)))
-        n++;
-    /* After the epochs were seen drained: a failure reported in them is counted by now. */
-    if (!ing_commit_allowed(p))
-        n = 0; /* and nothing is pending any more */
+    /* After the epochs were seen drained: a failure reported in them is counted by now. A
+     * failure drops what is pending. */
+    if (ing_commit_allowed(p))
+        while (n < p->npend &&
+               (p->pend[n].epoch < p->ep_drained || (p->pend[n].epoch == p->ep_cur && open_clear)))
+            n++;
     if (n > 0) {
         memcpy(p->ckpt, p->pend[n - 1].off, sizeof(p->ckpt));
         ing_commit(p, seal_all);
