@@ -45,6 +45,7 @@ struct cor_hreplay {
     struct hr_machine *m;
     size_t n, cap;
     uint64_t expected; /* sum of the machine records' event counts */
+    bool list_failed;  /* out of memory while listing: the list is short */
     unsigned nthreads;
     struct hr_thread *t;
     /* Shared by the replay threads: relaxed atomics. */
@@ -79,6 +80,10 @@ int cor_hreplay_new(const struct cor_hreplay_cfg *cfg, cor_hreplay **out)
         hr->nthreads = 256;
     if ((rc = sto_scan_machines(cfg->db, hr_list, hr)) < 0)
         goto out_free;
+    if (hr->list_failed) {
+        rc = -VG_ENOMEM; /* a replay that silently skipped machines would miss alerts */
+        goto out_free;
+    }
     /* The biggest machines first, so that the last ones to finish are small and the
      * threads end together (longest processing time first). */
     if (hr->n > 1)
@@ -249,8 +254,10 @@ static bool hr_list(void *ctx, uint64_t mkey, const Vigil__MachineRecord *m)
         size_t cap = hr->cap ? hr->cap * 2 : 64;
         struct hr_machine *n = vg_realloc(hr->m, cap * sizeof(*n));
 
-        if (n == NULL)
+        if (n == NULL) {
+            hr->list_failed = true;
             return false;
+        }
         hr->m = n;
         hr->cap = cap;
     }
@@ -270,7 +277,8 @@ static bool hr_list(void *ctx, uint64_t mkey, const Vigil__MachineRecord *m)
         vg_free(hm->name);
         vg_free(hm->os_version);
         vg_free(hm->sensor_version);
-        return false; /* sto_scan_machines stops; new fails below on the short list */
+        hr->list_failed = true;
+        return false; /* sto_scan_machines stops; cor_hreplay_new fails */
     }
     hm->expected = m->events;
     hr->expected += m->events;
