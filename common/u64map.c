@@ -18,8 +18,10 @@ int vg_u64map_init(struct vg_u64map *m, size_t expected)
     m->keys = vg_calloc(cap, sizeof(*m->keys));
     m->vals = vg_calloc(cap, sizeof(*m->vals));
     if (m->keys == NULL || m->vals == NULL) {
+        /* Left empty, so that the caller's cleanup may vg_u64map_free it like any map. */
         vg_free(m->keys);
         vg_free(m->vals);
+        memset(m, 0, sizeof(*m));
         return -VG_ENOMEM;
     }
     m->cap = cap;

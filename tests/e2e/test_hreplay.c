@@ -383,11 +383,6 @@ static void test_new_out_of_memory(void **state)
     struct cor_hreplay_cfg hc;
     int failed = 0;
 
-    /* Skipped until common/u64map.c is fixed: vg_u64map_init frees keys or vals after a
-     * failed allocation without clearing them, so cor_shard_new's cleanup (shard.c) frees
-     * them again. With those two pointers cleared this test passes under ASan. */
-    if (getenv("VG_TEST_U64MAP_FIXED") == NULL)
-        skip();
     memset(&hc, 0, sizeof(hc));
     hc.db = f->db;
     hc.threads = 3;
