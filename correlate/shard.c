@@ -24,6 +24,7 @@
 #include "correlate.h"
 
 #include <pthread.h>
+#include <sys/types.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -113,6 +114,11 @@ struct cor_shard {
 
     struct vg_u64map machines; /* mkey -> struct cor_machine */
     struct vg_u64map alerts;   /* alert key -> struct cor_alert_state */
+    /* The unit being built: hash of an alert id -> its index in unit->alerts + 1, so that
+     * an update finds the alert without a scan (a replay's one unit holds every alert of
+     * the run, and the scan made it quadratic). Keys NULL: not set up, scan instead. */
+    struct vg_u64map unit_alerts;
+    bool unit_alerts_bad; /* a put failed: the map is incomplete until the next unit */
     cor_proctab *procs;
     cor_scratch *scratch;
     cor_corrstate *corr;    /* open correlation windows of this shard's machines */
@@ -329,6 +335,8 @@ void cor_shard_destroy(cor_shard *s)
         vg_free(v);
     }
     vg_u64map_free(&s->alerts);
+    if (s->unit_alerts.keys != NULL)
+        vg_u64map_free(&s->unit_alerts);
     pos = 0;
     while (s->restored.keys != NULL && vg_u64map_next(&s->restored, &pos, &k, &v))
         cor_restored_free(v);
@@ -919,10 +927,45 @@ static void cor_add_entities(vg_arena *a, Vigil__Alert *al, const struct cor_mac
     cor_event_entities(ev, cor_entity_cb, &c);
 }
 
+/* The index of the alert with this id in the unit being built, or -1. */
+static ssize_t cor_unit_find_alert(cor_shard *s, const char *id, uint64_t h)
+{
+    struct cor_unit *u = s->unit;
+    uintptr_t i;
+
+    if (s->unit_alerts.keys != NULL && !s->unit_alerts_bad) {
+        i = (uintptr_t)vg_u64map_get(&s->unit_alerts, h);
+        if (i == 0)
+            return -1; /* the map holds every alert of the unit */
+        if (i <= u->nalerts && strcmp(u->alerts[i - 1].alert->id, id) == 0)
+            return (ssize_t)i - 1;
+        /* two ids with one hash: scan */
+    }
+    for (size_t k = 0; k < u->nalerts; k++)
+        if (strcmp(u->alerts[k].alert->id, id) == 0)
+            return (ssize_t)k;
+    return -1;
+}
+
+/* Forgets the unit's alert index once the unit has been handed out. */
+static void cor_unit_alerts_reset(cor_shard *s)
+{
+    if (s->unit_alerts.keys != NULL && s->unit_alerts.count > 0)
+        vg_u64map_free(&s->unit_alerts);
+    s->unit_alerts_bad = false;
+}
+
 static void cor_unit_add_alert(cor_shard *s, Vigil__Alert *al, bool is_new)
 {
     struct cor_unit *u = s->unit;
+    uint64_t h = vg_hash64(al->id, strlen(al->id), 0x756e6974) | 1;
+    ssize_t at = cor_unit_find_alert(s, al->id, h);
 
+    /* An alert updated twice before a barrier travels once, as its newest state. */
+    if (at >= 0) {
+        u->alerts[at].alert = al;
+        return;
+    }
     if (u->nalerts == u->capalerts) {
         size_t cap = u->capalerts ? u->capalerts * 2 : 8;
         struct cor_alert_out *n = vg_realloc(u->alerts, cap * sizeof(*n));
@@ -932,13 +975,9 @@ static void cor_unit_add_alert(cor_shard *s, Vigil__Alert *al, bool is_new)
         u->alerts = n;
         u->capalerts = cap;
     }
-    /* An alert updated twice before a barrier travels once, as its newest state. */
-    for (size_t i = 0; i < u->nalerts; i++) {
-        if (strcmp(u->alerts[i].alert->id, al->id) == 0) {
-            u->alerts[i].alert = al;
-            return;
-        }
-    }
+    if ((s->unit_alerts.keys == NULL && vg_u64map_init(&s->unit_alerts, 64) < 0) ||
+        vg_u64map_put(&s->unit_alerts, h, (void *)(uintptr_t)(u->nalerts + 1)) < 0)
+        s->unit_alerts_bad = true;
     u->alerts[u->nalerts].alert = al;
     u->alerts[u->nalerts].is_new = is_new;
     u->alerts[u->nalerts].recv_ns = s->cur_recv_ns;
@@ -1449,6 +1488,7 @@ static void cor_handle_barrier(cor_shard *s, struct cor_barrier *b)
     __atomic_store_n(&s->st.processes, cor_proctab_count(s->procs), __ATOMIC_RELAXED);
     __atomic_store_n(&s->st.machines, s->machines.count, __ATOMIC_RELAXED);
     s->unit = cor_unit_new(s->cfg.index); /* NULL: retried at the next batch */
+    cor_unit_alerts_reset(s);
     /* The writer must get every barrier: wait while its ring is full. */
     while (!ck_ring_enqueue_spsc(&s->out_ring, s->out_buf, u)) {
         struct timespec ts = {0, spins++ < 10 ? 100000 : 1000000};
