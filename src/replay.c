@@ -389,7 +389,7 @@ static int replay_history(struct replay *r, const struct cor_shard_cfg *sc, unsi
     cor_hreplay *hr = NULL;
     sto_db *db = NULL;
     const char *tn, *mn;
-    uint64_t ev, nm;
+    uint64_t ev;
     char err[256];
     int rc = -1;
 
@@ -414,13 +414,15 @@ static int replay_history(struct replay *r, const struct cor_shard_cfg *sc, unsi
     r->total_bytes = 1000000; /* progress in millionths (replay_hist_progress) */
     if (cor_hreplay_run(hr, replay_hist_progress, r, 250) < 0)
         goto out;
-    cor_hreplay_counts(hr, &r->events, &nm, &ev);
+    cor_hreplay_counts(hr, &r->events, NULL, &ev);
     r->bad += ev;
-    r->batches += nm; /* one batch a machine */
-    /* The incident stage's prevalence counts the machines that had events. */
-    for (size_t i = 0; cor_hreplay_machine(hr, i, &tn, &mn, &ev); i++)
+    /* One batch a machine read, as before the threads; the incident stage's prevalence
+     * counts the machines that had events. */
+    for (size_t i = 0; cor_hreplay_machine(hr, i, &tn, &mn, &ev); i++) {
+        r->batches++;
         if (ev > 0)
             replay_count_machine(r, tn, vg_machine_key(tn, mn));
+    }
     rc = replay_hist_emit(r, hr);
 out:
     if (rc < 0) {
