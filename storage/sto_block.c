@@ -222,6 +222,7 @@ static void sto_zctx_free(void *p)
 {
     struct sto_zctx *z = p;
 
+    sto_tl_ahead_retire(z->scratch.ahead); /* joins its thread, which has its own zctx */
     ZSTD_freeCCtx(z->cctx);
     ZSTD_freeDCtx(z->dctx);
     vg_arena_destroy(z->scratch.arena);

@@ -14,7 +14,10 @@
  * sto_tl_open_ahead puts the reading on a helper thread ("vg-tl-ahead"): it walks the days
  * and unpacks events into slots of STO_AHEAD_EVENTS, up to STO_AHEAD_SLOTS ahead, while
  * the caller's thread takes them (a replay evaluates rules on one core while the other
- * reads). A slot is handed back when the caller moves past its last event.
+ * reads). A slot is handed back when the caller moves past its last event. At close the
+ * helper is parked in the caller thread's scratch rather than ended, and the thread's next
+ * read-ahead iterator gives it its next job: a replay opens one for every machine, and a
+ * fresh thread each time faulted its memory (slots, RocksDB's block buffers) in anew.
  *
  * THREAD SAFETY: an iterator belongs to one thread; many iterators may run at once, and
  * concurrently with writes (each iterator reads one RocksDB snapshot, taken at open). An
@@ -59,7 +62,10 @@ struct sto_tl_ahead {
     struct sto_tl_slot slot[STO_AHEAD_SLOTS];
     uint64_t filled;   /* slots filled so far (under lock) */
     uint64_t released; /* slots handed back so far (under lock) */
-    bool stop;         /* close asks the helper to end (under lock) */
+    bool stop;         /* close asks the helper to end its job (under lock) */
+    bool quit;         /* the helper is to end (under lock) */
+    uint64_t job;      /* jobs given to the helper (under lock) */
+    uint64_t job_done; /* jobs the helper has finished (under lock) */
     bool holding;      /* the caller's thread holds slot[released % SLOTS] */
     size_t pos;        /* next event of the held slot (caller's thread) */
 };
@@ -93,6 +99,8 @@ static int sto_tl_next_raw(sto_tl_iter *it, const uint8_t **p, size_t *len);
 static int sto_tl_ahead_next(struct sto_tl_ahead *ah, const Vigil__Event **ev);
 static void *sto_tl_ahead_main(void *arg);
 static void sto_tl_ahead_free(struct sto_tl_ahead *ah);
+static void sto_tl_ahead_fill(struct sto_tl_ahead *ah);
+static int sto_tl_ahead_new(struct sto_tl_ahead **out);
 
 int sto_tl_open(sto_db *db, uint64_t mkey, int64_t from_us, int64_t to_us, bool descending,
                 sto_tl_iter **out)
@@ -121,7 +129,10 @@ int sto_tl_open(sto_db *db, uint64_t mkey, int64_t from_us, int64_t to_us, bool 
             it->bufcap = sc->bufcap;
             it->ent = sc->ent;
             it->cap = sc->entcap;
-            memset(sc, 0, sizeof(*sc));
+            sc->arena = NULL; /* not sc->ahead: the parked helper stays */
+            sc->buf = NULL;
+            sc->ent = NULL;
+            sc->bufcap = sc->entcap = 0;
         } else {
             it->arena = vg_arena_new(STO_TL_ARENA_CHUNK);
         }
@@ -143,7 +154,8 @@ int sto_tl_open(sto_db *db, uint64_t mkey, int64_t from_us, int64_t to_us, bool 
 int sto_tl_open_ahead(sto_db *db, uint64_t mkey, int64_t from_us, int64_t to_us, bool descending,
                       sto_tl_iter **out)
 {
-    struct sto_tl_ahead *ah;
+    struct sto_scratch *sc = sto_scratch_get();
+    struct sto_tl_ahead *ah = NULL;
     sto_tl_iter *it;
     int rc;
 
@@ -152,13 +164,39 @@ int sto_tl_open_ahead(sto_db *db, uint64_t mkey, int64_t from_us, int64_t to_us,
         return -VG_ENOMEM;
     it->db = db;
     it->done = true; /* the outer iterator only hands out the helper's slots */
-    if ((ah = it->ah = vg_calloc(1, sizeof(*ah))) == NULL) {
+    if (sc != NULL && sc->ahead != NULL) {
+        ah = sc->ahead; /* this thread's parked helper, idle between jobs */
+        sc->ahead = NULL;
+    } else if ((rc = sto_tl_ahead_new(&ah)) < 0) {
         vg_free(it);
-        return -VG_ENOMEM;
+        return rc;
     }
-    if ((rc = sto_tl_open(db, mkey, from_us, to_us, descending, &ah->inner)) < 0)
-        goto out_free;
-    rc = -VG_ENOMEM;
+    if ((rc = sto_tl_open(db, mkey, from_us, to_us, descending, &ah->inner)) < 0) {
+        sto_tl_ahead_retire(ah);
+        vg_free(it);
+        return rc;
+    }
+    pthread_mutex_lock(&ah->lock);
+    ah->filled = ah->released = 0;
+    ah->holding = false;
+    ah->pos = 0;
+    ah->stop = false;
+    ah->job++;
+    pthread_cond_broadcast(&ah->cond);
+    pthread_mutex_unlock(&ah->lock);
+    it->ah = ah;
+    *out = it;
+    return 0;
+}
+
+/* A helper with its slots and its thread, waiting for a job. Returns 0 or -VG_ENOMEM. */
+static int sto_tl_ahead_new(struct sto_tl_ahead **out)
+{
+    struct sto_tl_ahead *ah = vg_calloc(1, sizeof(*ah));
+
+    *out = NULL;
+    if (ah == NULL)
+        return -VG_ENOMEM;
     for (int i = 0; i < STO_AHEAD_SLOTS; i++) {
         struct sto_tl_slot *sl = &ah->slot[i];
 
@@ -179,12 +217,29 @@ int sto_tl_open_ahead(sto_db *db, uint64_t mkey, int64_t from_us, int64_t to_us,
         goto out_free;
     }
     pthread_setname_np(ah->thread, "vg-tl-ahead");
-    *out = it;
+    *out = ah;
     return 0;
 out_free:
     sto_tl_ahead_free(ah);
-    vg_free(it);
-    return rc;
+    return -VG_ENOMEM;
+}
+
+/* Ends an idle helper's thread and frees it (storage_int.h). @locality the thread that
+ * parked it, or the one that made it. */
+void sto_tl_ahead_retire(void *arg)
+{
+    struct sto_tl_ahead *ah = arg;
+
+    if (ah == NULL)
+        return;
+    pthread_mutex_lock(&ah->lock);
+    ah->quit = true;
+    pthread_cond_broadcast(&ah->cond);
+    pthread_mutex_unlock(&ah->lock);
+    pthread_join(ah->thread, NULL);
+    pthread_cond_destroy(&ah->cond);
+    pthread_mutex_destroy(&ah->lock);
+    sto_tl_ahead_free(ah);
 }
 
 int sto_tl_next(sto_tl_iter *it, const Vigil__Event **ev)
@@ -219,15 +274,22 @@ void sto_tl_close(sto_tl_iter *it)
         return;
     if (it->ah != NULL) {
         struct sto_tl_ahead *ah = it->ah;
+        struct sto_scratch *sc;
 
+        /* End the job and wait until the helper has let go of the inner iterator. */
         pthread_mutex_lock(&ah->lock);
         ah->stop = true;
         pthread_cond_broadcast(&ah->cond);
+        while (ah->job_done != ah->job)
+            pthread_cond_wait(&ah->cond, &ah->lock);
         pthread_mutex_unlock(&ah->lock);
-        pthread_join(ah->thread, NULL);
-        pthread_cond_destroy(&ah->cond);
-        pthread_mutex_destroy(&ah->lock);
-        sto_tl_ahead_free(ah);
+        sto_tl_close(ah->inner);
+        ah->inner = NULL;
+        sc = sto_scratch_get();
+        if (sc != NULL && sc->ahead == NULL)
+            sc->ahead = ah; /* parked for this thread's next read-ahead iterator */
+        else
+            sto_tl_ahead_retire(ah);
     }
     if (it->ri != NULL)
         rocksdb_iter_destroy(it->ri);
@@ -310,11 +372,36 @@ static int sto_tl_ahead_next(struct sto_tl_ahead *ah, const Vigil__Event **ev)
     }
 }
 
-/* @locality vg-tl-ahead. Fills slots until the inner iterator ends or close asks it to
- * stop; the slot holding the last events carries the end. */
+/* @locality vg-tl-ahead. Waits for a job (sto_tl_open_ahead), fills slots for it, and
+ * waits for the next, until retired. */
 static void *sto_tl_ahead_main(void *arg)
 {
     struct sto_tl_ahead *ah = arg;
+
+    for (;;) {
+        uint64_t job;
+
+        pthread_mutex_lock(&ah->lock);
+        while (!ah->quit && ah->job == ah->job_done)
+            pthread_cond_wait(&ah->cond, &ah->lock);
+        job = ah->job;
+        pthread_mutex_unlock(&ah->lock);
+        if (job == ah->job_done) /* quit, with no job pending (job_done is only ours) */
+            break;
+        sto_tl_ahead_fill(ah);
+        pthread_mutex_lock(&ah->lock);
+        ah->job_done = job;
+        pthread_cond_broadcast(&ah->cond);
+        pthread_mutex_unlock(&ah->lock);
+    }
+    sto_thread_cleanup();
+    return NULL;
+}
+
+/* @locality vg-tl-ahead. Fills slots until the inner iterator ends or close asks the job to
+ * stop; the slot holding the last events carries the end. */
+static void sto_tl_ahead_fill(struct sto_tl_ahead *ah)
+{
     bool end = false;
 
     while (!end) {
@@ -350,8 +437,6 @@ static void *sto_tl_ahead_main(void *arg)
         pthread_cond_broadcast(&ah->cond);
         pthread_mutex_unlock(&ah->lock);
     }
-    sto_thread_cleanup();
-    return NULL;
 }
 
 /* Frees the slots and closes the inner iterator (the helper has ended or never began). */

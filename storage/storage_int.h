@@ -153,7 +153,11 @@ struct sto_scratch {
     size_t bufcap;   /* bytes */
     void *ent;       /* a day's event entries */
     size_t entcap;   /* entries */
+    void *ahead;     /* a read-ahead helper parked idle between iterators, or NULL */
 };
+
+/* Ends a parked read-ahead helper's thread and frees it (sto_timeline.c). */
+void sto_tl_ahead_retire(void *ah);
 
 /* The calling thread's scratch, or NULL when out of memory (sto_block.c). */
 struct sto_scratch *sto_scratch_get(void);
