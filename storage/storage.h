@@ -22,8 +22,9 @@
  * and sto_block_decode may run on any thread (they keep per-thread zstd contexts). A
  * read-write database runs one thread of its own, "vg-sto-merge" (sto_tl_merge); sto_write,
  * retention's deletions and a merge's replace take one lock, so a merge never loses a block
- * written or dropped meanwhile. sto_tl_open_ahead starts a "vg-tl-ahead" thread per
- * iterator.
+ * written or dropped meanwhile. sto_tl_open_ahead uses a "vg-tl-ahead" thread per
+ * iterator; at close it stays parked, idle, for the calling thread's next read-ahead
+ * iterator, until sto_thread_cleanup or the calling thread's exit.
  */
 #ifndef VG_STORAGE_H
 #define VG_STORAGE_H
@@ -160,7 +161,8 @@ int sto_tl_open(sto_db *db, uint64_t mkey, int64_t from_us, int64_t to_us, bool 
                 sto_tl_iter **out);
 /* Like sto_tl_open, but a helper thread reads, sorts and unpacks ahead while the caller
  * works on the events (long scans such as a replay; a page is faster without the thread).
- * Events are handed out in the same order; each is valid until the next sto_tl_next. */
+ * Events are handed out in the same order; each is valid until the next sto_tl_next. The
+ * helper is the one the calling thread's previous read-ahead iterator parked, if any. */
 int sto_tl_open_ahead(sto_db *db, uint64_t mkey, int64_t from_us, int64_t to_us, bool descending,
                       sto_tl_iter **out);
 /* Returns 1 with *ev set, 0 at the end, or a negative vg_err. */
