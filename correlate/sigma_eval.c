@@ -208,6 +208,51 @@ static bool sig_hs_has(cor_scratch *s, const hs_database_t *db, const struct vg_
     return hit;
 }
 
+static bool sig_mem_eq(const char *a, const char *b, size_t n, bool cased)
+{
+    return cased ? memcmp(a, b, n) == 0 : strncasecmp(a, b, n) == 0;
+}
+
+/* A pure literal at its position. A caseless contains needs no check: the (caseless)
+ * prefilter hit was the whole literal. */
+static bool sig_lit_match(const struct sig_matcher *m, const struct vg_str *s)
+{
+    const char *l = (const char *)m->lit;
+    size_t i;
+
+    if (m->nlit > s->n)
+        return false;
+    switch (m->pos) {
+    case SIG_EXACT:
+        return m->nlit == s->n && sig_mem_eq(s->p, l, m->nlit, m->cased);
+    case SIG_STARTS:
+        return sig_mem_eq(s->p, l, m->nlit, m->cased);
+    case SIG_ENDS:
+        return sig_mem_eq(s->p + s->n - m->nlit, l, m->nlit, m->cased);
+    case SIG_CONTAINS:
+        if (!m->cased) /* the prefilter hit, when there was a prefilter */
+            return m->in_db || sig_has_caseless(s, m->lit, m->nlit);
+        for (i = 0; i + m->nlit <= s->n; i++)
+            if (memcmp(s->p + i, l, m->nlit) == 0)
+                return true;
+        return false;
+    }
+    return false;
+}
+
+/* A lazy matcher's hit. A pure literal at a fixed position (exact, startswith, endswith) is
+ * compared there at once: a match implies the caseless search's hit, and whatever needs
+ * the hit (required hits, the matcher itself) needs the match, so nothing is lost by
+ * asking the stronger question, and the search over the whole field is saved. */
+static bool sig_lazy_hit(cor_scratch *s, const struct sig_matcher *m, const struct vg_str *str)
+{
+    if (m->is_re)
+        return sig_hs_has(s, m->lazy_db, str);
+    if (m->vlit && m->pos != SIG_CONTAINS)
+        return sig_lit_match(m, str);
+    return sig_has_caseless(str, m->pre, m->npre);
+}
+
 /* Did matcher mid's prefilter hit in this event? Scanned matchers were stamped by the
  * scan; a lazy one is checked now, once per event. str is its field's value when the
  * caller has it, else NULL. */
@@ -221,8 +266,7 @@ static bool sig_hit(cor_scratch *s, uint32_t mid, const struct vg_evview *v,
         s->mdone[mid] = s->gen;
         if (!str)
             str = sig_get(s, v, m->field, &own) ? &own : NULL;
-        if (str &&
-            (m->is_re ? sig_hs_has(s, m->lazy_db, str) : sig_has_caseless(str, m->pre, m->npre)))
+        if (str && sig_lazy_hit(s, m, str))
             s->mstamp[mid] = s->gen;
     }
     return s->mstamp[mid] == s->gen;
@@ -262,11 +306,6 @@ static bool sig_cidr_match(const struct sig_matcher *m, const struct vg_str *s)
     return rest == 0 || ((a[full] ^ m->net[full]) & (uint8_t)(0xff << (8 - rest))) == 0;
 }
 
-static bool sig_mem_eq(const char *a, const char *b, size_t n, bool cased)
-{
-    return cased ? memcmp(a, b, n) == 0 : strncasecmp(a, b, n) == 0;
-}
-
 static bool sig_fieldref_match(cor_scratch *sc, const struct sig_matcher *m,
                                const struct vg_evview *v, const struct vg_str *s)
 {
@@ -285,33 +324,6 @@ static bool sig_fieldref_match(cor_scratch *sc, const struct sig_matcher *m,
     case SIG_CONTAINS:
         for (i = 0; i + o.n <= s->n; i++)
             if (sig_mem_eq(s->p + i, o.p, o.n, m->cased))
-                return true;
-        return false;
-    }
-    return false;
-}
-
-/* A pure literal at its position. A caseless contains needs no check: the (caseless)
- * prefilter hit was the whole literal. */
-static bool sig_lit_match(const struct sig_matcher *m, const struct vg_str *s)
-{
-    const char *l = (const char *)m->lit;
-    size_t i;
-
-    if (m->nlit > s->n)
-        return false;
-    switch (m->pos) {
-    case SIG_EXACT:
-        return m->nlit == s->n && sig_mem_eq(s->p, l, m->nlit, m->cased);
-    case SIG_STARTS:
-        return sig_mem_eq(s->p, l, m->nlit, m->cased);
-    case SIG_ENDS:
-        return sig_mem_eq(s->p + s->n - m->nlit, l, m->nlit, m->cased);
-    case SIG_CONTAINS:
-        if (!m->cased) /* the prefilter hit, when there was a prefilter */
-            return m->in_db || sig_has_caseless(s, m->lit, m->nlit);
-        for (i = 0; i + m->nlit <= s->n; i++)
-            if (memcmp(s->p + i, l, m->nlit) == 0)
                 return true;
         return false;
     }
