@@ -235,6 +235,7 @@ void vg_evview_build(struct vg_evview *v, const Vigil__TelemetryBatch *batch,
                      const Vigil__Event *ev)
 {
     memset(v->f, 0, sizeof(v->f));
+    memset(v->from_extra, 0, sizeof(v->from_extra));
     v->cat = VG_CAT_NONE;
     v->os = batch ? batch->os : VIGIL__OS__OS_UNKNOWN;
     v->service = NULL;
@@ -259,10 +260,13 @@ void vg_evview_build(struct vg_evview *v, const Vigil__TelemetryBatch *batch,
 bool vg_evview_get(const struct vg_evview *v, const char *name, struct vg_str *out)
 {
     int f = vg_field_by_name(name);
-
     /* The source's own text under exactly this name comes first: two aliases of one typed
-     * field (NewProcessName, ProcessName) may carry different values in one event. */
-    for (size_t i = 0; f >= 0 && !vg_field_is_list(f) && i < v->n_extra; i++) {
+     * field (NewProcessName, ProcessName) may carry different values in one event. Only a
+     * field that an extra entry named can have one (ev_extra), so the others, most of the
+     * lookups, skip the scan. */
+    bool scan = f >= 0 && !vg_field_is_list(f) && (v->from_extra[f / 64] >> (f % 64) & 1) != 0;
+
+    for (size_t i = 0; scan && i < v->n_extra; i++) {
         const Vigil__KeyValue *kv = v->extra[i];
 
         if (kv != NULL && kv->key != NULL && strcasecmp(kv->key, name) == 0) {
@@ -627,9 +631,11 @@ static void ev_extra(struct vg_evview *v)
         if (kv == NULL || kv->key == NULL)
             continue;
         f = vg_field_by_name(kv->key);
-        if (f >= 0 && !vg_field_is_list(f)) /* lineage is the process table's, not the event's */
+        if (f >= 0 && !vg_field_is_list(f)) { /* lineage is the process table's, not the event's */
             ev_putn(v, (enum vg_field)f, kv->value ? kv->value : "",
                     kv->value ? strlen(kv->value) : 0);
+            v->from_extra[f / 64] |= UINT64_C(1) << (f % 64);
+        }
     }
 }
 

@@ -131,7 +131,10 @@ struct vg_evview {
     int64_t ts_us;
     uint64_t seq;
     struct vg_str f[VG_F__COUNT]; /* typed fields */
-    Vigil__KeyValue **extra;      /* untyped fields by original name (borrowed) */
+    /* Typed fields that an extra entry named (under any of their names): only for these can
+     * vg_evview_get find the source's own text under an alias. */
+    uint64_t from_extra[(VG_F__COUNT + 63) / 64];
+    Vigil__KeyValue **extra; /* untyped fields by original name (borrowed) */
     size_t n_extra;
     const Vigil__Event *ev;             /* the event (borrowed) */
     const Vigil__TelemetryBatch *batch; /* its batch (borrowed) */
@@ -154,7 +157,10 @@ bool vg_field_def_at(size_t i, const char **name, int *field, bool *canonical, c
 
 /* Fills v from an event of a batch. Strings are borrowed from ev and batch, which must
  * outlive v. Parent fields for non-process-creation events are left empty; the shard fills
- * them from the process table when it knows them. */
+ * them from the process table when it knows them. Every extra entry named as a typed field
+ * (canonical name or alias; not a lineage field) fills that field's slot, so a typed slot
+ * left empty means that no extra entry carries the field under any of its names: readers
+ * need not search extra for it. */
 void vg_evview_build(struct vg_evview *v, const Vigil__TelemetryBatch *batch,
                      const Vigil__Event *ev);
 /* The value of a field by Sigma name: typed first, then extra (case-insensitive name).

@@ -104,20 +104,21 @@ uint64_t cor_scratch_rule_ns(const cor_scratch *s, uint32_t index)
 
 /* ---- field access ------------------------------------------------------------------- */
 
-/* A typed slot first; names without one (or a typed field the event left empty, as an
- * importer may) are looked up in extra, once per event and name (a linear search with
- * strcasecmp: many rules read the same few names). */
+/* A typed slot; names without one are looked up in extra, once per event and name (a
+ * linear search with strcasecmp: many rules read the same few names). */
 static bool sig_get(cor_scratch *s, const struct vg_evview *v, const struct sig_fref *f,
                     struct vg_str *out)
 {
     struct sig_slotval *sv;
 
-    if (f->typed >= 0 && v->f[f->typed].p) {
+    if (f->typed >= 0) {
         *out = v->f[f->typed];
-        return true;
+        /* An empty slot: no extra entry carries the field either (vg_evview_build fills the
+         * slot from any), and lineage comes from the process table only, never from what an
+         * event says. */
+        return out->p != NULL;
     }
-    /* Lineage comes from the process table only, never from what an event says. */
-    if (v->n_extra == 0 || (f->typed >= 0 && vg_field_is_list(f->typed)))
+    if (v->n_extra == 0)
         return false;
     if (VG_NEVER(f->slot >= s->rs->nslots))
         return vg_evview_get(v, f->name, out);

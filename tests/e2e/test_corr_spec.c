@@ -108,6 +108,7 @@ static void logon(cor_corrstate *st, int64_t ts, uint64_t seq, const char *compu
                   const char *user)
 {
     Vigil__KeyValue kv[3], *kvp[3];
+    Vigil__Event ev = VIGIL__EVENT__INIT;
     struct vg_evview v;
     struct cor_corr_match m;
     const char *keys[3] = {"ComputerName", "WorkstationName", "User"};
@@ -119,10 +120,14 @@ static void logon(cor_corrstate *st, int64_t ts, uint64_t seq, const char *compu
         kv[i].value = (char *)vals[i];
         kvp[i] = &kv[i];
     }
-    memset(&v, 0, sizeof(v));
+    /* The fields as an imported Security event carries them: in extra (User has a typed
+     * home, which the view fills from extra). */
+    ev.ts_us = ts;
+    ev.seq = seq;
+    ev.extra = kvp;
+    ev.n_extra = 3;
+    vg_evview_build(&v, NULL, &ev);
     v.cat = VG_CAT_LOGON;
-    v.extra = kvp;
-    v.n_extra = 3;
     memset(&m, 0, sizeof(m));
     m.mkey = 7;
     m.tenant = "t";
