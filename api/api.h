@@ -113,9 +113,10 @@ struct api_vigil_metrics {
  * vigil_storage_writes_total, vigil_blocks_written_total, vigil_offset_commits_total,
  * vigil_partition_pauses_total, vigil_partitions_assigned,
  * vigil_last_event_timestamp_seconds, vigil_ring_depth{shard}, vigil_shard_machines{shard},
- * vigil_shard_processes{shard}, vigil_consumer_lag{partition}, vigil_storage_bytes,
- * vigil_rule_hits_total{rule_id,title}, vigil_rule_cpu_seconds_total{rule_id};
- * the incident stage's vigil_incident_stage_records_total{kind}, vigil_incidents_emitted_total,
+ * vigil_shard_processes{shard}, vigil_shard_process_table_bytes{shard},
+ * vigil_consumer_lag{partition}, vigil_storage_bytes, vigil_rule_hits_total{rule_id,title},
+ * vigil_rule_cpu_seconds_total{rule_id}; the incident stage's
+ * vigil_incident_stage_records_total{kind}, vigil_incidents_emitted_total,
  * vigil_incidents_retired_total; vigil_memory_bytes{part}.
  * stage="consumed" counts events that reached a shard (accepted + duplicate): ing_stats
  * counts consumed messages, not events, before decoding.

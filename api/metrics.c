@@ -370,6 +370,10 @@ static void api_vigil_shards(struct api_metrics_out *out, const struct cor_shard
                             1, sh[i].machines);
         api_metrics_add_u64(out, "vigil_shard_processes", API_GAUGE, "Processes a shard tracks.",
                             &l, 1, sh[i].processes);
+        api_metrics_add_u64(out, "vigil_shard_process_table_bytes", API_GAUGE,
+                            "Heap bytes of a shard's process table (nodes, strings, indexes; "
+                            "not the allocator's overhead).",
+                            &l, 1, sh[i].proctab_bytes);
     }
 }
 

@@ -162,6 +162,7 @@ struct cor_shard_stats {
     uint64_t blocks_sealed;
     uint64_t machines;        /* tracked now */
     uint64_t processes;       /* tracked now */
+    uint64_t proctab_bytes;   /* heap bytes of the process table (nodes, strings, indexes) */
     uint64_t in_depth;        /* items waiting on the inbound ring */
     uint64_t corr_late;       /* base-rule matches too late to correlate */
     uint64_t corr_pending;    /* matches waiting in correlation reorder buffers */

@@ -1486,6 +1486,7 @@ static void cor_handle_barrier(cor_shard *s, struct cor_barrier *b)
     if (b->seal_all && s->cfg.snapshots)
         cor_forget_owned(s);
     __atomic_store_n(&s->st.processes, cor_proctab_count(s->procs), __ATOMIC_RELAXED);
+    __atomic_store_n(&s->st.proctab_bytes, cor_proctab_bytes(s->procs), __ATOMIC_RELAXED);
     __atomic_store_n(&s->st.machines, s->machines.count, __ATOMIC_RELAXED);
     s->unit = cor_unit_new(s->cfg.index); /* NULL: retried at the next batch */
     cor_unit_alerts_reset(s);

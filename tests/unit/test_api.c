@@ -288,6 +288,7 @@ static void fx_collect(void *ctx, struct api_metrics_out *out)
     st.events = 3;
     st.alerts[3] = 3;
     sh[0].in_depth = 2;
+    sh[0].proctab_bytes = 777;
     v.ing = &st;
     v.shards = sh;
     v.nshards = 1;
@@ -706,6 +707,7 @@ static void test_metrics_endpoint(void **state)
     assert_non_null(strstr(r.body, "vigil_incident_stage_records_total{kind=\"alert\"} 5\n"));
     assert_non_null(strstr(r.body, "vigil_incident_stage_records_total{kind=\"old\"} 7\n"));
     assert_non_null(strstr(r.body, "vigil_memory_bytes{part=\"resident\"} 123456789\n"));
+    assert_non_null(strstr(r.body, "vigil_shard_process_table_bytes{shard=\"0\"} 777\n"));
     assert_non_null(strstr(r.body, "vigil_memory_bytes{part=\"rocksdb_memtables\"} 4096\n"));
     assert_null(strstr(r.body, "vigil_memory_bytes{part=\"heap_allocated\"}")); /* zero: left out */
     assert_non_null(strstr(r.body, "vigil_ring_depth{shard=\"0\"} 2\n"));
