@@ -256,3 +256,42 @@ void vgt_ledger_free(struct vgt_ledger *l)
     vg_u64map_free(&l->machines);
     memset(l, 0, sizeof(*l));
 }
+
+/* ---- a shard over rules ----------------------------------------------------------- */
+
+static void vgt_release_nothing(void *ctx, struct cor_in *in)
+{
+    (void)ctx;
+    (void)in;
+}
+
+void vgt_rules_shard(const char *tag, const char *const *yaml, size_t n, char **dir,
+                     cor_ruleset **rs, cor_shard **s)
+{
+    struct cor_shard_cfg cfg = {.nshards = 1, .release = vgt_release_nothing};
+    struct cor_load_summary sum;
+    const char *dirs[1];
+    char name[32], err[256] = "";
+
+    *dir = vgt_tmpdir(tag);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "r%zu.yml", i);
+        vgt_write_file(*dir, name, yaml[i]);
+    }
+    dirs[0] = *dir;
+    if (cor_ruleset_load(dirs, 1, rs, &sum, err, sizeof(err)) != 0)
+        fail_msg("rules: %s", err);
+    assert_int_equal(sum.loaded, n);
+    cfg.rules = *rs;
+    assert_int_equal(cor_shard_new(&cfg, s), 0);
+}
+
+void vgt_rules_shard_free(char *dir, cor_ruleset *rs, cor_shard *s)
+{
+    cor_shard_destroy(s);
+    cor_ruleset_unref(rs);
+    if (dir != NULL) {
+        vgt_rmtree(dir);
+        free(dir);
+    }
+}

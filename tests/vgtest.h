@@ -42,6 +42,8 @@ double vgt_elapsed_s(uint64_t t0);
 
 /* ---- the events a test produced, to check a stored timeline against ---------------- */
 
+#include "correlate.h"
+#include "rules.h"
 #include "storage.h"
 #include "telemetry.pb-c.h"
 #include "vg.h"
@@ -65,5 +67,13 @@ void vgt_ledger_add(struct vgt_ledger *l, const Vigil__TelemetryBatch *b);
  * once, the totals add up and nothing is corrupt. what prefixes the messages (NULL: none). */
 void vgt_ledger_check(const struct vgt_ledger *l, sto_db *db, const char *what);
 void vgt_ledger_free(struct vgt_ledger *l); /* a zeroed ledger is fine */
+
+/* A one-shard correlator over rules written to a temporary directory, for tests that
+ * drive it with cor_shard_process: writes yaml[i] as DIR/r<i>.yml, loads them (every one
+ * must load) and makes the shard (no thread; its release callback does nothing). Asserts. */
+void vgt_rules_shard(const char *tag, const char *const *yaml, size_t n, char **dir,
+                     cor_ruleset **rs, cor_shard **s);
+/* Frees what vgt_rules_shard made. */
+void vgt_rules_shard_free(char *dir, cor_ruleset *rs, cor_shard *s);
 
 #endif

@@ -73,35 +73,16 @@ struct fx {
     uint64_t seq;
 };
 
-static void release_cb(void *ctx, struct cor_in *in)
-{
-    (void)ctx;
-    (void)in;
-}
-
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    struct cor_load_summary sum;
-    const char *dirs[1];
-    char name[32], err[256];
-    struct cor_shard_cfg cfg = {.nshards = 1, .release = release_cb};
 
     assert_non_null(f);
-    f->dir = vgt_tmpdir("lineage");
-    for (size_t i = 0; i < VG_ARRAY_SIZE(rules_yaml); i++) {
-        snprintf(name, sizeof(name), "r%zu.yml", i);
-        vgt_write_file(f->dir, name, rules_yaml[i]);
-    }
-    dirs[0] = f->dir;
-    assert_int_equal(cor_ruleset_load(dirs, 1, &f->rs, &sum, err, sizeof(err)), 0);
-    assert_int_equal(sum.loaded, VG_ARRAY_SIZE(rules_yaml));
+    vgt_rules_shard("lineage", rules_yaml, VG_ARRAY_SIZE(rules_yaml), &f->dir, &f->rs, &f->s);
     assert_true(cor_ruleset_uses_lineage(f->rs, -1));
     assert_true(cor_ruleset_uses_lineage(f->rs, VG_CAT_PROCESS_CREATION));
     assert_true(cor_ruleset_uses_lineage(f->rs, VG_CAT_NETWORK_CONNECTION));
     assert_false(cor_ruleset_uses_lineage(f->rs, VG_CAT_FILE_EVENT));
-    cfg.rules = f->rs;
-    assert_int_equal(cor_shard_new(&cfg, &f->s), 0);
     *state = f;
     return 0;
 }
@@ -110,10 +91,7 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
 
-    cor_shard_destroy(f->s);
-    cor_ruleset_unref(f->rs);
-    vgt_rmtree(f->dir);
-    free(f->dir);
+    vgt_rules_shard_free(f->dir, f->rs, f->s);
     free(f);
     return 0;
 }

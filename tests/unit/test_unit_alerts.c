@@ -33,27 +33,13 @@ struct fx {
     uint64_t seq;
 };
 
-static void release_cb(void *ctx, struct cor_in *in)
-{
-    (void)ctx;
-    (void)in;
-}
-
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    struct cor_load_summary sum;
-    const char *dirs[1];
-    char err[256];
-    struct cor_shard_cfg cfg = {.nshards = 1, .release = release_cb};
+    const char *const yaml[] = {rule_yaml};
 
-    f->dir = vgt_tmpdir("unitalerts");
-    vgt_write_file(f->dir, "r.yml", rule_yaml);
-    dirs[0] = f->dir;
-    assert_int_equal(cor_ruleset_load(dirs, 1, &f->rs, &sum, err, sizeof(err)), 0);
-    assert_int_equal(sum.loaded, 1);
-    cfg.rules = f->rs;
-    assert_int_equal(cor_shard_new(&cfg, &f->s), 0);
+    assert_non_null(f);
+    vgt_rules_shard("unitalerts", yaml, 1, &f->dir, &f->rs, &f->s);
     *state = f;
     return 0;
 }
@@ -62,10 +48,7 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
 
-    cor_shard_destroy(f->s);
-    cor_ruleset_unref(f->rs);
-    vgt_rmtree(f->dir);
-    free(f->dir);
+    vgt_rules_shard_free(f->dir, f->rs, f->s);
     free(f);
     return 0;
 }
