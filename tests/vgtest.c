@@ -286,6 +286,23 @@ void vgt_rules_shard(const char *tag, const char *const *yaml, size_t n, char **
     assert_int_equal(cor_shard_new(&cfg, s), 0);
 }
 
+void vgt_shard_process_event(cor_shard *s, Vigil__Event *ev)
+{
+    Vigil__TelemetryBatch b = VIGIL__TELEMETRY_BATCH__INIT;
+    Vigil__Event *evs[1] = {ev};
+    struct cor_in in = {0};
+
+    b.tenant_id = "t";
+    b.machine_id = "m";
+    b.os = VIGIL__OS__OS_WINDOWS;
+    b.n_events = 1;
+    b.events = evs;
+    in.batch = &b;
+    in.mkey = vg_machine_key("t", "m");
+    in.partition = -1;
+    cor_shard_process(s, &in);
+}
+
 void vgt_rules_shard_free(char *dir, cor_ruleset *rs, cor_shard *s)
 {
     cor_shard_destroy(s);

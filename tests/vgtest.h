@@ -73,6 +73,8 @@ void vgt_ledger_free(struct vgt_ledger *l); /* a zeroed ledger is fine */
  * must load) and makes the shard (no thread; its release callback does nothing). Asserts. */
 void vgt_rules_shard(const char *tag, const char *const *yaml, size_t n, char **dir,
                      cor_ruleset **rs, cor_shard **s);
+/* Processes ev as a batch of its own, of machine "m" of tenant "t" (Windows). */
+void vgt_shard_process_event(cor_shard *s, Vigil__Event *ev);
 /* Frees what vgt_rules_shard made. */
 void vgt_rules_shard_free(char *dir, cor_ruleset *rs, cor_shard *s);
 

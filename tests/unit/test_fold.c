@@ -57,11 +57,9 @@ static int teardown(void **state)
 /* One batch: a parent (pid 100) starting a child with the command line, at ts. */
 static void feed(struct fx *f, uint64_t seq, int64_t ts, uint32_t pid, const char *cmd)
 {
-    Vigil__TelemetryBatch b = VIGIL__TELEMETRY_BATCH__INIT;
-    Vigil__Event ev = VIGIL__EVENT__INIT, *evs[1] = {&ev};
+    Vigil__Event ev = VIGIL__EVENT__INIT;
     Vigil__ProcessRef parent = VIGIL__PROCESS_REF__INIT, child = VIGIL__PROCESS_REF__INIT;
     Vigil__ProcessCreated pc = VIGIL__PROCESS_CREATED__INIT;
-    struct cor_in in = {0};
 
     parent.pid = 100;
     parent.creation_time_us = T0 - VG_US_PER_SEC;
@@ -76,15 +74,7 @@ static void feed(struct fx *f, uint64_t seq, int64_t ts, uint32_t pid, const cha
     ev.actor = &parent;
     ev.kind_case = VIGIL__EVENT__KIND_PROCESS_CREATED;
     ev.process_created = &pc;
-    b.tenant_id = "t";
-    b.machine_id = "m";
-    b.os = VIGIL__OS__OS_WINDOWS;
-    b.n_events = 1;
-    b.events = evs;
-    in.batch = &b;
-    in.mkey = vg_machine_key("t", "m");
-    in.partition = -1;
-    cor_shard_process(f->s, &in);
+    vgt_shard_process_event(f->s, &ev);
 }
 
 /* The new alerts and folded updates of everything so far, by rule id. */

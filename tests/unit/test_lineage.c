@@ -98,20 +98,8 @@ static int teardown(void **state)
 
 static void feed_event(struct fx *f, Vigil__Event *ev)
 {
-    Vigil__TelemetryBatch b = VIGIL__TELEMETRY_BATCH__INIT;
-    Vigil__Event *evs[1] = {ev};
-    struct cor_in in = {0};
-
     ev->seq = ++f->seq;
-    b.tenant_id = "t";
-    b.machine_id = "m";
-    b.os = VIGIL__OS__OS_WINDOWS;
-    b.n_events = 1;
-    b.events = evs;
-    in.batch = &b;
-    in.mkey = vg_machine_key("t", "m");
-    in.partition = -1;
-    cor_shard_process(f->s, &in);
+    vgt_shard_process_event(f->s, ev);
 }
 
 /* parent (ppid, pimage) starts (pid, image, cmd) at T0 + pid ms; the event carries one

@@ -56,11 +56,9 @@ static int teardown(void **state)
 /* Parent `parent` starts child `child` at ts: a match folded into the parent's alert. */
 static void feed(struct fx *f, uint32_t parent, uint32_t child, int64_t ts)
 {
-    Vigil__TelemetryBatch b = VIGIL__TELEMETRY_BATCH__INIT;
-    Vigil__Event ev = VIGIL__EVENT__INIT, *evs[1] = {&ev};
+    Vigil__Event ev = VIGIL__EVENT__INIT;
     Vigil__ProcessRef pp = VIGIL__PROCESS_REF__INIT, cp = VIGIL__PROCESS_REF__INIT;
     Vigil__ProcessCreated pc = VIGIL__PROCESS_CREATED__INIT;
-    struct cor_in in = {0};
 
     pp.pid = parent;
     pp.creation_time_us = T0 - VG_US_PER_SEC;
@@ -75,15 +73,7 @@ static void feed(struct fx *f, uint32_t parent, uint32_t child, int64_t ts)
     ev.actor = &pp;
     ev.kind_case = VIGIL__EVENT__KIND_PROCESS_CREATED;
     ev.process_created = &pc;
-    b.tenant_id = "t";
-    b.machine_id = "m";
-    b.os = VIGIL__OS__OS_WINDOWS;
-    b.n_events = 1;
-    b.events = evs;
-    in.batch = &b;
-    in.mkey = vg_machine_key("t", "m");
-    in.partition = -1;
-    cor_shard_process(f->s, &in);
+    vgt_shard_process_event(f->s, &ev);
 }
 
 static int id_cmp(const void *x, const void *y)
