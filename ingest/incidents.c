@@ -241,11 +241,11 @@ static void *ing_inc_main(void *arg)
             rd_kafka_message_t *m = msgs[i];
             Vigil__Alert *a;
             char id[COR_INCIDENT_ID_MAX];
-            bool changed;
+            bool changed, sightings = m->err == 0 && ing_is_sightings(m);
 
-            if (m->err == 0 && ing_inc_too_old(m, ing_is_sightings(m) ? prev_ms : link_ms)) {
+            if (m->err == 0 && ing_inc_too_old(m, sightings ? prev_ms : link_ms)) {
                 __atomic_add_fetch(&s->st.old, 1, __ATOMIC_RELAXED);
-            } else if (m->err == 0 && ing_is_sightings(m)) {
+            } else if (sightings) {
                 ing_inc_sightings(s, m);
             } else if (m->err == 0 && m->payload != NULL &&
                        (a = vigil__alert__unpack(NULL, m->len, m->payload)) != NULL) {
