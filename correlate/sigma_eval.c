@@ -54,6 +54,7 @@ cor_scratch *cor_scratch_new(const cor_ruleset *rs)
     s->rs = rs;
     s->mstamp = vg_calloc(rs->nm + 1, sizeof(*s->mstamp));
     s->mdone = vg_calloc(rs->nm + 1, sizeof(*s->mdone));
+    s->cstamp = vg_calloc(rs->nclauses + 1, sizeof(*s->cstamp));
     s->ncandw = (rs->nrules + 63) / 64;
     s->cand = vg_calloc(s->ncandw + 1, sizeof(*s->cand));
     s->nsumw = (s->ncandw + 63) / 64;
@@ -61,7 +62,8 @@ cor_scratch *cor_scratch_new(const cor_ruleset *rs)
     s->slot = vg_calloc(rs->nslots + 1, sizeof(*s->slot));
     s->md = pcre2_match_data_create(16, NULL);
     s->rule_ns = vg_calloc(rs->nrules + 1, sizeof(*s->rule_ns));
-    if (!s->mstamp || !s->mdone || !s->cand || !s->candsum || !s->slot || !s->md || !s->rule_ns)
+    if (!s->mstamp || !s->mdone || !s->cstamp || !s->cand || !s->candsum || !s->slot || !s->md ||
+        !s->rule_ns)
         goto out_free;
     for (os = 0; os < SIG_NOS; os++)
         for (c = 0; c < VG_CAT__COUNT; c++)
@@ -90,6 +92,7 @@ void cor_scratch_destroy(cor_scratch *s)
         pcre2_match_data_free(s->md);
     vg_free(s->mstamp);
     vg_free(s->mdone);
+    vg_free(s->cstamp);
     vg_free(s->cand);
     vg_free(s->candsum);
     vg_free(s->slot);
@@ -540,17 +543,24 @@ static void sig_candidate(cor_scratch *s, uint32_t rule)
     s->candsum[rule / 4096] |= UINT64_C(1) << (rule / 64 % 64);
 }
 
-/* The rule's required hits (sigma_req.c) all present? Clause 0 woke it, unless it is an
- * always-evaluated rule, so it is checked too (cheaply: its first hit ends the loop). */
+/* The rule's required hits (sigma_req.c) all present? A clause a scan hit is stamped;
+ * first every clause without lazy matchers is checked by its stamp alone (most rules
+ * woken end there), then the lazy matchers of the clauses still unstamped are looked for. */
 static bool sig_req_met(cor_scratch *s, const struct sig_rule *r, const struct vg_evview *v)
 {
+    const uint32_t *cst = s->cstamp + r->cbase;
     uint32_t k, i;
 
+    for (k = 0; k < r->nreq; k++)
+        if (cst[k] != s->gen && r->lreq_off[k] == r->lreq_off[k + 1])
+            return false;
     for (k = 0; k < r->nreq; k++) {
-        for (i = r->req_off[k]; i < r->req_off[k + 1]; i++)
-            if (sig_hit(s, r->req[i], v, NULL))
+        if (cst[k] == s->gen)
+            continue;
+        for (i = r->lreq_off[k]; i < r->lreq_off[k + 1]; i++)
+            if (sig_hit(s, r->lreq[i], v, NULL))
                 break;
-        if (i == r->req_off[k + 1])
+        if (i == r->lreq_off[k + 1])
             return false;
     }
     return true;
@@ -564,8 +574,10 @@ static int sig_on_hit(unsigned int id, unsigned long long from, unsigned long lo
     uint32_t k;
 
     for (k = sc->d->first[id]; k < sc->d->first[id + 1]; k++) {
-        uint32_t mid = sc->d->ids[k];
+        uint32_t mid = sc->d->ids[k], c;
         s->mstamp[mid] = s->gen;
+        for (c = s->rs->mcl_off[mid]; c < s->rs->mcl_off[mid + 1]; c++)
+            s->cstamp[s->rs->mcl[c]] = s->gen;
         if (s->rs->m[mid].trigger)
             sig_candidate(s, s->rs->m[mid].rule);
     }
@@ -673,6 +685,7 @@ int cor_rules_eval(const cor_ruleset *rs, cor_scratch *s, const struct vg_evview
     if (++s->gen == 0) { /* wrapped: old stamps could look current */
         memset(s->mstamp, 0, (rs->nm + 1) * sizeof(*s->mstamp));
         memset(s->mdone, 0, (rs->nm + 1) * sizeof(*s->mdone));
+        memset(s->cstamp, 0, (rs->nclauses + 1) * sizeof(*s->cstamp));
         memset(s->slot, 0, (rs->nslots + 1) * sizeof(*s->slot));
         s->gen = 1;
     }

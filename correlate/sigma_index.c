@@ -645,6 +645,8 @@ int sig_build_index(struct cor_ruleset *rs, char *err, size_t errlen)
             break;
         sig_free_groups(rs);
     }
+    if ((rc = sig_build_clauses(rs)) < 0)
+        goto out_err;
     for (i = 0; i < rs->nrules; i++)
         rs->rules[i]->always = sig_rule_may_match_without_hits(rs, rs->rules[i]);
     if ((rc = sig_route_all(rs, 2)) < 0)
@@ -680,6 +682,7 @@ void sig_free_index(struct cor_ruleset *rs)
     vg_free(rs->svc);
     rs->svc = NULL;
     rs->nsvc = 0;
+    sig_free_clauses(rs);
     vg_free(rs->slot_name);
     rs->slot_name = NULL;
     rs->nslots = 0;

@@ -146,6 +146,14 @@ struct sig_rule {
     uint32_t *req;
     uint32_t *req_off; /* nreq + 1 offsets */
     uint32_t nreq;
+    /* Built by sig_build_clauses once laziness is final. Clause k of the rule is clause
+     * cbase + k of the ruleset: a scan that hits one of its scanned matchers stamps it, so
+     * that a clause is checked in one load instead of a walk over its matchers (a wide
+     * clause that did not hit was walked in full: 15 hit checks an event). Only the lazy
+     * matchers of a clause, lreq[lreq_off[k] .. lreq_off[k + 1]), are left to look for. */
+    uint32_t cbase;
+    uint32_t *lreq;
+    uint32_t *lreq_off; /* nreq + 1 offsets */
 };
 
 /* Hyperscan patterns of one kind for one (route, field). Matchers with the same pattern
@@ -197,6 +205,9 @@ struct cor_ruleset {
     size_t nsvc;
     size_t cap_svc;
     uint64_t lineage_cats;  /* bit per enum vg_cat: a rule of it reads VG_F_ANCESTOR_* */
+    uint32_t nclauses;      /* required-hit clauses of all rules (sig_rule.cbase) */
+    uint32_t *mcl_off;      /* per matcher (nm + 1 offsets): the clauses whose hit a scan hit */
+    uint32_t *mcl;          /* of that scanned matcher stamps (sig_build_clauses) */
     const char **slot_name; /* field lookup cache slots (see sig_fref.slot) */
     size_t nslots;
     size_t cap_slots;
@@ -214,6 +225,7 @@ struct cor_scratch {
     uint32_t gen;             /* current event's generation; stamps equal to it are "hit" */
     uint32_t *mstamp;         /* per matcher */
     uint32_t *mdone;          /* per lazy matcher: equal to gen once checked this event */
+    uint32_t *cstamp;         /* per required-hit clause: equal to gen when a scan hit it */
     uint64_t *cand;           /* candidate rules of this event: one bit per rule, so that they are
                                * visited in rule order without sorting; all clear between events */
     size_t ncandw;            /* words of cand */
@@ -257,6 +269,10 @@ int sig_assign_slots(struct cor_ruleset *rs);
 /* Computes every rule's required hits and its triggers from the matchers' in_db (a
  * pattern Hyperscan later refuses changes them: sig_build_index then runs this again). */
 int sig_build_req(struct cor_ruleset *rs);
+/* Numbers every rule's clauses and lists, per scanned matcher, the clauses it satisfies
+ * and, per clause, its lazy matchers (after the last sig_build_req and laziness). */
+int sig_build_clauses(struct cor_ruleset *rs);
+void sig_free_clauses(struct cor_ruleset *rs);
 
 /* sigma_eval.c */
 /* Three-valued static evaluation: can the rule match with no Hyperscan hit at all? */

@@ -343,3 +343,76 @@ int sig_build_req(struct cor_ruleset *rs)
     vg_arena_destroy(x.tmp);
     return rc;
 }
+
+/* ---- clause stamps ------------------------------------------------------------------ */
+
+/* A matcher whose hit a scan stamps: prefiltered, not looked for on demand. */
+static bool rq_scanned(const struct cor_ruleset *rs, uint32_t mid)
+{
+    return rq_prefiltered(rs, mid) && !rs->m[mid].lazy;
+}
+
+int sig_build_clauses(struct cor_ruleset *rs)
+{
+    uint32_t *fill = NULL;
+    size_t i, total = 0;
+    uint32_t k, j, nc = 0;
+    int rc = -VG_ENOMEM;
+
+    sig_free_clauses(rs);
+    if (!(rs->mcl_off = vg_calloc(rs->nm + 2, sizeof(*rs->mcl_off))) ||
+        !(fill = vg_calloc(rs->nm + 1, sizeof(*fill))))
+        goto out;
+    for (i = 0; i < rs->nrules; i++) {
+        struct sig_rule *r = rs->rules[i];
+        uint32_t nl = 0;
+        r->cbase = nc;
+        nc += r->nreq;
+        for (j = 0; r->nreq && j < r->req_off[r->nreq]; j++) {
+            if (rq_scanned(rs, r->req[j]))
+                rs->mcl_off[r->req[j] + 1]++;
+            else
+                nl++;
+        }
+        r->lreq = vg_arena_alloc(rs->arena, (nl + 1) * sizeof(*r->lreq));
+        r->lreq_off = vg_arena_alloc(rs->arena, (r->nreq + 1) * sizeof(*r->lreq_off));
+        if (!r->lreq || !r->lreq_off)
+            goto out;
+        nl = 0;
+        for (k = 0; k < r->nreq; k++) {
+            r->lreq_off[k] = nl;
+            for (j = r->req_off[k]; j < r->req_off[k + 1]; j++)
+                if (!rq_scanned(rs, r->req[j]))
+                    r->lreq[nl++] = r->req[j];
+        }
+        r->lreq_off[r->nreq] = nl;
+    }
+    for (i = 0; i < rs->nm; i++)
+        rs->mcl_off[i + 1] += rs->mcl_off[i];
+    total = rs->mcl_off[rs->nm];
+    if (!(rs->mcl = vg_malloc((total + 1) * sizeof(*rs->mcl))))
+        goto out;
+    for (i = 0; i < rs->nrules; i++) {
+        const struct sig_rule *r = rs->rules[i];
+        for (k = 0; k < r->nreq; k++)
+            for (j = r->req_off[k]; j < r->req_off[k + 1]; j++) {
+                uint32_t mid = r->req[j];
+                if (rq_scanned(rs, mid))
+                    rs->mcl[rs->mcl_off[mid] + fill[mid]++] = r->cbase + k;
+            }
+    }
+    rs->nclauses = nc;
+    rc = 0;
+out:
+    vg_free(fill);
+    return rc;
+}
+
+void sig_free_clauses(struct cor_ruleset *rs)
+{
+    vg_free(rs->mcl_off);
+    vg_free(rs->mcl);
+    rs->mcl_off = NULL;
+    rs->mcl = NULL;
+    rs->nclauses = 0;
+}
