@@ -8,6 +8,7 @@
  *
  * THREAD SAFETY: reentrant; called on the consumer thread and by importers.
  */
+#include "evdec.h"
 #include "ingest.h"
 
 #include <stdio.h>
@@ -88,7 +89,7 @@ int ing_decode(const void *buf, size_t len, const struct ing_limits *l, int64_t 
         ing_varint(&w, &tag);
         if ((tag >> 3) == ING_EVENTS_FIELD && (tag & 7) == 2) {
             ing_varint(&w, &elen);
-            events[i] = vigil__event__unpack(&alloc, (size_t)elen, w.p);
+            events[i] = vg_event_unpack(a, &alloc, w.p, (size_t)elen);
             if (events[i] == NULL) {
                 snprintf(reason, reasonlen, "event %zu does not decode", i);
                 return -VG_EDECODE;

@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "evdec.h"
 #include "storage_int.h"
 
 #define STO_TL_ARENA_CHUNK (1024 * 1024)
@@ -258,7 +259,7 @@ int sto_tl_next(sto_tl_iter *it, const Vigil__Event **ev)
          * grown, so it never leaves its first chunk (no page faults on fresh memory). */
         if (vg_arena_used(it->arena) > STO_TL_ARENA_CHUNK / 2)
             vg_arena_reset(it->arena);
-        u = vigil__event__unpack(&it->alloc, len, p);
+        u = vg_event_unpack(it->arena, &it->alloc, p, len);
         if (u != NULL) {
             *ev = u;
             return 1;
@@ -422,7 +423,7 @@ static void sto_tl_ahead_fill(struct sto_tl_ahead *ah)
         vg_arena_reset(sl->arena);
         sl->n = 0;
         while (sl->n < STO_AHEAD_EVENTS && (rc = sto_tl_next_raw(ah->inner, &p, &len)) == 1) {
-            Vigil__Event *u = vigil__event__unpack(&sl->alloc, len, p);
+            Vigil__Event *u = vg_event_unpack(sl->arena, &sl->alloc, p, len);
 
             if (u != NULL)
                 sl->ev[sl->n++] = u;
