@@ -130,11 +130,11 @@ static void bench_sim_opts_for(const struct bench_opts *o, uint32_t machines, do
     so->scenario_every_us = (int64_t)(seconds * 1e6 / 4);
 }
 
-static double bench_median(const double *v, int n)
+double bench_median(const double *v, int n)
 {
     double s[8];
 
-    if (n <= 0)
+    if (n <= 0 || n > 8)
         return 0;
     memcpy(s, v, (size_t)n * sizeof(double));
     for (int i = 1; i < n; i++)

@@ -86,6 +86,9 @@ void bench_opts_default(struct bench_opts *o);
 /* The short form run by `make test`: small, and checks only that the report is complete. */
 void bench_opts_smoke(struct bench_opts *o);
 
+/* The median of n (at most 8) values; 0 when n is 0 or out of range. */
+double bench_median(const double *v, int n);
+
 /* One measured throughput: median of the repeats. */
 struct bench_rate {
     double events_per_sec;   /* median */
@@ -184,6 +187,10 @@ struct bench_report {
     double replay_cpu_us_per_event;
     double replay1_eps;      /* the same replay through one shard thread */
     unsigned replay_threads; /* shard threads of replay_eps (cor_hreplay, online CPUs) */
+    /* Every run of the three (read-back, one thread, replay_threads), interleaved; the
+     * figures above are their medians. */
+    double readback_runs[5], replay1_runs[5], replay_runs[5];
+    int replay_nruns;
     double wall_s;
 };
 

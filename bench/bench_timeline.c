@@ -376,22 +376,20 @@ out:
     return rc;
 }
 
+/* Read-back alone, the replay on one shard thread and on the online CPUs, each run
+ * o->repeats times (at most 5) in turn, so that the machine's load falls on all three
+ * alike; the report quotes each one's median. */
 static int tl_readback(const struct bench_opts *o, cor_ruleset *rules, sto_db *db,
                        struct bench_report *r, double *eval_us)
 {
-    struct tl_read t = {.db = db};
     struct cor_corr_load_summary cs;
     struct cor_shard_cfg sc;
     cor_corrset *corr = NULL;
     char err[256];
-    uint64_t t0 = vg_mono_ns(), ev1 = 0, al1 = 0;
-    double cpu1 = 0, eval1 = 0;
-    int rc;
+    double cpu[5], eval[5];
+    int runs = o->repeats < 1 ? 1 : o->repeats > 5 ? 5 : o->repeats;
+    int rc = 0;
 
-    if ((rc = sto_scan_machines(db, tl_read_machine, &t)) < 0)
-        return rc;
-    r->tl_readback_events = t.events;
-    r->readback_eps = (double)t.events / ((double)(vg_mono_ns() - t0) / 1e9);
     /* The replay command's shards: the rules and the correlation rules of the same
      * directories. */
     memset(&cs, 0, sizeof(cs));
@@ -402,17 +400,35 @@ static int tl_readback(const struct bench_opts *o, cor_ruleset *rules, sto_db *d
     memset(&sc, 0, sizeof(sc));
     sc.rules = rules;
     sc.corr = corr;
-    /* One shard thread first (what a replay did before it had several), then the default
-     * of vigil replay --history: as many as there are CPUs. */
-    if ((rc = tl_replay(db, &sc, 1, &r->replay1_eps, &cpu1, &eval1, &ev1, &al1)) < 0 ||
-        (rc = tl_replay(db, &sc, 0, &r->replay_eps, &r->replay_cpu_us_per_event, eval_us,
-                        &r->tl_replay_events, &r->tl_replay_alerts)) < 0)
-        goto out;
-    if (ev1 != r->tl_replay_events || al1 != r->tl_replay_alerts)
-        vg_log(VG_LOG_ERROR, "bench",
-               "replay on one thread saw %llu events and %llu alerts, on several %llu and %llu",
-               (unsigned long long)ev1, (unsigned long long)al1,
-               (unsigned long long)r->tl_replay_events, (unsigned long long)r->tl_replay_alerts);
+    r->replay_nruns = 0;
+    for (int i = 0; i < runs; i++) {
+        struct tl_read t = {.db = db};
+        uint64_t t0 = vg_mono_ns(), ev1 = 0, al1 = 0;
+        double cpu1 = 0, eval1 = 0;
+
+        if ((rc = sto_scan_machines(db, tl_read_machine, &t)) < 0)
+            goto out;
+        r->tl_readback_events = t.events;
+        r->readback_runs[i] = (double)t.events / ((double)(vg_mono_ns() - t0) / 1e9);
+        /* One shard thread (what a replay did before it had several), then the default of
+         * vigil replay --history: as many as there are CPUs. */
+        if ((rc = tl_replay(db, &sc, 1, &r->replay1_runs[i], &cpu1, &eval1, &ev1, &al1)) < 0 ||
+            (rc = tl_replay(db, &sc, 0, &r->replay_runs[i], &cpu[i], &eval[i], &r->tl_replay_events,
+                            &r->tl_replay_alerts)) < 0)
+            goto out;
+        r->replay_nruns = i + 1;
+        if (ev1 != r->tl_replay_events || al1 != r->tl_replay_alerts)
+            vg_log(VG_LOG_ERROR, "bench",
+                   "replay on one thread saw %llu events and %llu alerts, on several %llu and %llu",
+                   (unsigned long long)ev1, (unsigned long long)al1,
+                   (unsigned long long)r->tl_replay_events,
+                   (unsigned long long)r->tl_replay_alerts);
+    }
+    r->readback_eps = bench_median(r->readback_runs, runs);
+    r->replay1_eps = bench_median(r->replay1_runs, runs);
+    r->replay_eps = bench_median(r->replay_runs, runs);
+    r->replay_cpu_us_per_event = bench_median(cpu, runs);
+    *eval_us = bench_median(eval, runs);
     {
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
