@@ -192,6 +192,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ev = vigil__event__unpack(NULL, ib.raw_len[i], ib.raw[i]);
         FUZZ_CHECK(ev != NULL);
         FUZZ_CHECK(ev->seq == ib.batch->events[i]->seq);
+        /* ing_decode's one-pass decoder (evdec.c) must give protobuf-c's event. */
+        {
+            size_t la = vigil__event__get_packed_size(ev);
+            size_t lb = vigil__event__get_packed_size(ib.batch->events[i]);
+            uint8_t *pa = malloc(la + 1), *pb = malloc(lb + 1);
+
+            FUZZ_CHECK(pa != NULL && pb != NULL && la == lb);
+            vigil__event__pack(ev, pa);
+            vigil__event__pack(ib.batch->events[i], pb);
+            FUZZ_CHECK(memcmp(pa, pb, la) == 0);
+            free(pa);
+            free(pb);
+        }
         vigil__event__free_unpacked(ev, NULL);
     }
     fuzz_views(ib.batch);
