@@ -571,15 +571,16 @@ static int sig_on_hit(unsigned int id, unsigned long long from, unsigned long lo
 {
     struct sig_scan_ctx *sc = ctx;
     cor_scratch *s = sc->s;
-    uint32_t k;
+    const uint32_t *mcl = s->rs->mcl;
+    uint32_t k, c;
 
     for (k = sc->d->first[id]; k < sc->d->first[id + 1]; k++) {
-        uint32_t mid = sc->d->ids[k], c;
-        s->mstamp[mid] = s->gen;
-        for (c = s->rs->mcl_off[mid]; c < s->rs->mcl_off[mid + 1]; c++)
-            s->cstamp[s->rs->mcl[c]] = s->gen;
-        if (s->rs->m[mid].trigger)
-            sig_candidate(s, s->rs->m[mid].rule);
+        const struct sig_act *a = &sc->d->act[k];
+        s->mstamp[a->mid] = s->gen;
+        for (c = a->cl_from; c < a->cl_to; c++)
+            s->cstamp[mcl[c]] = s->gen;
+        if (a->wake != SIG_NO_RULE)
+            sig_candidate(s, a->wake);
     }
     return 0;
 }

@@ -451,6 +451,56 @@ static int sig_compile_bucket(cor_ruleset *rs, struct sig_bucket *b)
     return 0;
 }
 
+/* ---- what a hit does ---------------------------------------------------------------- */
+
+static int sig_hsdb_acts(cor_ruleset *rs, struct sig_hsdb *d)
+{
+    size_t k;
+
+    vg_free(d->act);
+    d->act = NULL;
+    if (d->n == 0)
+        return 0;
+    if (!(d->act = vg_malloc(d->n * sizeof(*d->act))))
+        return -VG_ENOMEM;
+    for (k = 0; k < d->n; k++) {
+        uint32_t mid = d->ids[k];
+        const struct sig_matcher *m = &rs->m[mid];
+        d->act[k].mid = mid;
+        d->act[k].wake = m->trigger ? m->rule : SIG_NO_RULE;
+        d->act[k].cl_from = rs->mcl_off[mid];
+        d->act[k].cl_to = rs->mcl_off[mid + 1];
+    }
+    return 0;
+}
+
+static int sig_bucket_acts(cor_ruleset *rs, struct sig_bucket *b)
+{
+    size_t i;
+    int rc;
+
+    for (i = 0; i < b->ngroups; i++)
+        if ((rc = sig_hsdb_acts(rs, &b->groups[i].lit)) < 0 ||
+            (rc = sig_hsdb_acts(rs, &b->groups[i].re)) < 0)
+            return rc;
+    return 0;
+}
+
+int sig_build_acts(cor_ruleset *rs)
+{
+    size_t i;
+    int os, c, rc;
+
+    for (os = 0; os < SIG_NOS; os++)
+        for (c = 0; c < VG_CAT__COUNT; c++)
+            if ((rc = sig_bucket_acts(rs, &rs->cat[os][c])) < 0)
+                return rc;
+    for (i = 0; i < rs->nsvc; i++)
+        if ((rc = sig_bucket_acts(rs, &rs->svc[i])) < 0)
+            return rc;
+    return 0;
+}
+
 static void sig_mark_triggers(cor_ruleset *rs, const struct sig_rule *r, const struct sig_cnode *c,
                               bool positive)
 {
@@ -580,6 +630,8 @@ static void sig_bucket_free_groups(struct sig_bucket *b)
     for (i = 0; i < b->ngroups; i++) {
         hs_free_database(b->groups[i].lit.db);
         hs_free_database(b->groups[i].re.db);
+        vg_free(b->groups[i].lit.act);
+        vg_free(b->groups[i].re.act);
         vg_free(b->groups[i].lit.ids);
         vg_free(b->groups[i].re.ids);
         vg_free(b->groups[i].lit.first);
@@ -645,7 +697,7 @@ int sig_build_index(struct cor_ruleset *rs, char *err, size_t errlen)
             break;
         sig_free_groups(rs);
     }
-    if ((rc = sig_build_clauses(rs)) < 0)
+    if ((rc = sig_build_clauses(rs)) < 0 || (rc = sig_build_acts(rs)) < 0)
         goto out_err;
     for (i = 0; i < rs->nrules; i++)
         rs->rules[i]->always = sig_rule_may_match_without_hits(rs, rs->rules[i]);

@@ -156,11 +156,23 @@ struct sig_rule {
     uint32_t *lreq_off; /* nreq + 1 offsets */
 };
 
+/* What a hit of one scanned matcher does, kept beside the database so that a report reads
+ * one compact run instead of each matcher's structure (sig_build_acts). */
+struct sig_act {
+    uint32_t mid;     /* mark it hit */
+    uint32_t wake;    /* the rule a trigger wakes, or SIG_NO_RULE */
+    uint32_t cl_from; /* and stamp the clauses rs->mcl[cl_from .. cl_to) */
+    uint32_t cl_to;
+};
+
+#define SIG_NO_RULE UINT32_MAX
+
 /* Hyperscan patterns of one kind for one (route, field). Matchers with the same pattern
  * share one Hyperscan pattern: Hyperscan id p stands for ids[first[p] .. first[p + 1]). */
 struct sig_hsdb {
     hs_database_t *db;
-    uint32_t *ids; /* matcher ids, grouped by pattern once compiled */
+    struct sig_act *act; /* per ids entry, once compiled */
+    uint32_t *ids;       /* matcher ids, grouped by pattern once compiled */
     size_t n;
     size_t cap;
     uint32_t *first; /* npat + 1 offsets into ids */
@@ -272,6 +284,8 @@ int sig_build_req(struct cor_ruleset *rs);
 /* Numbers every rule's clauses and lists, per scanned matcher, the clauses it satisfies
  * and, per clause, its lazy matchers (after the last sig_build_req and laziness). */
 int sig_build_clauses(struct cor_ruleset *rs);
+/* Fills every database's act[] (after sig_build_clauses). */
+int sig_build_acts(struct cor_ruleset *rs);
 void sig_free_clauses(struct cor_ruleset *rs);
 
 /* sigma_eval.c */
