@@ -598,6 +598,26 @@ static void sig_scan_direct(cor_scratch *s, const struct sig_hsdb *d, const stru
     }
 }
 
+/* The exact-value set: one lookup of the lower-cased value. */
+static void sig_scan_exact(cor_scratch *s, const struct sig_hsdb *d, const struct vg_str *str)
+{
+    struct sig_scan_ctx sc = {s, d};
+    uint8_t low[SIG_EXACT_MAXLEN];
+    uint32_t h, p;
+    size_t i;
+
+    if (str->n == 0 || str->n > d->maxlen || !(d->lenmap[str->n / 64] >> (str->n % 64) & 1))
+        return;
+    for (i = 0; i < str->n; i++)
+        low[i] = sig_lc((uint8_t)str->p[i]);
+    for (h = sig_exact_hash(low, str->n) & d->hmask; (p = d->htab[h]) != SIG_NO_RULE;
+         h = (h + 1) & d->hmask)
+        if (d->klen[p] == str->n && memcmp(d->key[p], low, str->n) == 0) {
+            (void)sig_on_hit(p, 0, 0, 0, &sc);
+            return;
+        }
+}
+
 static void sig_scan_bucket(cor_scratch *s, const struct sig_bucket *b, const struct vg_evview *v)
 {
     struct sig_scan_ctx sc = {s, NULL};
@@ -609,6 +629,8 @@ static void sig_scan_bucket(cor_scratch *s, const struct sig_bucket *b, const st
         struct vg_str str;
         if (!sig_get(s, v, &g->field, &str))
             continue;
+        if (g->exact.htab)
+            sig_scan_exact(s, &g->exact, &str);
         /* An error here (only a bad scratch) leaves the bits unset: no false alerts. */
         if (g->lit.direct) {
             sig_scan_direct(s, &g->lit, &str);

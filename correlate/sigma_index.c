@@ -166,6 +166,13 @@ static int sig_hsdb_add(struct sig_hsdb *d, uint32_t mid)
     return 0;
 }
 
+/* A pure literal compared with the whole value: decided by an exact-value lookup. */
+static bool sig_exact_ok(const struct sig_matcher *m)
+{
+    return !m->is_re && m->vlit && m->pos == SIG_EXACT && m->npre == m->nlit && m->npre > 0 &&
+           m->npre <= SIG_EXACT_MAXLEN;
+}
+
 static int sig_group_add(cor_ruleset *rs, struct sig_bucket *b, const struct sig_fref *f,
                          uint32_t mid)
 {
@@ -184,6 +191,8 @@ static int sig_group_add(cor_ruleset *rs, struct sig_bucket *b, const struct sig
         memset(g, 0, sizeof(*g));
         g->field = *f;
     }
+    if (sig_exact_ok(&rs->m[mid]))
+        return sig_hsdb_add(&g->exact, mid);
     return sig_hsdb_add(rs->m[mid].is_re ? &g->re : &g->lit, mid);
 }
 
@@ -433,10 +442,71 @@ out_free:
     return rc;
 }
 
+/* Groups the exact set's matchers by pattern (as for a database) and fills its table. */
+static int sig_exact_compile(cor_ruleset *rs, struct sig_hsdb *d)
+{
+    struct sig_pat *pat = vg_malloc((d->n + 1) * sizeof(*pat));
+    const char **exprs = vg_malloc((d->n + 1) * sizeof(*exprs));
+    size_t *lens = vg_malloc((d->n + 1) * sizeof(*lens));
+    unsigned *flags = vg_malloc((d->n + 1) * sizeof(*flags));
+    unsigned *hsids = vg_malloc((d->n + 1) * sizeof(*hsids));
+    size_t np, p, k, size = 4;
+    int rc = -VG_ENOMEM;
+
+    d->first = vg_malloc((d->n + 1) * sizeof(*d->first));
+    if (!pat || !exprs || !lens || !flags || !hsids || !d->first)
+        goto out;
+    np = sig_db_patterns(rs, d, pat, false, NULL, exprs, lens, flags, hsids);
+    while (size < 2 * np)
+        size *= 2;
+    d->key = vg_malloc((np + 1) * sizeof(*d->key));
+    d->klen = vg_malloc((np + 1) * sizeof(*d->klen));
+    d->htab = vg_malloc(size * sizeof(*d->htab));
+    if (!d->key || !d->klen || !d->htab)
+        goto out;
+    d->hmask = (uint32_t)(size - 1);
+    memset(d->htab, 0xff, size * sizeof(*d->htab)); /* SIG_NO_RULE: empty */
+    for (p = 0; p < np; p++) {
+        uint8_t *low = vg_arena_alloc(rs->arena, lens[p] + 1);
+        uint32_t h;
+        if (!low)
+            goto out;
+        for (k = 0; k < lens[p]; k++)
+            low[k] = sig_lc((uint8_t)exprs[p][k]);
+        d->key[p] = low;
+        d->klen[p] = (uint32_t)lens[p];
+        if (lens[p] > d->maxlen)
+            d->maxlen = (uint32_t)lens[p];
+        d->lenmap[lens[p] / 64] |= UINT64_C(1) << (lens[p] % 64);
+        for (h = sig_exact_hash(low, lens[p]) & d->hmask; d->htab[h] != SIG_NO_RULE;
+             h = (h + 1) & d->hmask)
+            ;
+        d->htab[h] = (uint32_t)p;
+    }
+    rc = 0;
+out:
+    vg_free(pat);
+    vg_free(exprs);
+    vg_free(lens);
+    vg_free(flags);
+    vg_free(hsids);
+    return rc;
+}
+
 static int sig_group_compile(cor_ruleset *rs, struct sig_group *g)
 {
-    int rc = sig_db_compile(rs, g, &g->lit);
+    size_t k;
+    int rc = 0;
 
+    if (g->exact.n > 0 && g->exact.n < SIG_EXACT_MIN && g->lit.n > SIG_DIRECT_MAX) {
+        for (k = 0; k < g->exact.n && rc == 0; k++)
+            rc = sig_hsdb_add(&g->lit, g->exact.ids[k]);
+        g->exact.n = 0;
+    }
+    if (rc == 0)
+        rc = sig_db_compile(rs, g, &g->lit);
+    if (rc == 0 && g->exact.n > 0)
+        rc = sig_exact_compile(rs, &g->exact);
     return rc < 0 ? rc : sig_db_compile(rs, g, &g->re);
 }
 
@@ -481,6 +551,7 @@ static int sig_bucket_acts(cor_ruleset *rs, struct sig_bucket *b)
 
     for (i = 0; i < b->ngroups; i++)
         if ((rc = sig_hsdb_acts(rs, &b->groups[i].lit)) < 0 ||
+            (rc = sig_hsdb_acts(rs, &b->groups[i].exact)) < 0 ||
             (rc = sig_hsdb_acts(rs, &b->groups[i].re)) < 0)
             return rc;
     return 0;
@@ -630,6 +701,12 @@ static void sig_bucket_free_groups(struct sig_bucket *b)
     for (i = 0; i < b->ngroups; i++) {
         hs_free_database(b->groups[i].lit.db);
         hs_free_database(b->groups[i].re.db);
+        vg_free(b->groups[i].exact.act);
+        vg_free(b->groups[i].exact.ids);
+        vg_free(b->groups[i].exact.first);
+        vg_free(b->groups[i].exact.key);
+        vg_free(b->groups[i].exact.klen);
+        vg_free(b->groups[i].exact.htab);
         vg_free(b->groups[i].lit.act);
         vg_free(b->groups[i].re.act);
         vg_free(b->groups[i].lit.ids);

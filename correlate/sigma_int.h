@@ -179,15 +179,46 @@ struct sig_hsdb {
     size_t npat;
     bool direct; /* a few literals and no database: each is looked for in turn, cheaper
                   * than a Hyperscan scan's fixed cost (SIG_DIRECT_MAX) */
+    /* An exact-value set (sig_group.exact): pattern p is the lower-cased key[p] of klen[p]
+     * bytes, found through an open-addressing table of pattern numbers (SIG_NO_RULE: an
+     * empty slot) indexed by sig_exact_hash & hmask. */
+    const uint8_t **key;
+    uint32_t *klen;
+    uint32_t *htab;
+    uint32_t hmask;
+    uint32_t maxlen;
+    uint64_t lenmap[4]; /* bit n: some key is n bytes long */
 };
+
+#define SIG_EXACT_MAXLEN 255 /* longer exact values stay in the literal database */
+/* An exact set is kept apart only when it is large or takes the field's last literals out
+ * of Hyperscan; else its few literals stay in the database (hashing every value of a
+ * field cost more than their share of the scan). */
+#define SIG_EXACT_MIN 16
+
+/* FNV-1a over already lower-cased bytes. */
+static inline uint32_t sig_exact_hash(const uint8_t *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
 
 #define SIG_DIRECT_MAX 4
 
-/* All matchers of one (route, field): a literal database and a regex database. */
+/* All matchers of one (route, field): a literal database, a regex database, and the
+ * literals that must equal the whole value (`field: value` without wildcards: DestinationPort
+ * lists, OriginalFileName, Initiated), found by one hash lookup of the value instead of a
+ * scan. A lookup hit means the value equals the literal, caseless: stronger than the scan's
+ * "contains", and exactly what such a matcher then verifies, so no answer changes. */
 struct sig_group {
     struct sig_fref field;
     struct sig_hsdb lit;
     struct sig_hsdb re;
+    struct sig_hsdb exact;
 };
 
 /* Rules of one route: (os, category) or (os, service). */

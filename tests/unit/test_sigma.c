@@ -777,6 +777,55 @@ static void test_required_hits(void **state)
     assert_int_equal(r[5], 0);
 }
 
+/* Whole-value literals of a field with many of them are found by one hash lookup of the
+ * value (sig_group.exact), not by the literal scan: a value that merely contains one must not
+ * match, case is ignored unless `cased`, and each event starts afresh. */
+static void test_exact_values(void **state)
+{
+    static const char *const p[][2] = {
+        {"run-07", "C:\\a.exe"},  {"RUN-07", "C:\\a.exe"},     {"run-07 ", "C:\\a.exe"},
+        {"xrun-07", "C:\\a.exe"}, {"ExactCased", "C:\\a.exe"}, {"exactcased", "C:\\a.exe"},
+        {"", "C:\\a.exe"},        {"run-19", "C:\\a.exe"},     {"run-20", "C:\\a.exe"},
+    };
+    static const int want[] = {1, 1, 0, 0, 1, 0, 0, 1, 0};
+    char det[2048], *at = det;
+    const struct sig_bucket *b;
+    int r[9], i;
+
+    (void)state;
+    at += sprintf(at, "    sel:\n        CommandLine:\n");
+    for (i = 0; i < 20; i++)
+        at += sprintf(at, "            - 'Run-%02d'\n", i);
+    sprintf(at, "    sel2:\n        CommandLine|cased: 'ExactCased'\n"
+                "    other:\n        CommandLine|contains: 'unrelated words'\n"
+                "    condition: sel or sel2 or other\n");
+    fire_pairs(det, p, 9, r);
+    for (i = 0; i < 9; i++)
+        if (r[i] != want[i])
+            fail_msg("event %d ('%s'): %d matches, want %d", i, p[i][0], r[i], want[i]);
+    /* The set was built: 21 whole values of CommandLine in the lookup, none in the scan. */
+    {
+        char text[4096], *dir = vgt_tmpdir("sigma");
+        struct cor_load_summary sum;
+        cor_ruleset *rs;
+        size_t g, nexact = 0, nlit = 0;
+
+        rule_text(text, sizeof(text), "33333333-3333-3333-3333-333333333333", WIN_PROC, det);
+        vgt_write_file(dir, "r.yml", text);
+        rs = load_dir(dir, &sum);
+        b = &rs->cat[VIGIL__OS__OS_WINDOWS][VG_CAT_PROCESS_CREATION];
+        for (g = 0; g < b->ngroups; g++) {
+            nexact += b->groups[g].exact.npat;
+            nlit += b->groups[g].lit.n;
+        }
+        assert_int_equal(nexact, 21);
+        assert_int_equal(nlit, 1);
+        cor_ruleset_unref(rs);
+        vgt_rmtree(dir);
+        free(dir);
+    }
+}
+
 struct hits {
     const char *ids[8];
     int n;
@@ -843,6 +892,7 @@ int main(void)
         cmocka_unit_test(test_map_is_and),
         cmocka_unit_test(test_list_of_maps_is_or),
         cmocka_unit_test(test_cased),
+        cmocka_unit_test(test_exact_values),
         cmocka_unit_test(test_re_and_flags),
         cmocka_unit_test(test_base64_and_base64offset),
         cmocka_unit_test(test_utf16_wide),
