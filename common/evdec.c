@@ -6,9 +6,10 @@
  * looks every field up in its descriptor and makes one allocation per sub-message and
  * per string. On a replay that was most of the reading thread's time, more than zstd.
  * This decoder walks the bytes once, with one switch per message type, and takes one
- * arena allocation for the event, its actor, its kind and all its strings: the strings
- * fit in the record's own length, since each takes at least a tag byte and a length
- * byte of the wire format beside its content, and those pay for its NUL.
+ * arena allocation for the event and all its strings, and one for each sub-message
+ * present: the strings fit in the record's own length, since each takes at least a tag
+ * byte and a length byte of the wire format beside its content, and those pay for its
+ * NUL. So the event takes about as much arena as protobuf-c's unpacking of it.
  *
  * It decodes what protobuf-c's packer writes for the messages of telemetry.proto:
  * every known field once, with its wire type. Anything else (an unknown field, a field
@@ -27,28 +28,10 @@
 #define VG_EVDEC_MAX_EXTRA 96
 
 struct ed {
+    vg_arena *a;                            /* the event's sub-messages */
     char *s;                                /* next free byte for strings */
     Vigil__KeyValue kv[VG_EVDEC_MAX_EXTRA]; /* extra entries, copied out at the end */
     size_t nkv;
-};
-
-/* The event's fixed parts, allocated as one. */
-struct ed_fixed {
-    Vigil__Event ev;
-    Vigil__ProcessRef actor;
-    Vigil__ProcessRef created; /* process_created.process */
-    union {
-        Vigil__ProcessCreated process_created;
-        Vigil__ProcessExited process_exited;
-        Vigil__FileEvent file;
-        Vigil__NetworkConnection network;
-        Vigil__DnsQuery dns;
-        Vigil__RegistryEvent registry;
-        Vigil__LogonEvent logon;
-        Vigil__ImageLoad image_load;
-        Vigil__SoftwareInventory software;
-        Vigil__GenericEvent generic;
-    } k;
 };
 
 /* A base-128 varint of at most 10 bytes; one byte is the common case. */
@@ -134,297 +117,547 @@ static inline bool ed_once(uint32_t *seen, uint32_t field)
 /* The message bodies. Each returns false on anything it does not decode as protobuf-c's
  * packer wrote it. Numbers are narrowed as protobuf-c narrows them (the low bits). */
 
-#define ED_BEGIN                                                                                   \
-    uint32_t seen = 0, f;                                                                          \
-    unsigned wt;                                                                                   \
-    uint64_t v;                                                                                    \
-    (void)v;                                                                                       \
-    while (p < end) {                                                                              \
-        if (!ed_tag(&p, end, &f, &wt) || !ed_once(&seen, f))                                       \
-            return false;                                                                          \
-        switch (f) {
-#define ED_END                                                                                     \
-    default:                                                                                       \
-        return false;                                                                              \
-        }                                                                                          \
-        }                                                                                          \
-        return true;
-#define ED_STR(n, member)                                                                          \
-    case n:                                                                                        \
+/* Field bodies inside a message's switch: each leaves the function false when the value
+ * is not of the field's wire type or runs past the end. */
+#define ED_STR(member)                                                                             \
+    do {                                                                                           \
         if (!ed_string(d, &p, end, wt, &m->member))                                                \
             return false;                                                                          \
-        break;
-#define ED_NUM(n, member, type)                                                                    \
-    case n:                                                                                        \
+    } while (0)
+#define ED_NUM(member, type)                                                                       \
+    do {                                                                                           \
         if (!ed_u64(&p, end, wt, &v))                                                              \
             return false;                                                                          \
         m->member = (type)v;                                                                       \
-        break;
-#define ED_BOOL(n, member)                                                                         \
-    case n:                                                                                        \
+    } while (0)
+#define ED_BOOL(member)                                                                            \
+    do {                                                                                           \
         if (!ed_u64(&p, end, wt, &v))                                                              \
             return false;                                                                          \
         m->member = v != 0;                                                                        \
-        break;
+    } while (0)
 
 static bool ed_process_ref(struct ed *d, const uint8_t *p, const uint8_t *end, Vigil__ProcessRef *m)
 {
-    ED_BEGIN
-    ED_NUM(1, pid, uint32_t)
-    ED_NUM(2, creation_time_us, int64_t)
-    ED_STR(3, image)
-    ED_STR(4, command_line)
-    ED_STR(5, sha256)
-    ED_STR(6, sha1)
-    ED_STR(7, md5)
-    ED_STR(8, account)
-    ED_STR(9, integrity_level)
-    ED_STR(10, current_directory)
-    ED_STR(11, original_file_name)
-    ED_STR(12, logon_id)
-    ED_END
+    uint32_t seen = 0, f;
+    unsigned wt;
+    uint64_t v;
+
+    (void)v;
+    while (p < end) {
+        if (!ed_tag(&p, end, &f, &wt) || !ed_once(&seen, f))
+            return false;
+        switch (f) {
+        case 1:
+            ED_NUM(pid, uint32_t);
+            break;
+        case 2:
+            ED_NUM(creation_time_us, int64_t);
+            break;
+        case 3:
+            ED_STR(image);
+            break;
+        case 4:
+            ED_STR(command_line);
+            break;
+        case 5:
+            ED_STR(sha256);
+            break;
+        case 6:
+            ED_STR(sha1);
+            break;
+        case 7:
+            ED_STR(md5);
+            break;
+        case 8:
+            ED_STR(account);
+            break;
+        case 9:
+            ED_STR(integrity_level);
+            break;
+        case 10:
+            ED_STR(current_directory);
+            break;
+        case 11:
+            ED_STR(original_file_name);
+            break;
+        case 12:
+            ED_STR(logon_id);
+            break;
+        default:
+            return false;
+        }
+    }
+    return true;
 }
 
 static bool ed_key_value(struct ed *d, const uint8_t *p, const uint8_t *end, Vigil__KeyValue *m)
 {
-    ED_BEGIN
-    ED_STR(1, key)
-    ED_STR(2, value)
-    ED_END
+    uint32_t seen = 0, f;
+    unsigned wt;
+    uint64_t v;
+
+    (void)v;
+    while (p < end) {
+        if (!ed_tag(&p, end, &f, &wt) || !ed_once(&seen, f))
+            return false;
+        switch (f) {
+        case 1:
+            ED_STR(key);
+            break;
+        case 2:
+            ED_STR(value);
+            break;
+        default:
+            return false;
+        }
+    }
+    return true;
 }
 
 static bool ed_process_created(struct ed *d, const uint8_t *p, const uint8_t *end,
-                               Vigil__ProcessCreated *m, Vigil__ProcessRef *proc)
+                               Vigil__ProcessCreated *m)
 {
+    Vigil__ProcessRef *proc;
     const uint8_t *sp;
     size_t sn;
+    uint32_t seen = 0, f;
+    unsigned wt;
+    uint64_t v;
 
-    ED_BEGIN
-case 1:
-    if (wt != 2 || !ed_len(&p, end, &sp, &sn))
-        return false;
-    *proc = (Vigil__ProcessRef)VIGIL__PROCESS_REF__INIT;
-    if (!ed_process_ref(d, sp, sp + sn, proc))
-        return false;
-    m->process = proc;
-    break;
-    ED_END
+    (void)v;
+    while (p < end) {
+        if (!ed_tag(&p, end, &f, &wt) || !ed_once(&seen, f))
+            return false;
+        switch (f) {
+        case 1:
+            if (wt != 2 || !ed_len(&p, end, &sp, &sn))
+                return false;
+            if ((proc = vg_arena_alloc(d->a, sizeof(*proc))) == NULL)
+                return false;
+            *proc = (Vigil__ProcessRef)VIGIL__PROCESS_REF__INIT;
+            if (!ed_process_ref(d, sp, sp + sn, proc))
+                return false;
+            m->process = proc;
+            break;
+        default:
+            return false;
+        }
+    }
+    return true;
 }
 
 static bool ed_process_exited(struct ed *d, const uint8_t *p, const uint8_t *end,
                               Vigil__ProcessExited *m)
 {
     (void)d;
-    ED_BEGIN
-    ED_NUM(1, exit_code, int32_t)
-    ED_END
+    uint32_t seen = 0, f;
+    unsigned wt;
+    uint64_t v;
+
+    (void)v;
+    while (p < end) {
+        if (!ed_tag(&p, end, &f, &wt) || !ed_once(&seen, f))
+            return false;
+        switch (f) {
+        case 1:
+            ED_NUM(exit_code, int32_t);
+            break;
+        default:
+            return false;
+        }
+    }
+    return true;
 }
 
 static bool ed_file(struct ed *d, const uint8_t *p, const uint8_t *end, Vigil__FileEvent *m)
 {
-    ED_BEGIN
-    ED_NUM(1, op, Vigil__FileOp)
-    ED_STR(2, path)
-    ED_STR(3, previous_path)
-    ED_STR(4, sha256)
-    ED_NUM(5, size, uint64_t)
-    ED_END
+    uint32_t seen = 0, f;
+    unsigned wt;
+    uint64_t v;
+
+    (void)v;
+    while (p < end) {
+        if (!ed_tag(&p, end, &f, &wt) || !ed_once(&seen, f))
+            return false;
+        switch (f) {
+        case 1:
+            ED_NUM(op, Vigil__FileOp);
+            break;
+        case 2:
+            ED_STR(path);
+            break;
+        case 3:
+            ED_STR(previous_path);
+            break;
+        case 4:
+            ED_STR(sha256);
+            break;
+        case 5:
+            ED_NUM(size, uint64_t);
+            break;
+        default:
+            return false;
+        }
+    }
+    return true;
 }
 
 static bool ed_network(struct ed *d, const uint8_t *p, const uint8_t *end,
                        Vigil__NetworkConnection *m)
 {
-    ED_BEGIN
-    ED_NUM(1, protocol, Vigil__Protocol)
-    ED_BOOL(2, inbound)
-    ED_STR(3, local_ip)
-    ED_NUM(4, local_port, uint32_t)
-    ED_STR(5, remote_ip)
-    ED_NUM(6, remote_port, uint32_t)
-    ED_STR(7, remote_hostname)
-    ED_STR(8, url)
-    ED_END
+    uint32_t seen = 0, f;
+    unsigned wt;
+    uint64_t v;
+
+    (void)v;
+    while (p < end) {
+        if (!ed_tag(&p, end, &f, &wt) || !ed_once(&seen, f))
+            return false;
+        switch (f) {
+        case 1:
+            ED_NUM(protocol, Vigil__Protocol);
+            break;
+        case 2:
+            ED_BOOL(inbound);
+            break;
+        case 3:
+            ED_STR(local_ip);
+            break;
+        case 4:
+            ED_NUM(local_port, uint32_t);
+            break;
+        case 5:
+            ED_STR(remote_ip);
+            break;
+        case 6:
+            ED_NUM(remote_port, uint32_t);
+            break;
+        case 7:
+            ED_STR(remote_hostname);
+            break;
+        case 8:
+            ED_STR(url);
+            break;
+        default:
+            return false;
+        }
+    }
+    return true;
 }
 
 static bool ed_dns(struct ed *d, const uint8_t *p, const uint8_t *end, Vigil__DnsQuery *m)
 {
-    ED_BEGIN
-    ED_STR(1, query_name)
-    ED_NUM(2, query_type, uint32_t)
-    ED_STR(3, results)
-    ED_NUM(4, status, uint32_t)
-    ED_END
+    uint32_t seen = 0, f;
+    unsigned wt;
+    uint64_t v;
+
+    (void)v;
+    while (p < end) {
+        if (!ed_tag(&p, end, &f, &wt) || !ed_once(&seen, f))
+            return false;
+        switch (f) {
+        case 1:
+            ED_STR(query_name);
+            break;
+        case 2:
+            ED_NUM(query_type, uint32_t);
+            break;
+        case 3:
+            ED_STR(results);
+            break;
+        case 4:
+            ED_NUM(status, uint32_t);
+            break;
+        default:
+            return false;
+        }
+    }
+    return true;
 }
 
 static bool ed_registry(struct ed *d, const uint8_t *p, const uint8_t *end, Vigil__RegistryEvent *m)
 {
-    ED_BEGIN
-    ED_NUM(1, op, Vigil__RegistryOp)
-    ED_STR(2, key)
-    ED_STR(3, value_name)
-    ED_STR(4, value_data)
-    ED_STR(5, value_type)
-    ED_STR(6, new_name)
-    ED_END
+    uint32_t seen = 0, f;
+    unsigned wt;
+    uint64_t v;
+
+    (void)v;
+    while (p < end) {
+        if (!ed_tag(&p, end, &f, &wt) || !ed_once(&seen, f))
+            return false;
+        switch (f) {
+        case 1:
+            ED_NUM(op, Vigil__RegistryOp);
+            break;
+        case 2:
+            ED_STR(key);
+            break;
+        case 3:
+            ED_STR(value_name);
+            break;
+        case 4:
+            ED_STR(value_data);
+            break;
+        case 5:
+            ED_STR(value_type);
+            break;
+        case 6:
+            ED_STR(new_name);
+            break;
+        default:
+            return false;
+        }
+    }
+    return true;
 }
 
 static bool ed_logon(struct ed *d, const uint8_t *p, const uint8_t *end, Vigil__LogonEvent *m)
 {
-    ED_BEGIN
-    ED_BOOL(1, success)
-    ED_NUM(2, logon_type, uint32_t)
-    ED_STR(3, account)
-    ED_STR(4, account_domain)
-    ED_STR(5, source_ip)
-    ED_NUM(6, source_port, uint32_t)
-    ED_STR(7, workstation)
-    ED_STR(8, logon_id)
-    ED_STR(9, auth_package)
-    ED_STR(10, failure_reason)
-    ED_END
+    uint32_t seen = 0, f;
+    unsigned wt;
+    uint64_t v;
+
+    (void)v;
+    while (p < end) {
+        if (!ed_tag(&p, end, &f, &wt) || !ed_once(&seen, f))
+            return false;
+        switch (f) {
+        case 1:
+            ED_BOOL(success);
+            break;
+        case 2:
+            ED_NUM(logon_type, uint32_t);
+            break;
+        case 3:
+            ED_STR(account);
+            break;
+        case 4:
+            ED_STR(account_domain);
+            break;
+        case 5:
+            ED_STR(source_ip);
+            break;
+        case 6:
+            ED_NUM(source_port, uint32_t);
+            break;
+        case 7:
+            ED_STR(workstation);
+            break;
+        case 8:
+            ED_STR(logon_id);
+            break;
+        case 9:
+            ED_STR(auth_package);
+            break;
+        case 10:
+            ED_STR(failure_reason);
+            break;
+        default:
+            return false;
+        }
+    }
+    return true;
 }
 
 static bool ed_image_load(struct ed *d, const uint8_t *p, const uint8_t *end, Vigil__ImageLoad *m)
 {
-    ED_BEGIN
-    ED_STR(1, path)
-    ED_STR(2, sha256)
-    ED_BOOL(3, signed_)
-    ED_STR(4, signer)
-    ED_END
+    uint32_t seen = 0, f;
+    unsigned wt;
+    uint64_t v;
+
+    (void)v;
+    while (p < end) {
+        if (!ed_tag(&p, end, &f, &wt) || !ed_once(&seen, f))
+            return false;
+        switch (f) {
+        case 1:
+            ED_STR(path);
+            break;
+        case 2:
+            ED_STR(sha256);
+            break;
+        case 3:
+            ED_BOOL(signed_);
+            break;
+        case 4:
+            ED_STR(signer);
+            break;
+        default:
+            return false;
+        }
+    }
+    return true;
 }
 
 static bool ed_software(struct ed *d, const uint8_t *p, const uint8_t *end,
                         Vigil__SoftwareInventory *m)
 {
-    ED_BEGIN
-    ED_STR(1, name)
-    ED_STR(2, version)
-    ED_STR(3, vendor)
-    ED_END
+    uint32_t seen = 0, f;
+    unsigned wt;
+    uint64_t v;
+
+    (void)v;
+    while (p < end) {
+        if (!ed_tag(&p, end, &f, &wt) || !ed_once(&seen, f))
+            return false;
+        switch (f) {
+        case 1:
+            ED_STR(name);
+            break;
+        case 2:
+            ED_STR(version);
+            break;
+        case 3:
+            ED_STR(vendor);
+            break;
+        default:
+            return false;
+        }
+    }
+    return true;
 }
 
 static bool ed_generic(struct ed *d, const uint8_t *p, const uint8_t *end, Vigil__GenericEvent *m)
 {
-    ED_BEGIN
-    ED_STR(1, category)
-    ED_STR(2, service)
-    ED_STR(3, provider)
-    ED_NUM(4, event_id, uint32_t)
-    ED_END
+    uint32_t seen = 0, f;
+    unsigned wt;
+    uint64_t v;
+
+    (void)v;
+    while (p < end) {
+        if (!ed_tag(&p, end, &f, &wt) || !ed_once(&seen, f))
+            return false;
+        switch (f) {
+        case 1:
+            ED_STR(category);
+            break;
+        case 2:
+            ED_STR(service);
+            break;
+        case 3:
+            ED_STR(provider);
+            break;
+        case 4:
+            ED_NUM(event_id, uint32_t);
+            break;
+        default:
+            return false;
+        }
+    }
+    return true;
 }
 
 /* One member of the kind oneof: field number n, its bytes [p, end). */
-static bool ed_kind(struct ed *d, struct ed_fixed *x, uint32_t n, const uint8_t *p,
+#define ED_KIND(CASE, member, Type, INIT, fn)                                                      \
+    case VIGIL__EVENT__KIND_##CASE: {                                                              \
+        Vigil__##Type *k = vg_arena_alloc(d->a, sizeof(*k));                                       \
+                                                                                                   \
+        if (k == NULL)                                                                             \
+            return false;                                                                          \
+        *k = (Vigil__##Type)VIGIL__##INIT##__INIT;                                                 \
+        ev->member = k;                                                                            \
+        return fn(d, p, end, k);                                                                   \
+    }
+
+static bool ed_kind(struct ed *d, Vigil__Event *ev, uint32_t n, const uint8_t *p,
                     const uint8_t *end)
 {
-    Vigil__Event *ev = &x->ev;
-
     switch (n) {
-    case VIGIL__EVENT__KIND_PROCESS_CREATED:
-        x->k.process_created = (Vigil__ProcessCreated)VIGIL__PROCESS_CREATED__INIT;
-        ev->process_created = &x->k.process_created;
-        return ed_process_created(d, p, end, ev->process_created, &x->created);
-    case VIGIL__EVENT__KIND_PROCESS_EXITED:
-        x->k.process_exited = (Vigil__ProcessExited)VIGIL__PROCESS_EXITED__INIT;
-        ev->process_exited = &x->k.process_exited;
-        return ed_process_exited(d, p, end, ev->process_exited);
-    case VIGIL__EVENT__KIND_FILE:
-        x->k.file = (Vigil__FileEvent)VIGIL__FILE_EVENT__INIT;
-        ev->file = &x->k.file;
-        return ed_file(d, p, end, ev->file);
-    case VIGIL__EVENT__KIND_NETWORK:
-        x->k.network = (Vigil__NetworkConnection)VIGIL__NETWORK_CONNECTION__INIT;
-        ev->network = &x->k.network;
-        return ed_network(d, p, end, ev->network);
-    case VIGIL__EVENT__KIND_DNS:
-        x->k.dns = (Vigil__DnsQuery)VIGIL__DNS_QUERY__INIT;
-        ev->dns = &x->k.dns;
-        return ed_dns(d, p, end, ev->dns);
-    case VIGIL__EVENT__KIND_REGISTRY:
-        x->k.registry = (Vigil__RegistryEvent)VIGIL__REGISTRY_EVENT__INIT;
-        ev->registry = &x->k.registry;
-        return ed_registry(d, p, end, ev->registry);
-    case VIGIL__EVENT__KIND_LOGON:
-        x->k.logon = (Vigil__LogonEvent)VIGIL__LOGON_EVENT__INIT;
-        ev->logon = &x->k.logon;
-        return ed_logon(d, p, end, ev->logon);
-    case VIGIL__EVENT__KIND_IMAGE_LOAD:
-        x->k.image_load = (Vigil__ImageLoad)VIGIL__IMAGE_LOAD__INIT;
-        ev->image_load = &x->k.image_load;
-        return ed_image_load(d, p, end, ev->image_load);
-    case VIGIL__EVENT__KIND_SOFTWARE:
-        x->k.software = (Vigil__SoftwareInventory)VIGIL__SOFTWARE_INVENTORY__INIT;
-        ev->software = &x->k.software;
-        return ed_software(d, p, end, ev->software);
-    case VIGIL__EVENT__KIND_GENERIC:
-        x->k.generic = (Vigil__GenericEvent)VIGIL__GENERIC_EVENT__INIT;
-        ev->generic = &x->k.generic;
-        return ed_generic(d, p, end, ev->generic);
+        ED_KIND(PROCESS_CREATED, process_created, ProcessCreated, PROCESS_CREATED,
+                ed_process_created)
+        ED_KIND(PROCESS_EXITED, process_exited, ProcessExited, PROCESS_EXITED, ed_process_exited)
+        ED_KIND(FILE, file, FileEvent, FILE_EVENT, ed_file)
+        ED_KIND(NETWORK, network, NetworkConnection, NETWORK_CONNECTION, ed_network)
+        ED_KIND(DNS, dns, DnsQuery, DNS_QUERY, ed_dns)
+        ED_KIND(REGISTRY, registry, RegistryEvent, REGISTRY_EVENT, ed_registry)
+        ED_KIND(LOGON, logon, LogonEvent, LOGON_EVENT, ed_logon)
+        ED_KIND(IMAGE_LOAD, image_load, ImageLoad, IMAGE_LOAD, ed_image_load)
+        ED_KIND(SOFTWARE, software, SoftwareInventory, SOFTWARE_INVENTORY, ed_software)
+        ED_KIND(GENERIC, generic, GenericEvent, GENERIC_EVENT, ed_generic)
     default:
         return false;
     }
 }
 
-static bool ed_event(struct ed *d, struct ed_fixed *x, const uint8_t *p, const uint8_t *end)
+static bool ed_event(struct ed *d, Vigil__Event *m, const uint8_t *p, const uint8_t *end)
 {
-    Vigil__Event *m = &x->ev;
+    Vigil__ProcessRef *actor;
     const uint8_t *sp;
     size_t sn;
+    uint32_t seen = 0, f;
+    unsigned wt;
+    uint64_t v;
 
-    ED_BEGIN
-    ED_NUM(1, seq, uint64_t)
-    ED_NUM(2, ts_us, int64_t)
-case 3:
-    if (wt != 2 || !ed_len(&p, end, &sp, &sn))
-        return false;
-    x->actor = (Vigil__ProcessRef)VIGIL__PROCESS_REF__INIT;
-    if (!ed_process_ref(d, sp, sp + sn, &x->actor))
-        return false;
-    m->actor = &x->actor;
-    break;
-case 10:
-case 11:
-case 12:
-case 13:
-case 14:
-case 15:
-case 16:
-case 17:
-case 18:
-case 19:
-    /* A second member of the oneof: protobuf-c keeps the last; leave that to it. */
-    if (wt != 2 || m->kind_case != VIGIL__EVENT__KIND__NOT_SET || !ed_len(&p, end, &sp, &sn) ||
-        !ed_kind(d, x, f, sp, sp + sn))
-        return false;
-    m->kind_case = (Vigil__Event__KindCase)f;
-    break;
-case 30:
-    seen &= ~(UINT32_C(1) << 30); /* repeated */
-    if (wt != 2 || d->nkv == VG_EVDEC_MAX_EXTRA || !ed_len(&p, end, &sp, &sn))
-        return false;
-    d->kv[d->nkv] = (Vigil__KeyValue)VIGIL__KEY_VALUE__INIT;
-    if (!ed_key_value(d, sp, sp + sn, &d->kv[d->nkv]))
-        return false;
-    d->nkv++;
-    break;
-    ED_END
+    (void)v;
+    while (p < end) {
+        if (!ed_tag(&p, end, &f, &wt) || !ed_once(&seen, f))
+            return false;
+        switch (f) {
+        case 1:
+            ED_NUM(seq, uint64_t);
+            break;
+        case 2:
+            ED_NUM(ts_us, int64_t);
+            break;
+        case 3:
+            if (wt != 2 || !ed_len(&p, end, &sp, &sn))
+                return false;
+            if ((actor = vg_arena_alloc(d->a, sizeof(*actor))) == NULL)
+                return false;
+            *actor = (Vigil__ProcessRef)VIGIL__PROCESS_REF__INIT;
+            if (!ed_process_ref(d, sp, sp + sn, actor))
+                return false;
+            m->actor = actor;
+            break;
+        case 10:
+        case 11:
+        case 12:
+        case 13:
+        case 14:
+        case 15:
+        case 16:
+        case 17:
+        case 18:
+        case 19:
+            /* A second member of the oneof: protobuf-c keeps the last; leave that to it. */
+            if (wt != 2 || m->kind_case != VIGIL__EVENT__KIND__NOT_SET ||
+                !ed_len(&p, end, &sp, &sn) || !ed_kind(d, m, f, sp, sp + sn))
+                return false;
+            m->kind_case = (Vigil__Event__KindCase)f;
+            break;
+        case 30:
+            seen &= ~(UINT32_C(1) << 30); /* repeated */
+            if (wt != 2 || d->nkv == VG_EVDEC_MAX_EXTRA || !ed_len(&p, end, &sp, &sn))
+                return false;
+            d->kv[d->nkv] = (Vigil__KeyValue)VIGIL__KEY_VALUE__INIT;
+            if (!ed_key_value(d, sp, sp + sn, &d->kv[d->nkv]))
+                return false;
+            d->nkv++;
+            break;
+        default:
+            return false;
+        }
+    }
+    return true;
 }
 
 Vigil__Event *vg_event_decode(vg_arena *a, const uint8_t *p, size_t len)
 {
     struct ed d;
-    struct ed_fixed *x;
+    Vigil__Event *ev;
     Vigil__KeyValue **ptr, *kv;
 
-    /* The strings need at most len bytes (see the file's comment), + 1 for an empty record. */
-    x = vg_arena_alloc(a, sizeof(*x) + len + 1);
-    if (x == NULL)
+    /* The event, then room for its strings: at most len bytes (see the file's comment), + 1
+     * for an empty record. */
+    ev = vg_arena_alloc(a, sizeof(*ev) + len + 1);
+    if (ev == NULL)
         return NULL;
-    x->ev = (Vigil__Event)VIGIL__EVENT__INIT;
-    d.s = (char *)(x + 1);
+    *ev = (Vigil__Event)VIGIL__EVENT__INIT;
+    d.a = a;
+    d.s = (char *)(ev + 1);
     d.nkv = 0;
-    if (!ed_event(&d, x, p, p + len))
+    if (!ed_event(&d, ev, p, p + len))
         return NULL;
     if (d.nkv > 0) {
         ptr = vg_arena_alloc(a, d.nkv * (sizeof(*ptr) + sizeof(*kv)));
@@ -434,10 +667,10 @@ Vigil__Event *vg_event_decode(vg_arena *a, const uint8_t *p, size_t len)
         memcpy(kv, d.kv, d.nkv * sizeof(*kv));
         for (size_t i = 0; i < d.nkv; i++)
             ptr[i] = &kv[i];
-        x->ev.extra = ptr;
-        x->ev.n_extra = d.nkv;
+        ev->extra = ptr;
+        ev->n_extra = d.nkv;
     }
-    return &x->ev;
+    return ev;
 }
 
 Vigil__Event *vg_event_unpack(vg_arena *a, ProtobufCAllocator *alloc, const uint8_t *p, size_t len)
