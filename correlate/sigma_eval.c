@@ -34,6 +34,10 @@ static int sig_scratch_bucket(cor_scratch *s, const struct sig_bucket *b)
 {
     size_t i;
 
+    if (b->comb.db && hs_alloc_scratch(b->comb.db, &s->hs) != HS_SUCCESS)
+        return -VG_ENOMEM;
+    if (b->ngroups > s->maxgroups)
+        s->maxgroups = b->ngroups;
     for (i = 0; i < b->ngroups; i++) {
         if (b->groups[i].lit.db && hs_alloc_scratch(b->groups[i].lit.db, &s->hs) != HS_SUCCESS)
             return -VG_ENOMEM;
@@ -75,6 +79,10 @@ cor_scratch *cor_scratch_new(const cor_ruleset *rs)
     for (i = 0; i < rs->nm; i++)
         if (rs->m[i].lazy_db && hs_alloc_scratch(rs->m[i].lazy_db, &s->hs) != HS_SUCCESS)
             goto out_free;
+    s->gfrom = vg_calloc(s->maxgroups + 1, sizeof(*s->gfrom));
+    s->gto = vg_calloc(s->maxgroups + 1, sizeof(*s->gto));
+    if (!s->gfrom || !s->gto)
+        goto out_free;
     return s;
 
 out_free:
@@ -93,6 +101,9 @@ void cor_scratch_destroy(cor_scratch *s)
     vg_free(s->mstamp);
     vg_free(s->mdone);
     vg_free(s->cstamp);
+    vg_free(s->cbuf);
+    vg_free(s->gfrom);
+    vg_free(s->gto);
     vg_free(s->cand);
     vg_free(s->candsum);
     vg_free(s->slot);
@@ -598,6 +609,61 @@ static void sig_scan_direct(cor_scratch *s, const struct sig_hsdb *d, const stru
     }
 }
 
+struct sig_comb_ctx {
+    cor_scratch *s;
+    const struct sig_comb *c;
+};
+
+/* A report of the combined database: the occurrence [to - len, to) counts for the run of
+ * matchers whose field holds all of it (not one straddling two fields). */
+static int sig_on_comb(unsigned int id, unsigned long long from, unsigned long long to,
+                       unsigned int flags, void *ctx)
+{
+    const struct sig_comb_ctx *cc = ctx;
+    cor_scratch *s = cc->s;
+    const struct sig_comb *c = cc->c;
+    const uint32_t *mcl = s->rs->mcl;
+    unsigned long long start = to - c->plen[id];
+    uint32_t r, k, q;
+
+    (void)from;
+    (void)flags;
+    for (r = c->first[id]; r < c->first[id + 1]; r++) {
+        const struct sig_crun *run = &c->run[r];
+        if (start < s->gfrom[run->grp] || to > s->gto[run->grp] ||
+            s->mstamp[c->act[run->act].mid] == s->gen)
+            continue; /* another field, or reported there before */
+        for (k = run->act; k < run->act_to; k++) {
+            const struct sig_act *a = &c->act[k];
+            s->mstamp[a->mid] = s->gen;
+            for (q = a->cl_from; q < a->cl_to; q++)
+                s->cstamp[mcl[q]] = s->gen;
+            if (a->wake != SIG_NO_RULE)
+                sig_candidate(s, a->wake);
+        }
+    }
+    return 0;
+}
+
+/* Appends str to the combined buffer as group i's value. */
+static bool sig_comb_put(cor_scratch *s, size_t i, size_t *total, const struct vg_str *str)
+{
+    if (*total + str->n > s->ccap) {
+        size_t cap = *total + str->n < 2048 ? 4096 : 2 * (*total + str->n);
+        char *p = vg_realloc(s->cbuf, cap);
+        if (!p)
+            return false; /* the field is not scanned: no hits, no false alerts */
+        s->cbuf = p;
+        s->ccap = cap;
+    }
+    if (str->n)
+        memcpy(s->cbuf + *total, str->p, str->n);
+    s->gfrom[i] = (uint32_t)*total;
+    *total += str->n;
+    s->gto[i] = (uint32_t)*total;
+    return true;
+}
+
 /* The exact-value set: one lookup of the lower-cased value. */
 static void sig_scan_exact(cor_scratch *s, const struct sig_hsdb *d, const struct vg_str *str)
 {
@@ -621,14 +687,24 @@ static void sig_scan_exact(cor_scratch *s, const struct sig_hsdb *d, const struc
 static void sig_scan_bucket(cor_scratch *s, const struct sig_bucket *b, const struct vg_evview *v)
 {
     struct sig_scan_ctx sc = {s, NULL};
-
-    size_t i;
+    struct sig_comb_ctx cc = {s, &b->comb};
+    size_t i, total = 0;
 
     for (i = 0; i < b->ngroups; i++) {
         const struct sig_group *g = &b->groups[i];
         struct vg_str str;
+        if (b->in_comb && b->in_comb[i]) {
+            s->gfrom[i] = 1; /* no occurrence fits */
+            s->gto[i] = 0;
+        }
         if (!sig_get(s, v, &g->field, &str))
             continue;
+        if (b->in_comb && b->in_comb[i]) {
+            (void)sig_comb_put(s, i, &total, &str);
+            if (g->exact.htab)
+                sig_scan_exact(s, &g->exact, &str);
+            goto re;
+        }
         if (g->exact.htab)
             sig_scan_exact(s, &g->exact, &str);
         /* An error here (only a bad scratch) leaves the bits unset: no false alerts. */
@@ -639,11 +715,14 @@ static void sig_scan_bucket(cor_scratch *s, const struct sig_bucket *b, const st
             (void)hs_scan(g->lit.db, str.p ? str.p : "", (unsigned)str.n, 0, s->hs, sig_on_hit,
                           &sc);
         }
+    re:
         if (g->re.db) {
             sc.d = &g->re;
             (void)hs_scan(g->re.db, str.p ? str.p : "", (unsigned)str.n, 0, s->hs, sig_on_hit, &sc);
         }
     }
+    if (total > 0)
+        (void)hs_scan(b->comb.db, s->cbuf, (unsigned)total, 0, s->hs, sig_on_comb, &cc);
     for (i = 0; i < b->nalways; i++)
         sig_candidate(s, b->always[i]);
 }

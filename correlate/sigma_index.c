@@ -572,6 +572,143 @@ int sig_build_acts(cor_ruleset *rs)
     return 0;
 }
 
+/* ---- one database for a bucket's short fields --------------------------------------- */
+
+static bool sig_comb_field(const struct sig_group *g)
+{
+    int t = g->field.typed;
+
+    return g->lit.db && !g->lit.direct && t >= 0 && t != VG_F_COMMAND_LINE &&
+           t != VG_F_PARENT_COMMAND_LINE && t != VG_F_HASHES;
+}
+
+struct sig_cpat {
+    struct sig_pat p;
+    uint32_t grp;
+    uint32_t k; /* index into the group's lit ids / act */
+};
+
+static int sig_cpat_cmp(const void *a, const void *b)
+{
+    const struct sig_cpat *x = a, *y = b;
+    int c = sig_pat_key_cmp(&x->p, &y->p);
+
+    if (c)
+        return c;
+    if (x->grp != y->grp)
+        return x->grp < y->grp ? -1 : 1;
+    return (x->k > y->k) - (x->k < y->k);
+}
+
+static void sig_comb_free(struct sig_bucket *b)
+{
+    hs_free_database(b->comb.db);
+    vg_free(b->comb.act);
+    vg_free(b->comb.run);
+    vg_free(b->comb.first);
+    vg_free(b->comb.plen);
+    vg_free(b->in_comb);
+    memset(&b->comb, 0, sizeof(b->comb));
+    b->in_comb = NULL;
+}
+
+static int sig_comb_bucket(cor_ruleset *rs, struct sig_bucket *b)
+{
+    struct sig_comb *c = &b->comb;
+    struct sig_cpat *cp = NULL;
+    const char **exprs = NULL;
+    size_t *lens = NULL;
+    unsigned *flags = NULL, *hsids = NULL;
+    hs_compile_error_t *ce = NULL;
+    size_t i, k, n = 0, np = 0, nrun = 0, ng = 0;
+    int rc = -VG_ENOMEM;
+
+    for (i = 0; i < b->ngroups; i++)
+        if (sig_comb_field(&b->groups[i])) {
+            n += b->groups[i].lit.n;
+            ng++;
+        }
+    if (ng < 2)
+        return 0;
+    cp = vg_malloc(n * sizeof(*cp));
+    exprs = vg_malloc(n * sizeof(*exprs));
+    lens = vg_malloc(n * sizeof(*lens));
+    flags = vg_malloc(n * sizeof(*flags));
+    hsids = vg_malloc(n * sizeof(*hsids));
+    c->act = vg_malloc(n * sizeof(*c->act));
+    c->run = vg_malloc(n * sizeof(*c->run));
+    c->first = vg_malloc((n + 1) * sizeof(*c->first));
+    c->plen = vg_malloc(n * sizeof(*c->plen));
+    b->in_comb = vg_calloc(b->ngroups, sizeof(*b->in_comb));
+    if (!cp || !exprs || !lens || !flags || !hsids || !c->act || !c->run || !c->first || !c->plen ||
+        !b->in_comb)
+        goto out;
+    for (i = 0, n = 0; i < b->ngroups; i++) {
+        if (!sig_comb_field(&b->groups[i]))
+            continue;
+        b->in_comb[i] = true;
+        for (k = 0; k < b->groups[i].lit.n; k++) {
+            sig_pat_of(rs, b->groups[i].lit.ids[k], &cp[n].p);
+            cp[n].grp = (uint32_t)i;
+            cp[n++].k = (uint32_t)k;
+        }
+    }
+    qsort(cp, n, sizeof(*cp), sig_cpat_cmp);
+    for (i = 0; i < n; i++) {
+        bool same = i > 0 && sig_pat_key_cmp(&cp[i - 1].p, &cp[i].p) == 0;
+        c->act[i] = b->groups[cp[i].grp].lit.act[cp[i].k];
+        if (same && cp[i - 1].grp == cp[i].grp) {
+            c->run[nrun - 1].act_to++;
+            continue;
+        }
+        c->run[nrun++] = (struct sig_crun){cp[i].grp, (uint32_t)i, (uint32_t)i + 1};
+        if (same)
+            continue;
+        c->first[np] = (uint32_t)nrun - 1;
+        c->plen[np] = (uint32_t)cp[i].p.n;
+        exprs[np] = (const char *)cp[i].p.p;
+        lens[np] = cp[i].p.n;
+        flags[np] = HS_FLAG_CASELESS;
+        hsids[np] = (unsigned)np;
+        np++;
+    }
+    c->first[np] = (uint32_t)nrun;
+    c->npat = np;
+    if (hs_compile_lit_multi(exprs, flags, hsids, lens, (unsigned)np, HS_MODE_BLOCK, NULL, &c->db,
+                             &ce) != HS_SUCCESS) {
+        vg_log(VG_LOG_WARN, MOD, "one database for a route's fields: %s; scanning by field",
+               ce && ce->message ? ce->message : "?");
+        hs_free_compile_error(ce);
+        c->db = NULL;
+        sig_comb_free(b);
+    }
+    rc = 0;
+out:
+    if (rc < 0)
+        sig_comb_free(b);
+    vg_free(cp);
+    vg_free(exprs);
+    vg_free(lens);
+    vg_free(flags);
+    vg_free(hsids);
+    return rc;
+}
+
+int sig_build_comb(cor_ruleset *rs)
+{
+    size_t i;
+    int os, c, rc;
+
+    for (os = 0; os < SIG_NOS; os++)
+        for (c = 0; c < VG_CAT__COUNT; c++)
+            if ((rc = sig_comb_bucket(rs, &rs->cat[os][c])) < 0)
+                return rc;
+    for (i = 0; i < rs->nsvc; i++)
+        if ((rc = sig_comb_bucket(rs, &rs->svc[i])) < 0)
+            return rc;
+    return 0;
+}
+
 static void sig_mark_triggers(cor_ruleset *rs, const struct sig_rule *r, const struct sig_cnode *c,
                               bool positive)
 {
@@ -717,6 +854,7 @@ static void sig_bucket_free_groups(struct sig_bucket *b)
     vg_free(b->groups);
     b->groups = NULL;
     b->ngroups = 0;
+    sig_comb_free(b);
 }
 
 static void sig_free_groups(cor_ruleset *rs)
@@ -774,7 +912,8 @@ int sig_build_index(struct cor_ruleset *rs, char *err, size_t errlen)
             break;
         sig_free_groups(rs);
     }
-    if ((rc = sig_build_clauses(rs)) < 0 || (rc = sig_build_acts(rs)) < 0)
+    if ((rc = sig_build_clauses(rs)) < 0 || (rc = sig_build_acts(rs)) < 0 ||
+        (rc = sig_build_comb(rs)) < 0)
         goto out_err;
     for (i = 0; i < rs->nrules; i++)
         rs->rules[i]->always = sig_rule_may_match_without_hits(rs, rs->rules[i]);

@@ -221,13 +221,35 @@ struct sig_group {
     struct sig_hsdb exact;
 };
 
+/* The literals of a bucket's short fields (paths, names, ports: not command lines or
+ * hashes) in one database, scanned once over those fields laid end to end instead of once
+ * a field: a scan's fixed cost, not its bytes, dominated such fields. A literal is reported
+ * at every occurrence (no HS_FLAG_SINGLEMATCH: the first may lie in another field); an
+ * occurrence counts for the run of pattern p's matchers whose field holds all of it. */
+struct sig_crun {
+    uint32_t grp; /* the bucket's group (field) */
+    uint32_t act; /* its matchers: act[act .. act_to) */
+    uint32_t act_to;
+};
+
+struct sig_comb {
+    hs_database_t *db;
+    struct sig_act *act;  /* grouped by pattern, then by group */
+    struct sig_crun *run; /* runs of act of one pattern and group */
+    uint32_t *first;      /* npat + 1 offsets into run */
+    uint32_t *plen;       /* per pattern: its length */
+    size_t npat;
+};
+
 /* Rules of one route: (os, category) or (os, service). */
 struct sig_bucket {
     const char *service; /* NULL for category buckets */
     Vigil__Os os;
     struct sig_group *groups;
     size_t ngroups;
-    uint32_t *always; /* rules evaluated on every event of the route */
+    struct sig_comb comb; /* db NULL: every group scanned on its own */
+    bool *in_comb;        /* per group: its literals are in comb */
+    uint32_t *always;     /* rules evaluated on every event of the route */
     size_t nalways;
     size_t cap_always;
 };
@@ -265,10 +287,15 @@ struct sig_slotval {
 
 struct cor_scratch {
     hs_scratch_t *hs;
-    uint32_t gen;             /* current event's generation; stamps equal to it are "hit" */
-    uint32_t *mstamp;         /* per matcher */
-    uint32_t *mdone;          /* per lazy matcher: equal to gen once checked this event */
-    uint32_t *cstamp;         /* per required-hit clause: equal to gen when a scan hit it */
+    uint32_t gen;     /* current event's generation; stamps equal to it are "hit" */
+    uint32_t *mstamp; /* per matcher */
+    uint32_t *mdone;  /* per lazy matcher: equal to gen once checked this event */
+    uint32_t *cstamp; /* per required-hit clause: equal to gen when a scan hit it */
+    char *cbuf;       /* the combined fields of the event, end to end */
+    size_t ccap;
+    uint32_t *gfrom; /* per group of the bucket: where its value lies in cbuf */
+    uint32_t *gto;   /* (gfrom > gto: not in cbuf) */
+    size_t maxgroups;
     uint64_t *cand;           /* candidate rules of this event: one bit per rule, so that they are
                                * visited in rule order without sorting; all clear between events */
     size_t ncandw;            /* words of cand */
@@ -317,6 +344,8 @@ int sig_build_req(struct cor_ruleset *rs);
 int sig_build_clauses(struct cor_ruleset *rs);
 /* Fills every database's act[] (after sig_build_clauses). */
 int sig_build_acts(struct cor_ruleset *rs);
+/* Builds every bucket's combined database (after sig_build_acts). */
+int sig_build_comb(struct cor_ruleset *rs);
 void sig_free_clauses(struct cor_ruleset *rs);
 
 /* sigma_eval.c */

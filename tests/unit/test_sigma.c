@@ -826,6 +826,52 @@ static void test_exact_values(void **state)
     }
 }
 
+/* Short fields (here Image and ParentImage) are scanned as one buffer (sig_bucket.comb):
+ * a literal of one field found in the other, or straddling the two, must not hit. */
+static void test_combined_fields(void **state)
+{
+    static const char *const p[][2] = {
+        {"C:\\zz-", "yy\\x"},     {"yy\\x", "C:\\zz-"},   {"C:\\x", "C:\\qq1"},
+        {"C:\\qq3.exe", "C:\\y"}, {"C:\\x", "C:\\PP5"},   {"C:\\zz-yy", "C:\\pp2"},
+        {"C:\\pp1", "C:\\qq2"},   {"C:\\qq4", "C:\\qq4"},
+    };
+    static const int want[] = {0, 0, 0, 1, 1, 2, 0, 1};
+    static const char det[] = "    a:\n        Image|contains: [qq1, qq2, qq3, qq4, qq5, zz-yy]\n"
+                              "    b:\n        ParentImage|contains: [pp1, pp2, pp3, pp4, pp5]\n"
+                              "    condition: a\n";
+    static const char det2[] = "    b:\n        ParentImage|contains: [pp1, pp2, pp3, pp4, pp5]\n"
+                               "    condition: b\n";
+    char text[4096], *dir = vgt_tmpdir("sigma");
+    struct cor_load_summary sum;
+    cor_ruleset *rs;
+    cor_scratch *s;
+    size_t i;
+
+    (void)state;
+    rule_text(text, sizeof(text), "44444444-4444-4444-4444-444444444444", WIN_PROC, det);
+    vgt_write_file(dir, "a.yml", text);
+    rule_text(text, sizeof(text), "55555555-5555-5555-5555-555555555555", WIN_PROC, det2);
+    vgt_write_file(dir, "b.yml", text);
+    rs = load_dir(dir, &sum);
+    assert_int_equal(sum.loaded, 2);
+    assert_non_null(rs->cat[VIGIL__OS__OS_WINDOWS][VG_CAT_PROCESS_CREATION].comb.db);
+    s = cor_scratch_new(rs);
+    assert_non_null(s);
+    for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        struct vg_evview v = wproc();
+        int n;
+        set(&v, VG_F_IMAGE, p[i][0]);
+        set(&v, VG_F_PARENT_IMAGE, p[i][1]);
+        n = cor_rules_eval(rs, s, &v, NULL, NULL);
+        if (n != want[i])
+            fail_msg("event %zu (%s | %s): %d matches, want %d", i, p[i][0], p[i][1], n, want[i]);
+    }
+    cor_scratch_destroy(s);
+    cor_ruleset_unref(rs);
+    vgt_rmtree(dir);
+    free(dir);
+}
+
 struct hits {
     const char *ids[8];
     int n;
@@ -893,6 +939,7 @@ int main(void)
         cmocka_unit_test(test_list_of_maps_is_or),
         cmocka_unit_test(test_cased),
         cmocka_unit_test(test_exact_values),
+        cmocka_unit_test(test_combined_fields),
         cmocka_unit_test(test_re_and_flags),
         cmocka_unit_test(test_base64_and_base64offset),
         cmocka_unit_test(test_utf16_wide),
