@@ -302,17 +302,26 @@ static bool sig_num_of(const struct vg_str *s, double *d)
     return *end == 0 && end != buf;
 }
 
-static bool sig_cidr_match(const struct sig_matcher *m, const struct vg_str *s)
+static bool sig_cidr_match(cor_scratch *sc, const struct sig_matcher *m, const struct vg_str *s)
 {
     char buf[64];
-    uint8_t a[16];
+    const uint8_t *a = sc->addr.a;
     unsigned full, rest;
 
     if (s->n == 0 || s->n >= sizeof(buf))
         return false;
-    memcpy(buf, s->p, s->n);
-    buf[s->n] = 0;
-    if (inet_pton(m->family, buf, a) != 1)
+    /* The same value of the same event parsed for the same family: reuse it. */
+    if (sc->addr.gen != sc->gen || sc->addr.p != s->p || sc->addr.n != s->n ||
+        sc->addr.family != m->family) {
+        memcpy(buf, s->p, s->n);
+        buf[s->n] = 0;
+        sc->addr.gen = sc->gen;
+        sc->addr.p = s->p;
+        sc->addr.n = s->n;
+        sc->addr.family = m->family;
+        sc->addr.ok = inet_pton(m->family, buf, sc->addr.a) == 1;
+    }
+    if (!sc->addr.ok)
         return false;
     full = m->prefix / 8;
     rest = m->prefix % 8;
@@ -386,7 +395,7 @@ static bool sig_matcher(cor_scratch *s, uint32_t mid, const struct vg_evview *v,
         }
         return false;
     case SIG_M_CIDR:
-        return present && sig_cidr_match(m, str);
+        return present && sig_cidr_match(s, m, str);
     case SIG_M_FIELDREF:
         return present && sig_fieldref_match(s, m, v, str);
     }
@@ -788,6 +797,7 @@ int cor_rules_eval(const cor_ruleset *rs, cor_scratch *s, const struct vg_evview
         memset(s->mstamp, 0, (rs->nm + 1) * sizeof(*s->mstamp));
         memset(s->mdone, 0, (rs->nm + 1) * sizeof(*s->mdone));
         memset(s->cstamp, 0, (rs->nclauses + 1) * sizeof(*s->cstamp));
+        memset(&s->addr, 0, sizeof(s->addr));
         memset(s->slot, 0, (rs->nslots + 1) * sizeof(*s->slot));
         s->gen = 1;
     }

@@ -293,6 +293,46 @@ static void test_cidr(void **state)
     assert_int_equal(fire_ls(ls, d, &v), 0);
 }
 
+/* The parsed address is kept for the next cidr matcher of the same event only: an event
+ * whose value lies at the same address with other bytes is parsed again. */
+static void test_cidr_reparsed_per_event(void **state)
+{
+    const char *d = "    sel:\n        DestinationIp|cidr:\n            - '10.0.0.0/8'\n"
+                    "            - '192.168.0.0/16'\n            - '172.16.0.0/12'\n"
+                    "    condition: sel\n";
+    static const char *const vals[] = {"10.1.2.3", "11.1.2.3", "172.20.0.1", "172.32.0.1",
+                                       "192.168.9.9"};
+    static const int want[] = {1, 0, 1, 0, 1};
+    char text[4096], *dir = vgt_tmpdir("sigma"), buf[32];
+    struct cor_load_summary sum;
+    cor_ruleset *rs;
+    cor_scratch *s;
+    size_t i;
+
+    (void)state;
+    rule_text(text, sizeof(text), "66666666-6666-6666-6666-666666666666",
+              "    product: windows\n    category: network_connection\n", d);
+    vgt_write_file(dir, "r.yml", text);
+    rs = load_dir(dir, &sum);
+    s = cor_scratch_new(rs);
+    assert_non_null(s);
+    for (i = 0; i < 5; i++) {
+        struct vg_evview v = ev(VG_CAT_NETWORK_CONNECTION, VIGIL__OS__OS_WINDOWS);
+        memset(buf, 0, sizeof(buf));
+        memcpy(buf, vals[i], strlen(vals[i]));
+        v.f[VG_F_DESTINATION_IP].p = buf;
+        v.f[VG_F_DESTINATION_IP].n = 8; /* same pointer and length every time */
+        if (cor_rules_eval(rs, s, &v, NULL, NULL) != want[i] && strlen(vals[i]) == 8)
+            fail_msg("%s: want %d", vals[i], want[i]);
+        v.f[VG_F_DESTINATION_IP].n = strlen(vals[i]);
+        assert_int_equal(cor_rules_eval(rs, s, &v, NULL, NULL), want[i]);
+    }
+    cor_scratch_destroy(s);
+    cor_ruleset_unref(rs);
+    vgt_rmtree(dir);
+    free(dir);
+}
+
 static void test_exists(void **state)
 {
     const char *yes = "    sel:\n        OriginalFileName|exists: true\n    condition: sel\n";
@@ -945,6 +985,7 @@ int main(void)
         cmocka_unit_test(test_utf16_wide),
         cmocka_unit_test(test_windash),
         cmocka_unit_test(test_cidr),
+        cmocka_unit_test(test_cidr_reparsed_per_event),
         cmocka_unit_test(test_exists),
         cmocka_unit_test(test_numeric_compare),
         cmocka_unit_test(test_fieldref),
