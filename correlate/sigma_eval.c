@@ -1,7 +1,9 @@
 /*
- * sigma_eval.c - evaluates one event against a ruleset: scans each field of the event's
- * route once with that field's Hyperscan databases (or, for a field with a few literals,
- * searches for each), marks the matchers that hit and their rules as candidates, then
+ * sigma_eval.c - evaluates one event against a ruleset: scans the event's route once for
+ * the literals of its short fields (laid end to end), each other field once with its own
+ * databases (or, for a field with a few literals, searches for each), looks its value up
+ * among the field's whole-value literals, marks the matchers that hit, the required-hit
+ * clauses they satisfy, and their rules as candidates, then
  * evaluates only the candidates and the route's always-evaluated rules (those that can
  * match with no string hit, e.g. `not filter`). Lazy matchers (filters) were not scanned
  * for: their hit is looked up when a rule being evaluated needs it.

@@ -1,7 +1,9 @@
 /*
  * sigma_index.c - routes compiled rules to (os, category) and (os, service) buckets and
  * compiles, per bucket and field, the string matchers of all its rules into Hyperscan
- * databases (one of literals, one of regexes). Only matchers whose hit must be known on
+ * databases (one of literals, one of regexes; whole-value literals in a hash set; the
+ * literals of the short fields again in one database per bucket, which is what is
+ * scanned for them). Only matchers whose hit must be known on
  * every event are scanned for (triggers and required hits, see sigma_req.c); the rest are
  * "lazy", checked when their rule is evaluated. Matchers with the same pattern share one
  * Hyperscan pattern. Also knows which fields vigil's own telemetry supplies per category.
@@ -681,6 +683,12 @@ static int sig_comb_bucket(cor_ruleset *rs, struct sig_bucket *b)
         hs_free_compile_error(ce);
         c->db = NULL;
         sig_comb_free(b);
+    } else {
+        for (i = 0; i < b->ngroups; i++)
+            if (b->in_comb[i]) { /* never scanned again: the combined one answers */
+                hs_free_database(b->groups[i].lit.db);
+                b->groups[i].lit.db = NULL;
+            }
     }
     rc = 0;
 out:

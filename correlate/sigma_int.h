@@ -7,7 +7,9 @@
  * databases and PCRE2 codes are owned by the ruleset and freed with it. Every string value
  * test of every rule is one "matcher" with a dense id. Matchers Hyperscan can decide and
  * whose hits wake or gate a rule are compiled, per (os, category, field), into a literal
- * and a regex multi-pattern database: scanning a field once decides all of them. Literals
+ * and a regex multi-pattern database, and whole-value literals into a hash set: scanning a
+ * field once decides all of them. The literals of a route's short fields also share one
+ * database (sig_comb) scanned once over those fields end to end. Literals
  * and regexes that only filter are "lazy": searched for when their rule is evaluated. The others
  * (numbers, cidr, exists, fieldref, regexes Hyperscan rejects) run only when their rule is
  * evaluated.
