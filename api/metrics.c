@@ -341,6 +341,10 @@ static void api_vigil_ingest(struct api_metrics_out *out, const struct ing_stats
     api_metrics_add_u64(out, "vigil_sightings_shed_total", API_COUNTER,
                         "Entity sightings not sent because their producer's queue was full.", NULL,
                         0, st->sightings_shed);
+    api_metrics_add_u64(out, "vigil_producer_queue_waits_total", API_COUNTER,
+                        "Alerts, dead letters and changelog records that waited for room in "
+                        "their producer's bounded queue (the broker is slower than vigil).",
+                        NULL, 0, st->producer_waits);
     api_metrics_add_u64(out, "vigil_storage_writes_total", API_COUNTER,
                         "RocksDB write batches written.", NULL, 0, st->writes);
     api_metrics_add_u64(out, "vigil_blocks_written_total", API_COUNTER, "Timeline blocks written.",

@@ -267,18 +267,23 @@ int ing_changelog_put(ing_changelog *c, void *producer_rk, const struct cor_snap
     size_t len = o->val != NULL ? o->len : 0;
     rd_kafka_resp_err_t e;
 
-    for (;;) {
+    for (bool waited = false;; waited = true) {
         e = rd_kafka_producev(producer_rk, RD_KAFKA_V_TOPIC(c->name),
                               RD_KAFKA_V_PARTITION(o->partition), RD_KAFKA_V_KEY(o->key, o->keylen),
                               RD_KAFKA_V_VALUE(val, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                               RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break;
+        /* Full with nothing queued: this record alone is larger than the queue's bound. */
+        if (rd_kafka_outq_len(producer_rk) == 0)
+            break;
+        if (!waited)
+            cl_stat_add(&c->st.queue_full, 1);
         rd_kafka_poll(producer_rk, 10);
     }
     if (e) {
-        vg_log(VG_LOG_ERROR, "ingest", "changelog %s[%d]: produce: %s", c->name, o->partition,
-               rd_kafka_err2str(e));
+        vg_log(VG_LOG_ERROR, "ingest", "changelog %s[%d]: produce of %zu bytes: %s", c->name,
+               o->partition, len, rd_kafka_err2str(e));
         ing_changelog_failed(c);
         return -VG_EKAFKA;
     }
@@ -316,6 +321,7 @@ void ing_changelog_get_stats(const ing_changelog *c, struct ing_changelog_stats 
     st->restored = __atomic_load_n(&c->st.restored, __ATOMIC_RELAXED);
     st->bad = __atomic_load_n(&c->st.bad, __ATOMIC_RELAXED);
     st->restore_ms = __atomic_load_n(&c->st.restore_ms, __ATOMIC_RELAXED);
+    st->queue_full = __atomic_load_n(&c->st.queue_full, __ATOMIC_RELAXED);
     st->enabled = c->enabled;
 }
 

@@ -31,6 +31,7 @@ struct ing_changelog_stats {
     uint64_t restored;   /* snapshots handed to the shards (the newest of each key) */
     uint64_t bad;        /* records that did not decode: counted, logged, skipped */
     uint64_t restore_ms; /* time spent restoring, all partitions */
+    uint64_t queue_full; /* records that waited for room in the producer's queue */
     bool enabled;        /* false: the topic is missing and could not be created */
 };
 

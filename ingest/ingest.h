@@ -105,6 +105,8 @@ int ing_produce(ing_producer *p, const char *topic, const void *key, size_t keyl
 int ing_producer_flush(ing_producer *p, int timeout_ms);
 /* Messages that failed delivery permanently since creation. */
 uint64_t ing_producer_failed(const ing_producer *p);
+/* Produces that found the queue (queue.buffering.max.*) full and waited for deliveries. */
+uint64_t ing_producer_queue_full(const ing_producer *p);
 void ing_producer_destroy(ing_producer *p); /* flushes up to 10 s first */
 /* The rd_kafka_t, for callers that need more. */
 void *ing_producer_handle(ing_producer *p);
@@ -154,6 +156,8 @@ struct ing_stats {
     uint64_t write_errors;
     uint64_t sightings;      /* entity sightings sent to the incident stage */
     uint64_t sightings_shed; /* not sent: their producer's queue was full */
+    uint64_t producer_waits; /* alerts, dead letters and changelog records that waited for
+                                room in their producer's bounded queue (backpressure) */
     int64_t last_event_us;
     uint32_t partitions; /* assigned now */
 };

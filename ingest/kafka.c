@@ -26,7 +26,8 @@ struct ing_mock {
 
 struct ing_producer {
     rd_kafka_t *rk;
-    uint64_t failed; /* atomic: written by the delivery callback */
+    uint64_t failed;     /* atomic: written by the delivery callback */
+    uint64_t queue_full; /* atomic: produces that waited for room in the queue */
 };
 
 static void ing_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -176,6 +177,7 @@ int ing_produce_opaque(ing_producer *p, const char *topic, const void *key, size
 {
     rd_kafka_headers_t *hdrs = NULL;
     rd_kafka_resp_err_t e;
+    bool waited = false;
 
     for (;;) {
         if (nheaders) {
@@ -196,6 +198,18 @@ int ing_produce_opaque(ing_producer *p, const char *topic, const void *key, size
             vg_log(VG_LOG_ERROR, "kafka", "produce to %s: %s", topic, rd_kafka_err2str(e));
             return -VG_EKAFKA;
         }
+        /* Full with nothing queued: the message alone is larger than the queue's bound and
+         * would wait forever. */
+        if (rd_kafka_outq_len(p->rk) == 0) {
+            vg_log(VG_LOG_ERROR, "kafka",
+                   "produce to %s: a message of %zu bytes does not fit the producer's queue "
+                   "(queue.buffering.max.kbytes)",
+                   topic, vallen);
+            return -VG_EKAFKA;
+        }
+        if (!waited)
+            __atomic_fetch_add(&p->queue_full, 1, __ATOMIC_RELAXED);
+        waited = true;
         rd_kafka_poll(p->rk, 10); /* backpressure: wait for deliveries */
     }
     rd_kafka_poll(p->rk, 0);
@@ -217,6 +231,11 @@ int ing_producer_flush(ing_producer *p, int timeout_ms)
 uint64_t ing_producer_failed(const ing_producer *p)
 {
     return __atomic_load_n(&p->failed, __ATOMIC_RELAXED);
+}
+
+uint64_t ing_producer_queue_full(const ing_producer *p)
+{
+    return __atomic_load_n(&p->queue_full, __ATOMIC_RELAXED);
 }
 
 void *ing_producer_handle(ing_producer *p)

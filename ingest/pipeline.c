@@ -68,6 +68,9 @@
 /* Checkpoint epochs tracked at once: more rounds' worth of undelivered messages than this
  * and new checkpoints share the newest epoch (their commits then wait for one another). */
 #define ING_EPOCHS 16
+/* The bound of the producer of alerts, dead letters and changelog records, in KiB (256 MiB;
+ * -X queue.buffering.max.kbytes overrides it). */
+#define ING_PRODUCER_QUEUE_KB "262144"
 
 /* A consumed message on its way through a shard. */
 struct ing_msg {
@@ -127,7 +130,7 @@ struct ing_pipeline {
     /* Sightings (fire and forget) on a producer of their own with a bounded queue: they are
      * shed, not queued, when the broker falls behind, and commits never wait for them. */
     ing_producer *side_prod;
-    struct ing_kv *side_props; /* its settings: a bounded queue, then the -X ones */
+    struct ing_kv *side_props; /* the producers' settings: a queue bound, then the -X ones */
     cor_shard **shards;
     uint32_t nshards;
 
@@ -268,24 +271,29 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
         goto out_free;
     }
     p->cfg.kafka.brokers = p->brokers;
-    if (ing_producer_new(&p->cfg.kafka, &p->prod, err, errlen) < 0)
-        goto out_free;
-    /* Sightings are shed, not queued, when the broker falls behind (an overload test found
-     * librdkafka's default queue, 1 GiB, growing with the lag): 8 MiB of their own. */
+    /* Each producer's queue is bounded ahead of the -X settings (which may override it).
+     * librdkafka's default, 1 GiB, let an unpaced burst to a slow broker hold 1.5 GiB of
+     * alerts and changelog records: with a bound, a full queue makes their producer (the
+     * writer thread) wait for deliveries, the shards' out rings fill behind it, and the
+     * consumer pauses, as for any slow stage. Sightings are shed, not queued, when the
+     * broker falls behind: 8 MiB of their own. */
     p->side_props = vg_calloc(p->cfg.kafka.nprops + 1, sizeof(*p->side_props));
     if (p->side_props == NULL) {
         snprintf(err, errlen, "out of memory");
         goto out_free;
     }
-    p->side_props[0] = (struct ing_kv){"queue.buffering.max.kbytes", "8192"};
     if (p->cfg.kafka.nprops > 0)
         memcpy(p->side_props + 1, p->cfg.kafka.props, p->cfg.kafka.nprops * sizeof(*p->side_props));
     {
-        struct ing_kafka_cfg side = p->cfg.kafka;
+        struct ing_kafka_cfg bounded = p->cfg.kafka;
 
-        side.props = p->side_props;
-        side.nprops = p->cfg.kafka.nprops + 1;
-        if (ing_producer_new(&side, &p->side_prod, err, errlen) < 0)
+        bounded.props = p->side_props;
+        bounded.nprops = p->cfg.kafka.nprops + 1;
+        p->side_props[0] = (struct ing_kv){"queue.buffering.max.kbytes", ING_PRODUCER_QUEUE_KB};
+        if (ing_producer_new(&bounded, &p->prod, err, errlen) < 0)
+            goto out_free;
+        p->side_props[0] = (struct ing_kv){"queue.buffering.max.kbytes", "8192"};
+        if (ing_producer_new(&bounded, &p->side_prod, err, errlen) < 0)
             goto out_free;
     }
 
@@ -470,6 +478,12 @@ void ing_pipeline_stats(ing_pipeline *p, struct ing_stats *st)
         dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
     st->last_event_us = __atomic_load_n(&p->st.last_event_us, __ATOMIC_RELAXED);
     st->partitions = __atomic_load_n(&p->st.partitions, __ATOMIC_RELAXED);
+    {
+        struct ing_changelog_stats cs;
+
+        ing_changelog_get_stats(p->cl, &cs);
+        st->producer_waits = (p->prod ? ing_producer_queue_full(p->prod) : 0) + cs.queue_full;
+    }
     st->events = st->duplicates = 0;
     for (uint32_t i = 0; i < p->nshards; i++) {
         cor_shard_get_stats(p->shards[i], &ss);

@@ -58,10 +58,12 @@ struct fx {
     rd_kafka_t *prod; /* the test's own producer: its delivery reports give offsets */
     struct msgrec *recs;
     size_t nrecs, caprecs;
-    struct vgt_ledger ledger; /* produced in valid batches */
-    int groups;               /* for fresh consumer group names */
-    char offsets_key[128];    /* "<cluster id>/telemetry": how the pipeline names offsets */
-    int64_t block_max_age_us; /* for the pipelines started; 0: their default (5 s) */
+    struct vgt_ledger ledger;   /* produced in valid batches */
+    int groups;                 /* for fresh consumer group names */
+    char offsets_key[128];      /* "<cluster id>/telemetry": how the pipeline names offsets */
+    int64_t block_max_age_us;   /* for the pipelines started; 0: their default (5 s) */
+    const struct ing_kv *props; /* -X settings of the pipelines started */
+    size_t nprops;
 };
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -261,6 +263,8 @@ static ing_pipeline *pipeline_start(struct fx *f, const char *group, bool quick_
     cfg.db = f->db;
     cfg.commit_ms = 200;
     cfg.block_max_age_us = f->block_max_age_us;
+    cfg.kafka.props = f->props;
+    cfg.kafka.nprops = f->nprops;
     if (quick_rejoin)
         cfg.session_timeout_ms = 6000;
     if (ing_pipeline_new(&cfg, &p, err, sizeof(err)) != 0)
@@ -1063,6 +1067,111 @@ static void test_lost_changelog_record(void **state)
     check_timelines(f);
 }
 
+/* ---- f. a full producer queue ----------------------------------------------------- */
+
+/*
+ * The producer of alerts and changelog records has a bounded queue: when the broker falls
+ * behind, the writer waits for room instead of queueing without end. Here the queue is
+ * 64 KiB (-X queue.buffering.max.kbytes, as a user may set it; the default is 256 MiB) and
+ * the alert topics' broker answers STEADY_RTT_MS late, while a burst of batches, each event
+ * firing a rule, arrives with no pause. The writer must have waited (producer_waits), and
+ * nothing may be lost or stuck: every event stored once, every alert on the alerts topic
+ * once, and the stop commits every offset.
+ */
+#define BOUNDED_GROUP   "vigil-bounded"
+#define BOUNDED_BATCHES 200
+
+static void test_bounded_queue(void **state)
+{
+    static const struct ing_kv props[] = {{"queue.buffering.max.kbytes", "64"}};
+    struct fx *f = *state;
+    rd_kafka_mock_cluster_t *mc = ing_mock_cluster(f->mock);
+    struct alert_ids ai = {0};
+    struct ing_stats st;
+    ing_pipeline *p;
+    rd_kafka_t *c;
+    uint64_t seq = 1;
+    int64_t committed;
+    size_t n;
+
+    c = steady_setup(f, BOUNDED_GROUP, 2, 1);
+    assert_int_equal(rd_kafka_mock_broker_set_rtt(mc, 2, STEADY_RTT_MS), 0);
+    f->block_max_age_us = 100000;
+    f->props = props;
+    f->nprops = 1;
+    p = pipeline_start(f, BOUNDED_GROUP, false);
+    for (int i = 0; i < BOUNDED_BATCHES; i++)
+        produce_steady(f, &seq);
+    flush_all(f);
+    wait_events(p, 0, f->ledger.events, 0, &st);
+    ing_pipeline_stop(p);
+    ing_pipeline_stats(p, &st);
+    ing_pipeline_destroy(p);
+    f->props = NULL;
+    f->nprops = 0;
+    assert_int_equal(rd_kafka_mock_broker_set_rtt(mc, 2, 0), 0);
+    committed = group_committed(c);
+    rd_kafka_destroy(c);
+    print_message("  %llu events, %llu new alerts, %llu updates, %llu produces waited\n",
+                  (unsigned long long)st.events, (unsigned long long)alerts_new(&st),
+                  (unsigned long long)st.alerts_updated, (unsigned long long)st.producer_waits);
+    assert_true(st.producer_waits > 0);
+    assert_int_equal(st.events, f->ledger.events);
+    assert_int_equal(st.duplicates, 0);
+    assert_int_equal(committed, (int64_t)f->nrecs);
+    check_timelines(f);
+    n = read_topic(f, ALERT_TOPIC, on_alert_msg, &ai);
+    assert_true(alerts_new(&st) > 0);
+    assert_int_equal(n, alerts_new(&st));
+    assert_int_equal(ai.n, n);
+    for (size_t i = 0; i < ai.n; i++)
+        assert_int_equal(ai.count[i], 1);
+    free(ai.id);
+    free(ai.machine);
+    free(ai.title);
+    free(ai.count);
+}
+
+/*
+ * A record larger than the whole queue's bound can never be queued: it must fail (a
+ * changelog record: counted, and a full snapshot is asked for) instead of waiting for room
+ * forever, which stopped the writer and with it the pipeline. A 1 KiB bound is smaller
+ * than the machine's changelog snapshot; the stream must still be stored and the stop
+ * must end.
+ */
+static void test_record_over_queue_bound(void **state)
+{
+    static const struct ing_kv props[] = {{"queue.buffering.max.kbytes", "1"}};
+    struct fx *f = *state;
+    struct ing_changelog_stats cs;
+    struct ing_stats st;
+    ing_pipeline *p;
+    rd_kafka_t *c;
+    uint64_t seq = 1;
+
+    c = steady_setup(f, BOUNDED_GROUP "-1k", 1, 1);
+    f->block_max_age_us = 100000;
+    f->props = props;
+    f->nprops = 1;
+    p = pipeline_start(f, BOUNDED_GROUP "-1k", false);
+    for (int i = 0; i < 20; i++)
+        produce_steady(f, &seq);
+    flush_all(f);
+    wait_events(p, 0, f->ledger.events, 0, &st);
+    ing_pipeline_stop(p);
+    ing_pipeline_stats(p, &st);
+    ing_pipeline_changelog_stats(p, &cs);
+    ing_pipeline_destroy(p);
+    f->props = NULL;
+    f->nprops = 0;
+    rd_kafka_destroy(c);
+    print_message("  %llu changelog records failed, %llu produced\n", (unsigned long long)cs.failed,
+                  (unsigned long long)cs.produced);
+    assert_true(cs.failed > 0);
+    assert_int_equal(st.events, f->ledger.events);
+    check_timelines(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1071,6 +1180,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_input, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_steady_alerts_commit, fx_setup_two, fx_teardown),
         cmocka_unit_test_setup_teardown(test_lost_changelog_record, fx_setup_two, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bounded_queue, fx_setup_two, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_record_over_queue_bound, fx_setup_two, fx_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
