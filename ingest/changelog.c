@@ -266,6 +266,7 @@ int ing_changelog_put(ing_changelog *c, void *producer_rk, const struct cor_snap
     void *val = o->val;
     size_t len = o->val != NULL ? o->len : 0;
     rd_kafka_resp_err_t e;
+    int empty = 0;
 
     for (bool waited = false;; waited = true) {
         e = rd_kafka_producev(producer_rk, RD_KAFKA_V_TOPIC(c->name),
@@ -274,8 +275,10 @@ int ing_changelog_put(ing_changelog *c, void *producer_rk, const struct cor_snap
                               RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break;
-        /* Full with nothing queued: this record alone is larger than the queue's bound. */
-        if (rd_kafka_outq_len(producer_rk) == 0)
+        /* Full with nothing queued, three times running: this record alone is larger than
+         * the queue's bound (as in ing_produce_opaque). */
+        empty = rd_kafka_outq_len(producer_rk) == 0 ? empty + 1 : 0;
+        if (empty == ING_QUEUE_FULL_EMPTY)
             break;
         if (!waited)
             cl_stat_add(&c->st.queue_full, 1);

@@ -178,6 +178,7 @@ int ing_produce_opaque(ing_producer *p, const char *topic, const void *key, size
     rd_kafka_headers_t *hdrs = NULL;
     rd_kafka_resp_err_t e;
     bool waited = false;
+    int empty = 0;
 
     for (;;) {
         if (nheaders) {
@@ -198,9 +199,11 @@ int ing_produce_opaque(ing_producer *p, const char *topic, const void *key, size
             vg_log(VG_LOG_ERROR, "kafka", "produce to %s: %s", topic, rd_kafka_err2str(e));
             return -VG_EKAFKA;
         }
-        /* Full with nothing queued: the message alone is larger than the queue's bound and
-         * would wait forever. */
-        if (rd_kafka_outq_len(p->rk) == 0) {
+        /* Full with nothing queued, three times running (once could be another thread's
+         * poll emptying the queue just then): the message alone is larger than the queue's
+         * bound and would wait forever. */
+        empty = rd_kafka_outq_len(p->rk) == 0 ? empty + 1 : 0;
+        if (empty == ING_QUEUE_FULL_EMPTY) {
             vg_log(VG_LOG_ERROR, "kafka",
                    "produce to %s: a message of %zu bytes does not fit the producer's queue "
                    "(queue.buffering.max.kbytes)",
