@@ -192,6 +192,7 @@ static void collect_vigil(void *ctx, struct api_metrics_out *out)
     st.lost_upstream = 7;
     st.last_event_us = INT64_C(1767225600) * VG_US_PER_SEC + 500000;
     st.partitions = 3;
+    st.producer_waits = 11;
     sh[0].in_depth = 17;
     sh[1].in_depth = 0;
     sh[1].machines = 9;
@@ -219,6 +220,7 @@ static void test_vigil_families(void **state)
         "vigil_alerts_total{severity=\"Low\"} 0\n",
         "vigil_alerts_total{severity=\"High\"} 4\n",
         "vigil_lost_upstream_total 7\n",
+        "vigil_producer_queue_waits_total 11\n",
         "vigil_last_event_timestamp_seconds 1767225600.5\n",
         "vigil_partitions_assigned 3\n",
         "vigil_ring_depth{shard=\"0\"} 17\n",
