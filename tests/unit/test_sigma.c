@@ -867,15 +867,18 @@ static void test_exact_values(void **state)
 }
 
 /* Short fields (here Image and ParentImage) are scanned as one buffer (sig_bucket.comb):
- * a literal of one field found in the other, or straddling the two, must not hit. */
+ * a literal of one field found in the other, or straddling the two, must not hit, and one
+ * found in another field first must still hit in its own. */
 static void test_combined_fields(void **state)
 {
     static const char *const p[][2] = {
         {"C:\\zz-", "yy\\x"},     {"yy\\x", "C:\\zz-"},   {"C:\\x", "C:\\qq1"},
         {"C:\\qq3.exe", "C:\\y"}, {"C:\\x", "C:\\PP5"},   {"C:\\zz-yy", "C:\\pp2"},
-        {"C:\\pp1", "C:\\qq2"},   {"C:\\qq4", "C:\\qq4"},
+        {"C:\\pp1", "C:\\qq2"},   {"C:\\qq4", "C:\\qq4"}, {"C:\\pp3", "C:\\pp3"},
     };
-    static const int want[] = {0, 0, 0, 1, 1, 2, 0, 1};
+    /* The last: ParentImage's literal occurs first in Image, then in its own field; only
+     * every occurrence being reported (no single-match) finds the second. */
+    static const int want[] = {0, 0, 0, 1, 1, 2, 0, 1, 1};
     static const char det[] = "    a:\n        Image|contains: [qq1, qq2, qq3, qq4, qq5, zz-yy]\n"
                               "    b:\n        ParentImage|contains: [pp1, pp2, pp3, pp4, pp5]\n"
                               "    condition: a\n";
