@@ -254,15 +254,24 @@ static void rq_cond(struct rq_ctx *x, const struct sig_cnode *c, struct rq_set *
 
 /* ---- per rule ----------------------------------------------------------------------- */
 
+/* A whole value "true" or "false" (Initiated, ...): half of a boolean field's events carry
+ * it, however long the word. */
+static bool rq_boolean(const struct sig_matcher *m)
+{
+    return !m->is_re && m->vlit && m->pos == SIG_EXACT &&
+           ((m->nlit == 4 && strncasecmp((const char *)m->lit, "true", 4) == 0) ||
+            (m->nlit == 5 && strncasecmp((const char *)m->lit, "false", 5) == 0));
+}
+
 /* How rare a clause's hits should be: its shortest prefilter literal (regexes count as
- * short), longer is rarer; then fewer matchers. */
+ * short, a boolean value as the shortest), longer is rarer; then fewer matchers. */
 static size_t rq_rarity(const struct cor_ruleset *rs, const struct rq_clause *c)
 {
     size_t k, best = SIZE_MAX;
 
     for (k = 0; k < c->n; k++) {
         const struct sig_matcher *m = &rs->m[c->m[k]];
-        size_t len = m->is_re ? 2 : m->npre;
+        size_t len = rq_boolean(m) ? 0 : m->is_re ? 2 : m->npre;
         if (len < best)
             best = len;
     }

@@ -293,6 +293,48 @@ static void test_cidr(void **state)
     assert_int_equal(fire_ls(ls, d, &v), 0);
 }
 
+/* A boolean value ('true') is never the rule's trigger when another clause can be: the
+ * port list wakes the rule, so an outbound connection to another port wakes nothing; and
+ * the rule still needs both. */
+static void test_boolean_not_trigger(void **state)
+{
+    const char *ls = "    product: windows\n    category: network_connection\n";
+    const char *d = "    sel:\n        Initiated: 'true'\n"
+                    "        DestinationPort:\n            - 4444\n            - 5555\n"
+                    "    condition: sel\n";
+    struct vg_evview v = ev(VG_CAT_NETWORK_CONNECTION, VIGIL__OS__OS_WINDOWS);
+    char text[4096], *dir = vgt_tmpdir("sigma");
+    struct cor_load_summary sum;
+    size_t i, ntrig = 0, nbool_trig = 0;
+    cor_ruleset *rs;
+
+    (void)state;
+    rule_text(text, sizeof(text), "66666666-6666-6666-6666-666666666666", ls, d);
+    vgt_write_file(dir, "r.yml", text);
+    rs = load_dir(dir, &sum);
+    assert_int_equal(sum.loaded, 1);
+    for (i = 0; i < rs->nm; i++) {
+        const struct sig_matcher *m = &rs->m[i];
+        bool boolean = m->nlit == 4 && memcmp(m->lit, "true", 4) == 0;
+
+        ntrig += m->trigger && !m->lazy;
+        nbool_trig += boolean && m->trigger && !m->lazy;
+    }
+    assert_int_equal(ntrig, 2); /* the two ports */
+    assert_int_equal(nbool_trig, 0);
+    cor_ruleset_unref(rs);
+    vgt_rmtree(dir);
+    free(dir);
+    set(&v, VG_F_INITIATED, "true");
+    set(&v, VG_F_DESTINATION_PORT, "4444");
+    assert_int_equal(fire_ls(ls, d, &v), 1);
+    set(&v, VG_F_DESTINATION_PORT, "443");
+    assert_int_equal(fire_ls(ls, d, &v), 0);
+    set(&v, VG_F_INITIATED, "false");
+    set(&v, VG_F_DESTINATION_PORT, "5555");
+    assert_int_equal(fire_ls(ls, d, &v), 0);
+}
+
 /* The parsed address is kept for the next cidr matcher of the same event only: an event
  * whose value lies at the same address with other bytes is parsed again. */
 static void test_cidr_reparsed_per_event(void **state)
@@ -989,6 +1031,7 @@ int main(void)
         cmocka_unit_test(test_windash),
         cmocka_unit_test(test_cidr),
         cmocka_unit_test(test_cidr_reparsed_per_event),
+        cmocka_unit_test(test_boolean_not_trigger),
         cmocka_unit_test(test_exists),
         cmocka_unit_test(test_numeric_compare),
         cmocka_unit_test(test_fieldref),
