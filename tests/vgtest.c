@@ -91,6 +91,17 @@ void vgt_write_file(const char *dir, const char *name, const char *text)
     assert_int_equal(fclose(f), 0);
 }
 
+uint8_t *vgt_pack_event(const Vigil__Event *ev, size_t *len)
+{
+    uint8_t *buf;
+
+    *len = vigil__event__get_packed_size(ev);
+    buf = malloc(*len ? *len : 1);
+    assert_non_null(buf);
+    assert_int_equal(vigil__event__pack(ev, buf), *len);
+    return buf;
+}
+
 pid_t vgt_spawn(const char *log, const char *const *argv)
 {
     pid_t pid = fork();

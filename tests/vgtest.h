@@ -45,6 +45,10 @@ double vgt_elapsed_s(uint64_t t0);
 #include "correlate.h"
 #include "rules.h"
 #include "storage.h"
+
+/* Packs ev into a buffer of exactly its packed size (ASan sees any over-read); malloc'd,
+ * asserts. */
+uint8_t *vgt_pack_event(const Vigil__Event *ev, size_t *len);
 #include "telemetry.pb-c.h"
 #include "vg.h"
 

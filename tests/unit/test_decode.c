@@ -137,17 +137,6 @@ static uint8_t *pack_batch(const Vigil__TelemetryBatch *b, size_t *len)
     return buf;
 }
 
-static uint8_t *pack_event(const Vigil__Event *ev, size_t *len)
-{
-    uint8_t *buf;
-
-    *len = vigil__event__get_packed_size(ev);
-    buf = malloc(*len ? *len : 1);
-    assert_non_null(buf);
-    assert_int_equal(vigil__event__pack(ev, buf), *len);
-    return buf;
-}
-
 struct fixture {
     vg_arena *a;
     struct ing_limits l;
@@ -244,7 +233,7 @@ static void test_valid_batch(void **state)
     for (size_t i = 0; i < b->n_events; i++) {
         const Vigil__Event *e = b->events[i], *want = &t.ev[i].ev;
         size_t elen;
-        uint8_t *ebuf = pack_event(want, &elen);
+        uint8_t *ebuf = vgt_pack_event(want, &elen);
         Vigil__Event *re;
 
         assert_int_equal(e->seq, 100 + i);
@@ -315,7 +304,7 @@ static void test_valid_interleaved(void **state)
 
     tbatch_init(&t, 3);
     for (int i = 0; i < 3; i++)
-        ev[i] = pack_event(&t.ev[i].ev, &elen[i]);
+        ev[i] = vgt_pack_event(&t.ev[i].ev, &elen[i]);
     /* event 0 */
     n = put_event(msg, n, ev[0], elen[0]);
     /* tenant */

@@ -27,21 +27,10 @@
 #include "vg.h"
 #include "vgtest.h"
 
-static uint8_t *pack_event(const Vigil__Event *ev, size_t *len)
-{
-    uint8_t *buf;
-
-    *len = vigil__event__get_packed_size(ev);
-    buf = malloc(*len ? *len : 1);
-    assert_non_null(buf);
-    assert_int_equal(vigil__event__pack(ev, buf), *len);
-    return buf;
-}
-
 static bool same_packed(const Vigil__Event *a, const Vigil__Event *b)
 {
     size_t la, lb;
-    uint8_t *pa = pack_event(a, &la), *pb = pack_event(b, &lb);
+    uint8_t *pa = vgt_pack_event(a, &la), *pb = vgt_pack_event(b, &lb);
     bool same = la == lb && memcmp(pa, pb, la) == 0;
 
     free(pa);
@@ -79,7 +68,7 @@ static bool check_record(const uint8_t *p, size_t len, bool canonical)
         uint8_t *again;
 
         assert_non_null(fast);
-        again = pack_event(fast, &l2);
+        again = vgt_pack_event(fast, &l2);
         assert_int_equal(l2, len);
         assert_memory_equal(again, p, len);
         free(again);
@@ -196,7 +185,7 @@ static size_t full_records(uint8_t **recs, size_t *lens, size_t cap)
         assert_non_null(ev);
         vigil__event__init(ev);
         fill_message(a, &ev->base, &ctr, k < nk ? kinds[k] : -1);
-        recs[n] = pack_event(ev, &lens[n]);
+        recs[n] = vgt_pack_event(ev, &lens[n]);
         n++;
         vg_arena_destroy(a);
     }
@@ -336,7 +325,7 @@ static void test_simulated(void **state)
     while ((rc = bench_sim_next(sim, a, &b)) == 1) {
         for (size_t i = 0; i < b->n_events; i++) {
             size_t len;
-            uint8_t *rec = pack_event(b->events[i], &len);
+            uint8_t *rec = vgt_pack_event(b->events[i], &len);
 
             assert_true(check_record(rec, len, true));
             free(rec);
@@ -381,7 +370,7 @@ static void test_real(void **state)
         while ((rc = ing_import_next(im, a, 64, &b)) == 1) {
             for (size_t i = 0; i < b->n_events; i++) {
                 size_t len;
-                uint8_t *rec = pack_event(b->events[i], &len);
+                uint8_t *rec = vgt_pack_event(b->events[i], &len);
 
                 took += check_record(rec, len, false);
                 with_extra += b->events[i]->n_extra > 0;
