@@ -8,8 +8,8 @@
  * blocks from where the seek landed. It does not decode them: it walks each serialized
  * batch's wire format for every event's (ts, seq) and byte range (a few nanoseconds an
  * event), keeps the events inside [from, to], sorts them by (ts, seq), drops re-delivered
- * duplicates, and unpacks an event only when it is handed out. A page of 1,000 events thus
- * unpacks 1,000 events, not the whole day.
+ * duplicates, and unpacks an event only when it is handed out (vg_event_unpack: one pass
+ * into the arena). A page of 1,000 events thus unpacks 1,000 events, not the whole day.
  *
  * sto_tl_open_ahead puts the reading on a helper thread ("vg-tl-ahead"): it walks the days
  * and unpacks events into slots of STO_AHEAD_EVENTS, up to STO_AHEAD_SLOTS ahead, while
