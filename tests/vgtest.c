@@ -91,6 +91,17 @@ void vgt_write_file(const char *dir, const char *name, const char *text)
     assert_int_equal(fclose(f), 0);
 }
 
+uint8_t *vgt_pack_batch(const Vigil__TelemetryBatch *b, size_t *len)
+{
+    uint8_t *buf;
+
+    *len = vigil__telemetry_batch__get_packed_size(b);
+    buf = malloc(*len ? *len : 1);
+    assert_non_null(buf);
+    assert_int_equal(vigil__telemetry_batch__pack(b, buf), *len);
+    return buf;
+}
+
 uint8_t *vgt_pack_event(const Vigil__Event *ev, size_t *len)
 {
     uint8_t *buf;
@@ -276,25 +287,27 @@ static void vgt_release_nothing(void *ctx, struct cor_in *in)
     (void)in;
 }
 
-void vgt_rules_shard(const char *tag, const char *const *yaml, size_t n, char **dir,
-                     cor_ruleset **rs, cor_shard **s)
+struct vgt_rules_shard *vgt_rules_shard_new(const char *tag, const char *const *yaml, size_t n)
 {
+    struct vgt_rules_shard *f = calloc(1, sizeof(*f));
     struct cor_shard_cfg cfg = {.nshards = 1, .release = vgt_release_nothing};
     struct cor_load_summary sum;
     const char *dirs[1];
     char name[32], err[256] = "";
 
-    *dir = vgt_tmpdir(tag);
+    assert_non_null(f);
+    f->dir = vgt_tmpdir(tag);
     for (size_t i = 0; i < n; i++) {
         snprintf(name, sizeof(name), "r%zu.yml", i);
-        vgt_write_file(*dir, name, yaml[i]);
+        vgt_write_file(f->dir, name, yaml[i]);
     }
-    dirs[0] = *dir;
-    if (cor_ruleset_load(dirs, 1, rs, &sum, err, sizeof(err)) != 0)
+    dirs[0] = f->dir;
+    if (cor_ruleset_load(dirs, 1, &f->rs, &sum, err, sizeof(err)) != 0)
         fail_msg("rules: %s", err);
     assert_int_equal(sum.loaded, n);
-    cfg.rules = *rs;
-    assert_int_equal(cor_shard_new(&cfg, s), 0);
+    cfg.rules = f->rs;
+    assert_int_equal(cor_shard_new(&cfg, &f->s), 0);
+    return f;
 }
 
 void vgt_shard_process_event(cor_shard *s, Vigil__Event *ev)
@@ -314,12 +327,15 @@ void vgt_shard_process_event(cor_shard *s, Vigil__Event *ev)
     cor_shard_process(s, &in);
 }
 
-void vgt_rules_shard_free(char *dir, cor_ruleset *rs, cor_shard *s)
+void vgt_rules_shard_free(struct vgt_rules_shard *f)
 {
-    cor_shard_destroy(s);
-    cor_ruleset_unref(rs);
-    if (dir != NULL) {
-        vgt_rmtree(dir);
-        free(dir);
+    if (f == NULL)
+        return;
+    cor_shard_destroy(f->s);
+    cor_ruleset_unref(f->rs);
+    if (f->dir != NULL) {
+        vgt_rmtree(f->dir);
+        free(f->dir);
     }
+    free(f);
 }

@@ -49,6 +49,8 @@ double vgt_elapsed_s(uint64_t t0);
 /* Packs ev into a buffer of exactly its packed size (ASan sees any over-read); malloc'd,
  * asserts. */
 uint8_t *vgt_pack_event(const Vigil__Event *ev, size_t *len);
+/* The same for a batch. */
+uint8_t *vgt_pack_batch(const Vigil__TelemetryBatch *b, size_t *len);
 #include "telemetry.pb-c.h"
 #include "vg.h"
 
@@ -73,13 +75,19 @@ void vgt_ledger_check(const struct vgt_ledger *l, sto_db *db, const char *what);
 void vgt_ledger_free(struct vgt_ledger *l); /* a zeroed ledger is fine */
 
 /* A one-shard correlator over rules written to a temporary directory, for tests that
- * drive it with cor_shard_process: writes yaml[i] as DIR/r<i>.yml, loads them (every one
- * must load) and makes the shard (no thread; its release callback does nothing). Asserts. */
-void vgt_rules_shard(const char *tag, const char *const *yaml, size_t n, char **dir,
-                     cor_ruleset **rs, cor_shard **s);
+ * drive it with cor_shard_process: vgt_rules_shard_new writes yaml[i] as DIR/r<i>.yml,
+ * loads them (every one must load) and makes the shard (no thread; its release callback
+ * does nothing). Asserts. seq is the tests' own event counter. */
+struct vgt_rules_shard {
+    char *dir;
+    cor_ruleset *rs;
+    cor_shard *s;
+    uint64_t seq;
+};
+struct vgt_rules_shard *vgt_rules_shard_new(const char *tag, const char *const *yaml, size_t n);
 /* Processes ev as a batch of its own, of machine "m" of tenant "t" (Windows). */
 void vgt_shard_process_event(cor_shard *s, Vigil__Event *ev);
-/* Frees what vgt_rules_shard made. */
-void vgt_rules_shard_free(char *dir, cor_ruleset *rs, cor_shard *s);
+/* Frees what vgt_rules_shard_new made; NULL is fine. */
+void vgt_rules_shard_free(struct vgt_rules_shard *f);
 
 #endif

@@ -238,10 +238,7 @@ static void produce_batch(struct fx *f, Vigil__Event **evs, size_t n)
     b.first_seq = evs[0]->seq;
     b.events = evs;
     b.n_events = n;
-    len = vigil__telemetry_batch__get_packed_size(&b);
-    buf = malloc(len);
-    assert_non_null(buf);
-    vigil__telemetry_batch__pack(&b, buf);
+    buf = vgt_pack_batch(&b, &len);
     assert_int_equal(ing_produce(f->prod, "telemetry", MACHINE, strlen(MACHINE), buf, len, NULL, 0),
                      0);
     free(buf);

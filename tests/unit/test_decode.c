@@ -125,18 +125,6 @@ static void tbatch_init(struct tbatch *t, size_t n)
     t->b.events = n ? t->evp : NULL;
 }
 
-/* Packs into a buffer of exactly the packed size (ASan sees any over-read); malloc'd. */
-static uint8_t *pack_batch(const Vigil__TelemetryBatch *b, size_t *len)
-{
-    uint8_t *buf;
-
-    *len = vigil__telemetry_batch__get_packed_size(b);
-    buf = malloc(*len ? *len : 1);
-    assert_non_null(buf);
-    assert_int_equal(vigil__telemetry_batch__pack(b, buf), *len);
-    return buf;
-}
-
 struct fixture {
     vg_arena *a;
     struct ing_limits l;
@@ -179,7 +167,7 @@ static void expect_reject(struct fixture *f, const Vigil__TelemetryBatch *b, int
                           const char *frag1, const char *frag2)
 {
     size_t len;
-    uint8_t *buf = pack_batch(b, &len);
+    uint8_t *buf = vgt_pack_batch(b, &len);
     int got = dec(f, buf, len);
 
     if (got != rc || strstr(f->reason, frag1) == NULL ||
@@ -196,7 +184,7 @@ static void expect_reject(struct fixture *f, const Vigil__TelemetryBatch *b, int
 static void expect_ok(struct fixture *f, const Vigil__TelemetryBatch *b)
 {
     size_t len;
-    uint8_t *buf = pack_batch(b, &len);
+    uint8_t *buf = vgt_pack_batch(b, &len);
     int got = dec(f, buf, len);
 
     if (got != 0)
@@ -218,7 +206,7 @@ static void test_valid_batch(void **state)
     uint8_t *buf;
 
     tbatch_init(&t, 6);
-    buf = pack_batch(&t.b, &len);
+    buf = vgt_pack_batch(&t.b, &len);
     assert_int_equal(dec(f, buf, len), 0);
     b = f->out.batch;
     assert_non_null(b);
@@ -309,7 +297,7 @@ static void test_valid_interleaved(void **state)
     n = put_event(msg, n, ev[0], elen[0]);
     /* tenant */
     only.tenant_id = TENANT;
-    piece = pack_batch(&only, &plen);
+    piece = vgt_pack_batch(&only, &plen);
     memcpy(msg + n, piece, plen);
     n += plen;
     free(piece);
@@ -319,7 +307,7 @@ static void test_valid_interleaved(void **state)
     n += sizeof(unknown);
     vigil__telemetry_batch__init(&only);
     only.machine_id = MACHINE;
-    piece = pack_batch(&only, &plen);
+    piece = vgt_pack_batch(&only, &plen);
     memcpy(msg + n, piece, plen);
     n += plen;
     free(piece);
@@ -429,7 +417,7 @@ static void test_truncated_prefixes(void **state)
             one.events = &t.evp[field - 7];
             break;
         }
-        piece = pack_batch(&one, &plen);
+        piece = vgt_pack_batch(&one, &plen);
         assert_true(plen > 0);
         msg = realloc(msg, len + plen);
         assert_non_null(msg);
@@ -596,7 +584,7 @@ static void test_oversized_field(void **state)
     tbatch_init(&t, 1);
     t.ev[0].child.command_line = cmd;
     f->l.max_message_bytes = 64u << 20;
-    buf = pack_batch(&t.b, &len);
+    buf = vgt_pack_batch(&t.b, &len);
     assert_true(len > big && len < f->l.max_message_bytes);
     assert_int_equal(dec(f, buf, len), -VG_EINVAL);
     assert_string_equal(f->reason, "event 0: field command_line is oversized or not UTF-8");
@@ -668,7 +656,7 @@ static void test_message_limit(void **state)
     char want[128];
 
     tbatch_init(&t, 4);
-    buf = pack_batch(&t.b, &len);
+    buf = vgt_pack_batch(&t.b, &len);
     f->l.max_message_bytes = len;
     assert_int_equal(dec(f, buf, len), 0);
     f->l.max_message_bytes = len - 1;

@@ -29,33 +29,20 @@ static const char *const rules_yaml[] = {
     "vigil: {suppress: true}\n",
 };
 
-struct fx {
-    char *dir;
-    cor_ruleset *rs;
-    cor_shard *s;
-};
-
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-
-    assert_non_null(f);
-    vgt_rules_shard("fold", rules_yaml, VG_ARRAY_SIZE(rules_yaml), &f->dir, &f->rs, &f->s);
-    *state = f;
+    *state = vgt_rules_shard_new("fold", rules_yaml, VG_ARRAY_SIZE(rules_yaml));
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct fx *f = *state;
-
-    vgt_rules_shard_free(f->dir, f->rs, f->s);
-    free(f);
+    vgt_rules_shard_free(*state);
     return 0;
 }
 
 /* One batch: a parent (pid 100) starting a child with the command line, at ts. */
-static void feed(struct fx *f, uint64_t seq, int64_t ts, uint32_t pid, const char *cmd)
+static void feed(struct vgt_rules_shard *f, uint64_t seq, int64_t ts, uint32_t pid, const char *cmd)
 {
     Vigil__Event ev = VIGIL__EVENT__INIT;
     Vigil__ProcessRef parent = VIGIL__PROCESS_REF__INIT, child = VIGIL__PROCESS_REF__INIT;
@@ -78,7 +65,7 @@ static void feed(struct fx *f, uint64_t seq, int64_t ts, uint32_t pid, const cha
 }
 
 /* The new alerts and folded updates of everything so far, by rule id. */
-static void drain(struct fx *f, const char *rule_id, unsigned *nnew, unsigned *nupd)
+static void drain(struct vgt_rules_shard *f, const char *rule_id, unsigned *nnew, unsigned *nupd)
 {
     struct cor_barrier *b = cor_barrier_new(1, true, NULL, 0, 1);
     struct cor_in in = {.is_barrier = true, .barrier = b};
@@ -101,7 +88,7 @@ static void drain(struct fx *f, const char *rule_id, unsigned *nnew, unsigned *n
 
 static void test_window(void **state)
 {
-    struct fx *f = *state;
+    struct vgt_rules_shard *f = *state;
     unsigned nnew, nupd;
 
     /* Three children of one parent in the first minute: one alert (grouped by parent). */
@@ -121,7 +108,7 @@ static void test_window(void **state)
 
 static void test_suppress(void **state)
 {
-    struct fx *f = *state;
+    struct vgt_rules_shard *f = *state;
     unsigned nnew, nupd;
     uint64_t hits, alerts;
     const struct cor_rule_info *ri = NULL;

@@ -66,19 +66,11 @@ static const char *const rules_yaml[] = {
     "    Image|endswith: '\\whoami.exe'\n  condition: sel\n",
 };
 
-struct fx {
-    char *dir;
-    cor_ruleset *rs;
-    cor_shard *s;
-    uint64_t seq;
-};
-
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
+    struct vgt_rules_shard *f =
+        vgt_rules_shard_new("lineage", rules_yaml, VG_ARRAY_SIZE(rules_yaml));
 
-    assert_non_null(f);
-    vgt_rules_shard("lineage", rules_yaml, VG_ARRAY_SIZE(rules_yaml), &f->dir, &f->rs, &f->s);
     assert_true(cor_ruleset_uses_lineage(f->rs, -1));
     assert_true(cor_ruleset_uses_lineage(f->rs, VG_CAT_PROCESS_CREATION));
     assert_true(cor_ruleset_uses_lineage(f->rs, VG_CAT_NETWORK_CONNECTION));
@@ -89,14 +81,11 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    struct fx *f = *state;
-
-    vgt_rules_shard_free(f->dir, f->rs, f->s);
-    free(f);
+    vgt_rules_shard_free(*state);
     return 0;
 }
 
-static void feed_event(struct fx *f, Vigil__Event *ev)
+static void feed_event(struct vgt_rules_shard *f, Vigil__Event *ev)
 {
     ev->seq = ++f->seq;
     vgt_shard_process_event(f->s, ev);
@@ -104,8 +93,9 @@ static void feed_event(struct fx *f, Vigil__Event *ev)
 
 /* parent (ppid, pimage) starts (pid, image, cmd) at T0 + pid ms; the event carries one
  * extra entry when xkey is given. */
-static void spawn_x(struct fx *f, uint32_t ppid, const char *pimage, const char *pcmd, uint32_t pid,
-                    const char *image, const char *cmd, const char *xkey, const char *xval)
+static void spawn_x(struct vgt_rules_shard *f, uint32_t ppid, const char *pimage, const char *pcmd,
+                    uint32_t pid, const char *image, const char *cmd, const char *xkey,
+                    const char *xval)
 {
     Vigil__Event ev = VIGIL__EVENT__INIT;
     Vigil__ProcessRef parent = VIGIL__PROCESS_REF__INIT, child = VIGIL__PROCESS_REF__INIT;
@@ -135,7 +125,7 @@ static void spawn_x(struct fx *f, uint32_t ppid, const char *pimage, const char 
 }
 
 /* A connection by process (pid, image) at T0 + 1000 s. */
-static void connect_by(struct fx *f, uint32_t pid, const char *image)
+static void connect_by(struct vgt_rules_shard *f, uint32_t pid, const char *image)
 {
     Vigil__Event ev = VIGIL__EVENT__INIT;
     Vigil__ProcessRef actor = VIGIL__PROCESS_REF__INIT;
@@ -154,14 +144,14 @@ static void connect_by(struct fx *f, uint32_t pid, const char *image)
 }
 
 /* parent (ppid, pimage) starts (pid, image, cmd) at T0 + pid ms. */
-static void spawn(struct fx *f, uint32_t ppid, const char *pimage, const char *pcmd, uint32_t pid,
-                  const char *image, const char *cmd)
+static void spawn(struct vgt_rules_shard *f, uint32_t ppid, const char *pimage, const char *pcmd,
+                  uint32_t pid, const char *image, const char *cmd)
 {
     spawn_x(f, ppid, pimage, pcmd, pid, image, cmd, NULL, NULL);
 }
 
 /* The pids (Alert trigger process) that raised the rule's alerts, in order, as "pid,pid". */
-static void alerts_of(struct fx *f, const char *rule_id, char *out, size_t cap)
+static void alerts_of(struct vgt_rules_shard *f, const char *rule_id, char *out, size_t cap)
 {
     struct cor_barrier *b = cor_barrier_new(1, true, NULL, 0, 1);
     struct cor_in in = {.is_barrier = true, .barrier = b};
@@ -187,7 +177,7 @@ static void alerts_of(struct fx *f, const char *rule_id, char *out, size_t cap)
 
 /* explorer (10) > WINWORD (20) > cmd (30) > powershell (40) > whoami (50); and apart,
  * explorer (10) > cmd (60) > powershell (70), which has no Word above it. */
-static void tree(struct fx *f)
+static void tree(struct vgt_rules_shard *f)
 {
     spawn(f, 4, "C:\\Windows\\System32\\userinit.exe", "userinit.exe", 10,
           "C:\\Windows\\explorer.exe", "C:\\Windows\\Explorer.EXE");
@@ -209,7 +199,7 @@ static void tree(struct fx *f)
 
 static void test_endswith_any_ancestor(void **state)
 {
-    struct fx *f = *state;
+    struct vgt_rules_shard *f = *state;
     char pids[128];
 
     tree(f);
@@ -220,7 +210,7 @@ static void test_endswith_any_ancestor(void **state)
 
 static void test_exact(void **state)
 {
-    struct fx *f = *state;
+    struct vgt_rules_shard *f = *state;
     char pids[128];
 
     tree(f);
@@ -231,7 +221,7 @@ static void test_exact(void **state)
 
 static void test_command_line(void **state)
 {
-    struct fx *f = *state;
+    struct vgt_rules_shard *f = *state;
     char pids[128];
 
     tree(f);
@@ -241,7 +231,7 @@ static void test_command_line(void **state)
 
 static void test_positions_stay_in_one_ancestor(void **state)
 {
-    struct fx *f = *state;
+    struct vgt_rules_shard *f = *state;
     char pids[128];
 
     tree(f);
@@ -252,7 +242,7 @@ static void test_positions_stay_in_one_ancestor(void **state)
 
 static void test_wildcards_stay_in_one_ancestor(void **state)
 {
-    struct fx *f = *state;
+    struct vgt_rules_shard *f = *state;
     char pids[128];
 
     tree(f);
@@ -264,7 +254,7 @@ static void test_wildcards_stay_in_one_ancestor(void **state)
 
 static void test_startswith_later_ancestor(void **state)
 {
-    struct fx *f = *state;
+    struct vgt_rules_shard *f = *state;
     char pids[128];
 
     tree(f);
@@ -278,7 +268,7 @@ static void test_startswith_later_ancestor(void **state)
  * ancestors' command lines, which keywords do not search. */
 static void test_keywords_not_ancestors(void **state)
 {
-    struct fx *f = *state;
+    struct vgt_rules_shard *f = *state;
     char pids[128];
 
     tree(f);
@@ -289,7 +279,7 @@ static void test_keywords_not_ancestors(void **state)
 /* A network event: the acting process's ancestors. */
 static void test_other_category(void **state)
 {
-    struct fx *f = *state;
+    struct vgt_rules_shard *f = *state;
     char pids[128];
 
     tree(f);
@@ -303,7 +293,7 @@ static void test_other_category(void **state)
  * lineage (PowerShell 70 has no Word above it). */
 static void test_event_cannot_supply_lineage(void **state)
 {
-    struct fx *f = *state;
+    struct vgt_rules_shard *f = *state;
     char pids[128];
 
     tree(f);
@@ -318,7 +308,7 @@ static void test_event_cannot_supply_lineage(void **state)
  * "X<RS>C:\Windows\explorer.exe" is not explorer.exe. */
 static void test_separator_in_value(void **state)
 {
-    struct fx *f = *state;
+    struct vgt_rules_shard *f = *state;
     char pids[128];
 
     spawn(f, 4, "C:\\x\\init.exe", "init", 110,

@@ -59,10 +59,7 @@ static void put_machine(sto_wbatch *wb, struct fx *f, int m)
         tb.machine_id = id;
         tb.n_events = NPERBLK;
         tb.events = pev;
-        len = vigil__telemetry_batch__get_packed_size(&tb);
-        buf = malloc(len);
-        assert_non_null(buf);
-        vigil__telemetry_batch__pack(&tb, buf);
+        buf = vgt_pack_batch(&tb, &len);
         sto_put_block(wb, f->mkey[m], evs[0].ts_us, evs[0].seq, buf, len);
         free(buf);
     }

@@ -26,35 +26,22 @@ static const char rule_yaml[] = "title: Every child of a parent\n"
                                 "  condition: sel\n"
                                 "vigil: {group: parent}\n";
 
-struct fx {
-    char *dir;
-    cor_ruleset *rs;
-    cor_shard *s;
-    uint64_t seq;
-};
-
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
     const char *const yaml[] = {rule_yaml};
 
-    assert_non_null(f);
-    vgt_rules_shard("unitalerts", yaml, 1, &f->dir, &f->rs, &f->s);
-    *state = f;
+    *state = vgt_rules_shard_new("unitalerts", yaml, 1);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct fx *f = *state;
-
-    vgt_rules_shard_free(f->dir, f->rs, f->s);
-    free(f);
+    vgt_rules_shard_free(*state);
     return 0;
 }
 
 /* Parent `parent` starts child `child` at ts: a match folded into the parent's alert. */
-static void feed(struct fx *f, uint32_t parent, uint32_t child, int64_t ts)
+static void feed(struct vgt_rules_shard *f, uint32_t parent, uint32_t child, int64_t ts)
 {
     Vigil__Event ev = VIGIL__EVENT__INIT;
     Vigil__ProcessRef pp = VIGIL__PROCESS_REF__INIT, cp = VIGIL__PROCESS_REF__INIT;
@@ -83,7 +70,7 @@ static int id_cmp(const void *x, const void *y)
 
 /* Seals a unit and checks it: NPARENTS alerts, distinct ids, each with `evidence` events,
  * its newest span_us after its first, new or not as asked. */
-static void check_unit(struct fx *f, size_t evidence, int64_t span_us, bool is_new)
+static void check_unit(struct vgt_rules_shard *f, size_t evidence, int64_t span_us, bool is_new)
 {
     struct cor_barrier *b = cor_barrier_new(1, true, NULL, 0, 1);
     struct cor_in in = {.is_barrier = true, .barrier = b};
@@ -114,7 +101,7 @@ static void check_unit(struct fx *f, size_t evidence, int64_t span_us, bool is_n
 
 static void test_many_alerts_once_each(void **state)
 {
-    struct fx *f = *state;
+    struct vgt_rules_shard *f = *state;
     uint32_t child = 10000;
 
     /* Three rounds over every parent before the barrier: each alert created, then updated
