@@ -588,22 +588,27 @@ static bool sig_req_met(cor_scratch *s, const struct sig_rule *r, const struct v
     return true;
 }
 
+/* What a hit of one matcher does: stamps it and the required-hit clauses it satisfies,
+ * and wakes its rule when it is a trigger. */
+static inline void sig_act_apply(cor_scratch *s, const struct sig_act *a, const uint32_t *mcl)
+{
+    s->mstamp[a->mid] = s->gen;
+    for (uint32_t c = a->cl_from; c < a->cl_to; c++)
+        s->cstamp[mcl[c]] = s->gen;
+    if (a->wake != SIG_NO_RULE)
+        sig_candidate(s, a->wake);
+}
+
 static int sig_on_hit(unsigned int id, unsigned long long from, unsigned long long to,
                       unsigned int flags, void *ctx)
 {
     struct sig_scan_ctx *sc = ctx;
     cor_scratch *s = sc->s;
     const uint32_t *mcl = s->rs->mcl;
-    uint32_t k, c;
+    uint32_t k;
 
-    for (k = sc->d->first[id]; k < sc->d->first[id + 1]; k++) {
-        const struct sig_act *a = &sc->d->act[k];
-        s->mstamp[a->mid] = s->gen;
-        for (c = a->cl_from; c < a->cl_to; c++)
-            s->cstamp[mcl[c]] = s->gen;
-        if (a->wake != SIG_NO_RULE)
-            sig_candidate(s, a->wake);
-    }
+    for (k = sc->d->first[id]; k < sc->d->first[id + 1]; k++)
+        sig_act_apply(s, &sc->d->act[k], mcl);
     return 0;
 }
 
@@ -635,7 +640,7 @@ static int sig_on_comb(unsigned int id, unsigned long long from, unsigned long l
     const struct sig_comb *c = cc->c;
     const uint32_t *mcl = s->rs->mcl;
     unsigned long long start = to - c->plen[id];
-    uint32_t r, k, q;
+    uint32_t r, k;
 
     (void)from;
     (void)flags;
@@ -644,14 +649,8 @@ static int sig_on_comb(unsigned int id, unsigned long long from, unsigned long l
         if (start < s->gfrom[run->grp] || to > s->gto[run->grp] ||
             s->mstamp[c->act[run->act].mid] == s->gen)
             continue; /* another field, or reported there before */
-        for (k = run->act; k < run->act_to; k++) {
-            const struct sig_act *a = &c->act[k];
-            s->mstamp[a->mid] = s->gen;
-            for (q = a->cl_from; q < a->cl_to; q++)
-                s->cstamp[mcl[q]] = s->gen;
-            if (a->wake != SIG_NO_RULE)
-                sig_candidate(s, a->wake);
-        }
+        for (k = run->act; k < run->act_to; k++)
+            sig_act_apply(s, &c->act[k], mcl);
     }
     return 0;
 }

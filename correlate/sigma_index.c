@@ -559,19 +559,25 @@ static int sig_bucket_acts(cor_ruleset *rs, struct sig_bucket *b)
     return 0;
 }
 
-int sig_build_acts(cor_ruleset *rs)
+/* Applies fn to every bucket, categories of each OS then services; stops at an error. */
+static int sig_each_bucket(cor_ruleset *rs, int (*fn)(cor_ruleset *, struct sig_bucket *))
 {
     size_t i;
     int os, c, rc;
 
     for (os = 0; os < SIG_NOS; os++)
         for (c = 0; c < VG_CAT__COUNT; c++)
-            if ((rc = sig_bucket_acts(rs, &rs->cat[os][c])) < 0)
+            if ((rc = fn(rs, &rs->cat[os][c])) < 0)
                 return rc;
     for (i = 0; i < rs->nsvc; i++)
-        if ((rc = sig_bucket_acts(rs, &rs->svc[i])) < 0)
+        if ((rc = fn(rs, &rs->svc[i])) < 0)
             return rc;
     return 0;
+}
+
+int sig_build_acts(cor_ruleset *rs)
+{
+    return sig_each_bucket(rs, sig_bucket_acts);
 }
 
 /* ---- one database for a bucket's short fields --------------------------------------- */
@@ -704,17 +710,7 @@ out:
 
 int sig_build_comb(cor_ruleset *rs)
 {
-    size_t i;
-    int os, c, rc;
-
-    for (os = 0; os < SIG_NOS; os++)
-        for (c = 0; c < VG_CAT__COUNT; c++)
-            if ((rc = sig_comb_bucket(rs, &rs->cat[os][c])) < 0)
-                return rc;
-    for (i = 0; i < rs->nsvc; i++)
-        if ((rc = sig_comb_bucket(rs, &rs->svc[i])) < 0)
-            return rc;
-    return 0;
+    return sig_each_bucket(rs, sig_comb_bucket);
 }
 
 static void sig_mark_triggers(cor_ruleset *rs, const struct sig_rule *r, const struct sig_cnode *c,
@@ -880,19 +876,9 @@ static void sig_free_groups(cor_ruleset *rs)
 /* Routes the scanned matchers and compiles every bucket's databases. */
 static int sig_compile_all(cor_ruleset *rs)
 {
-    size_t i;
-    int os, c, rc;
+    int rc = sig_route_all(rs, 1);
 
-    if ((rc = sig_route_all(rs, 1)) < 0)
-        return rc;
-    for (os = 0; os < SIG_NOS; os++)
-        for (c = 0; c < VG_CAT__COUNT; c++)
-            if ((rc = sig_compile_bucket(rs, &rs->cat[os][c])) < 0)
-                return rc;
-    for (i = 0; i < rs->nsvc; i++)
-        if ((rc = sig_compile_bucket(rs, &rs->svc[i])) < 0)
-            return rc;
-    return 0;
+    return rc < 0 ? rc : sig_each_bucket(rs, sig_compile_bucket);
 }
 
 int sig_build_index(struct cor_ruleset *rs, char *err, size_t errlen)
