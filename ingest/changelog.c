@@ -275,14 +275,10 @@ int ing_changelog_put(ing_changelog *c, void *producer_rk, const struct cor_snap
                               RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break;
-        /* Full with nothing queued, three times running: this record alone is larger than
-         * the queue's bound (as in ing_produce_opaque). */
-        empty = rd_kafka_outq_len(producer_rk) == 0 ? empty + 1 : 0;
-        if (empty == ING_QUEUE_FULL_EMPTY)
-            break;
         if (!waited)
             cl_stat_add(&c->st.queue_full, 1);
-        rd_kafka_poll(producer_rk, 10);
+        if (!ing_queue_full_wait(producer_rk, &empty))
+            break; /* this record alone is larger than the queue's bound */
     }
     if (e) {
         vg_log(VG_LOG_ERROR, "ingest", "changelog %s[%d]: produce of %zu bytes: %s", c->name,

@@ -105,9 +105,6 @@ int ing_produce(ing_producer *p, const char *topic, const void *key, size_t keyl
 int ing_producer_flush(ing_producer *p, int timeout_ms);
 /* Messages that failed delivery permanently since creation. */
 uint64_t ing_producer_failed(const ing_producer *p);
-/* A produce that finds the queue (queue.buffering.max.*) full waits for deliveries; found
- * full this many times running with nothing queued, the message can never fit and fails. */
-#define ING_QUEUE_FULL_EMPTY 3
 /* Produces that found the queue full and waited for deliveries. */
 uint64_t ing_producer_queue_full(const ing_producer *p);
 void ing_producer_destroy(ing_producer *p); /* flushes up to 10 s first */

@@ -30,5 +30,11 @@ rd_kafka_conf_t *ing_conf_new(const struct ing_kafka_cfg *cfg, const char *broke
 int ing_produce_opaque(ing_producer *p, const char *topic, const void *key, size_t keylen,
                        const void *val, size_t vallen, const struct ing_kv *headers,
                        size_t nheaders, struct ing_delivery *opaque);
+/* After a produce on rk was refused for a full queue (queue.buffering.max.*): waits up to
+ * 10 ms for deliveries and returns true to try again, or false once the queue was found
+ * with nothing queued three times running (*empty counts them; start it at 0): the message
+ * alone is larger than the queue's bound and would wait forever. Once could be another
+ * thread's poll emptying the queue just then. */
+bool ing_queue_full_wait(rd_kafka_t *rk, int *empty);
 
 #endif

@@ -199,21 +199,16 @@ int ing_produce_opaque(ing_producer *p, const char *topic, const void *key, size
             vg_log(VG_LOG_ERROR, "kafka", "produce to %s: %s", topic, rd_kafka_err2str(e));
             return -VG_EKAFKA;
         }
-        /* Full with nothing queued, three times running (once could be another thread's
-         * poll emptying the queue just then): the message alone is larger than the queue's
-         * bound and would wait forever. */
-        empty = rd_kafka_outq_len(p->rk) == 0 ? empty + 1 : 0;
-        if (empty == ING_QUEUE_FULL_EMPTY) {
+        if (!waited)
+            __atomic_fetch_add(&p->queue_full, 1, __ATOMIC_RELAXED);
+        waited = true;
+        if (!ing_queue_full_wait(p->rk, &empty)) { /* backpressure: wait for deliveries */
             vg_log(VG_LOG_ERROR, "kafka",
                    "produce to %s: a message of %zu bytes does not fit the producer's queue "
                    "(queue.buffering.max.kbytes)",
                    topic, vallen);
             return -VG_EKAFKA;
         }
-        if (!waited)
-            __atomic_fetch_add(&p->queue_full, 1, __ATOMIC_RELAXED);
-        waited = true;
-        rd_kafka_poll(p->rk, 10); /* backpressure: wait for deliveries */
     }
     rd_kafka_poll(p->rk, 0);
     return 0;
@@ -234,6 +229,15 @@ int ing_producer_flush(ing_producer *p, int timeout_ms)
 uint64_t ing_producer_failed(const ing_producer *p)
 {
     return __atomic_load_n(&p->failed, __ATOMIC_RELAXED);
+}
+
+bool ing_queue_full_wait(rd_kafka_t *rk, int *empty)
+{
+    *empty = rd_kafka_outq_len(rk) == 0 ? *empty + 1 : 0;
+    if (*empty == 3)
+        return false;
+    rd_kafka_poll(rk, 10);
+    return true;
 }
 
 uint64_t ing_producer_queue_full(const ing_producer *p)
