@@ -96,8 +96,9 @@ void ing_mock_stop(ing_mock *m);
 typedef struct ing_producer ing_producer;
 
 int ing_producer_new(const struct ing_kafka_cfg *cfg, ing_producer **out, char *err, size_t errlen);
-/* Copies key and value. Blocks (polling) while the local queue is full. Header pairs may be
- * NULL. Returns 0 or -VG_EKAFKA. Safe from any thread. */
+/* Copies key and value. Blocks (polling) while the local queue is full, unless the producer
+ * sheds (ing_producer_shed). Header pairs may be NULL. Returns 0, -VG_EFULL (shed) or
+ * -VG_EKAFKA. Safe from any thread. */
 int ing_produce(ing_producer *p, const char *topic, const void *key, size_t keylen, const void *val,
                 size_t vallen, const struct ing_kv *headers, size_t nheaders);
 /* Waits up to timeout_ms for everything produced to be acknowledged. Returns the number of
@@ -105,7 +106,10 @@ int ing_produce(ing_producer *p, const char *topic, const void *key, size_t keyl
 int ing_producer_flush(ing_producer *p, int timeout_ms);
 /* Messages that failed delivery permanently since creation. */
 uint64_t ing_producer_failed(const ing_producer *p);
-/* Produces that found the queue full and waited for deliveries. */
+/* From now on a produce that finds the queue full fails at once with -VG_EFULL (counted as
+ * ing_producer_queue_full) instead of waiting: for messages that may be dropped. */
+void ing_producer_shed(ing_producer *p);
+/* Produces that found the queue full (and waited for deliveries, or were shed). */
 uint64_t ing_producer_queue_full(const ing_producer *p);
 void ing_producer_destroy(ing_producer *p); /* flushes up to 10 s first */
 /* The rd_kafka_t, for callers that need more. */

@@ -27,7 +27,8 @@ struct ing_mock {
 struct ing_producer {
     rd_kafka_t *rk;
     uint64_t failed;     /* atomic: written by the delivery callback */
-    uint64_t queue_full; /* atomic: produces that waited for room in the queue */
+    uint64_t queue_full; /* atomic: produces that found the queue full */
+    bool shed;           /* fail instead of waiting when the queue is full (set before use) */
 };
 
 static void ing_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -202,6 +203,8 @@ int ing_produce_opaque(ing_producer *p, const char *topic, const void *key, size
         if (!waited)
             __atomic_fetch_add(&p->queue_full, 1, __ATOMIC_RELAXED);
         waited = true;
+        if (p->shed)
+            return -VG_EFULL;
         if (!ing_queue_full_wait(p->rk, &empty)) { /* backpressure: wait for deliveries */
             vg_log(VG_LOG_ERROR, "kafka",
                    "produce to %s: a message of %zu bytes does not fit the producer's queue "
@@ -229,6 +232,11 @@ int ing_producer_flush(ing_producer *p, int timeout_ms)
 uint64_t ing_producer_failed(const ing_producer *p)
 {
     return __atomic_load_n(&p->failed, __ATOMIC_RELAXED);
+}
+
+void ing_producer_shed(ing_producer *p)
+{
+    p->shed = true;
 }
 
 bool ing_queue_full_wait(rd_kafka_t *rk, int *empty)

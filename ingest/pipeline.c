@@ -295,6 +295,7 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
         p->side_props[0] = (struct ing_kv){"queue.buffering.max.kbytes", "8192"};
         if (ing_producer_new(&bounded, &p->side_prod, err, errlen) < 0)
             goto out_free;
+        ing_producer_shed(p->side_prod);
     }
 
     conf = ing_conf_new(&p->cfg.kafka, p->brokers, err, errlen);

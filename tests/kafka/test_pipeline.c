@@ -1172,6 +1172,37 @@ static void test_record_over_queue_bound(void **state)
     check_timelines(f);
 }
 
+/*
+ * The sightings' producer sheds: a produce that finds its queue full fails at once
+ * (-VG_EFULL, counted) instead of holding the writer. A 1 KiB queue, messages of 600 bytes
+ * and a broker answering 500 ms late: the second produce already finds it full.
+ */
+static void test_shedding_producer(void **state)
+{
+    static const struct ing_kv props[] = {{"queue.buffering.max.kbytes", "1"}};
+    struct fx *f = *state;
+    rd_kafka_mock_cluster_t *mc = ing_mock_cluster(f->mock);
+    struct ing_kafka_cfg kc = {.brokers = f->brokers, .props = props, .nprops = 1};
+    ing_producer *pr = NULL;
+    char err[256], val[600];
+    int full = 0;
+
+    memset(val, 'x', sizeof(val));
+    assert_int_equal(rd_kafka_mock_broker_set_rtt(mc, 1, 500), 0);
+    assert_int_equal(ing_producer_new(&kc, &pr, err, sizeof(err)), 0);
+    ing_producer_shed(pr);
+    for (int i = 0; i < 10; i++) {
+        int rc = ing_produce(pr, ALERT_TOPIC, "k", 1, val, sizeof(val), NULL, 0);
+
+        assert_true(rc == 0 || rc == -VG_EFULL);
+        full += rc == -VG_EFULL;
+    }
+    assert_true(full > 0);
+    assert_int_equal(ing_producer_queue_full(pr), (uint64_t)full);
+    ing_producer_destroy(pr);
+    assert_int_equal(rd_kafka_mock_broker_set_rtt(mc, 1, 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1182,6 +1213,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lost_changelog_record, fx_setup_two, fx_teardown),
         cmocka_unit_test_setup_teardown(test_bounded_queue, fx_setup_two, fx_teardown),
         cmocka_unit_test_setup_teardown(test_record_over_queue_bound, fx_setup_two, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_shedding_producer, fx_setup, fx_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
