@@ -674,24 +674,47 @@ static bool sig_comb_put(cor_scratch *s, size_t i, size_t *total, const struct v
     return true;
 }
 
-/* The exact-value set: one lookup of the lower-cased value. */
-static void sig_scan_exact(cor_scratch *s, const struct sig_hsdb *d, const struct vg_str *str)
+/* The exact-value set: one lookup of the value, caseless (the keys are lower-cased). */
+static void sig_scan_exact(cor_scratch *s, const struct sig_hsdb *d, const char *v, size_t n)
 {
     struct sig_scan_ctx sc = {s, d};
-    uint8_t low[SIG_EXACT_MAXLEN];
     uint32_t h, p;
     size_t i;
 
-    if (str->n == 0 || str->n > d->maxlen || !(d->lenmap[str->n / 64] >> (str->n % 64) & 1))
+    if (n == 0 || n > d->maxlen || !(d->lenmap[n / 64] >> (n % 64) & 1))
         return;
-    for (i = 0; i < str->n; i++)
-        low[i] = sig_lc((uint8_t)str->p[i]);
-    for (h = sig_exact_hash(low, str->n) & d->hmask; (p = d->htab[h]) != SIG_NO_RULE;
-         h = (h + 1) & d->hmask)
-        if (d->klen[p] == str->n && memcmp(d->key[p], low, str->n) == 0) {
+    for (h = sig_exact_hash((const uint8_t *)v, n) & d->hmask; (p = d->htab[h]) != SIG_NO_RULE;
+         h = (h + 1) & d->hmask) {
+        if (d->klen[p] != n)
+            continue;
+        for (i = 0; i < n && sig_lc((uint8_t)v[i]) == d->key[p][i]; i++)
+            ;
+        if (i == n) {
             (void)sig_on_hit(p, 0, 0, 0, &sc);
             return;
         }
+    }
+}
+
+/* The tail set: the value from its last separator on, looked up once per separator. */
+static void sig_scan_tail(cor_scratch *s, const struct sig_hsdb *d, const struct vg_str *str)
+{
+    const char *end = str->p + str->n, *at;
+
+    if (str->n == 0)
+        return;
+    if ((d->seps & 1) && (at = memrchr(str->p, '\\', str->n)))
+        sig_scan_exact(s, d, at, (size_t)(end - at));
+    if ((d->seps & 2) && (at = memrchr(str->p, '/', str->n)))
+        sig_scan_exact(s, d, at, (size_t)(end - at));
+}
+
+static void sig_scan_sets(cor_scratch *s, const struct sig_group *g, const struct vg_str *str)
+{
+    if (g->exact.htab)
+        sig_scan_exact(s, &g->exact, str->p, str->n);
+    if (g->tail.htab)
+        sig_scan_tail(s, &g->tail, str);
 }
 
 static void sig_scan_bucket(cor_scratch *s, const struct sig_bucket *b, const struct vg_evview *v)
@@ -711,12 +734,10 @@ static void sig_scan_bucket(cor_scratch *s, const struct sig_bucket *b, const st
             continue;
         if (b->in_comb && b->in_comb[i]) {
             (void)sig_comb_put(s, i, &total, &str);
-            if (g->exact.htab)
-                sig_scan_exact(s, &g->exact, &str);
+            sig_scan_sets(s, g, &str);
             goto re;
         }
-        if (g->exact.htab)
-            sig_scan_exact(s, &g->exact, &str);
+        sig_scan_sets(s, g, &str);
         /* An error here (only a bad scratch) leaves the bits unset: no false alerts. */
         if (g->lit.direct) {
             sig_scan_direct(s, &g->lit, &str);

@@ -175,6 +175,15 @@ static bool sig_exact_ok(const struct sig_matcher *m)
            m->npre <= SIG_EXACT_MAXLEN;
 }
 
+/* A pure caseless-prefiltered literal that must end the value and is one path component
+ * with its separator ('\\cmd.exe', '/bash'): decided by a lookup of the value's tail. */
+static bool sig_tail_ok(const struct sig_matcher *m)
+{
+    return !m->is_re && m->vlit && m->pos == SIG_ENDS && m->npre == m->nlit && m->npre > 1 &&
+           m->npre <= SIG_EXACT_MAXLEN && (m->pre[0] == '\\' || m->pre[0] == '/') &&
+           !memchr(m->pre + 1, m->pre[0], m->npre - 1);
+}
+
 static int sig_group_add(cor_ruleset *rs, struct sig_bucket *b, const struct sig_fref *f,
                          uint32_t mid)
 {
@@ -195,6 +204,8 @@ static int sig_group_add(cor_ruleset *rs, struct sig_bucket *b, const struct sig
     }
     if (sig_exact_ok(&rs->m[mid]))
         return sig_hsdb_add(&g->exact, mid);
+    if (sig_tail_ok(&rs->m[mid]))
+        return sig_hsdb_add(&g->tail, mid);
     return sig_hsdb_add(rs->m[mid].is_re ? &g->re : &g->lit, mid);
 }
 
@@ -480,6 +491,7 @@ static int sig_exact_compile(cor_ruleset *rs, struct sig_hsdb *d)
         if (lens[p] > d->maxlen)
             d->maxlen = (uint32_t)lens[p];
         d->lenmap[lens[p] / 64] |= UINT64_C(1) << (lens[p] % 64);
+        d->seps |= low[0] == '\\' ? 1 : low[0] == '/' ? 2 : 0;
         for (h = sig_exact_hash(low, lens[p]) & d->hmask; d->htab[h] != SIG_NO_RULE;
              h = (h + 1) & d->hmask)
             ;
@@ -495,20 +507,39 @@ out:
     return rc;
 }
 
-static int sig_group_compile(cor_ruleset *rs, struct sig_group *g)
+/* A small lookup set goes back into the field's literal database when that is scanned
+ * anyway. */
+static int sig_set_fold(struct sig_group *g, struct sig_hsdb *set)
 {
     size_t k;
     int rc = 0;
 
-    if (g->exact.n > 0 && g->exact.n < SIG_EXACT_MIN && g->lit.n > SIG_DIRECT_MAX) {
-        for (k = 0; k < g->exact.n && rc == 0; k++)
-            rc = sig_hsdb_add(&g->lit, g->exact.ids[k]);
-        g->exact.n = 0;
+    if (set->n > 0 && set->n < SIG_EXACT_MIN && g->lit.n > SIG_DIRECT_MAX) {
+        for (k = 0; k < set->n && rc == 0; k++)
+            rc = sig_hsdb_add(&g->lit, set->ids[k]);
+        set->n = 0;
     }
+    return rc;
+}
+
+static bool sig_comb_type(int typed)
+{
+    return typed >= 0 && typed != VG_F_COMMAND_LINE && typed != VG_F_PARENT_COMMAND_LINE &&
+           typed != VG_F_HASHES;
+}
+
+static int sig_group_compile(cor_ruleset *rs, struct sig_group *g)
+{
+    int rc = sig_set_fold(g, &g->exact);
+
+    if (rc == 0)
+        rc = sig_set_fold(g, &g->tail);
     if (rc == 0)
         rc = sig_db_compile(rs, g, &g->lit);
     if (rc == 0 && g->exact.n > 0)
         rc = sig_exact_compile(rs, &g->exact);
+    if (rc == 0 && g->tail.n > 0)
+        rc = sig_exact_compile(rs, &g->tail);
     return rc < 0 ? rc : sig_db_compile(rs, g, &g->re);
 }
 
@@ -554,6 +585,7 @@ static int sig_bucket_acts(cor_ruleset *rs, struct sig_bucket *b)
     for (i = 0; i < b->ngroups; i++)
         if ((rc = sig_hsdb_acts(rs, &b->groups[i].lit)) < 0 ||
             (rc = sig_hsdb_acts(rs, &b->groups[i].exact)) < 0 ||
+            (rc = sig_hsdb_acts(rs, &b->groups[i].tail)) < 0 ||
             (rc = sig_hsdb_acts(rs, &b->groups[i].re)) < 0)
             return rc;
     return 0;
@@ -584,10 +616,7 @@ int sig_build_acts(cor_ruleset *rs)
 
 static bool sig_comb_field(const struct sig_group *g)
 {
-    int t = g->field.typed;
-
-    return g->lit.db && !g->lit.direct && t >= 0 && t != VG_F_COMMAND_LINE &&
-           t != VG_F_PARENT_COMMAND_LINE && t != VG_F_HASHES;
+    return g->lit.db && !g->lit.direct && sig_comb_type(g->field.typed);
 }
 
 struct sig_cpat {
@@ -835,6 +864,16 @@ static size_t sig_count_in_db(const cor_ruleset *rs)
     return n;
 }
 
+static void sig_set_free(struct sig_hsdb *d)
+{
+    vg_free(d->act);
+    vg_free(d->ids);
+    vg_free(d->first);
+    vg_free(d->key);
+    vg_free(d->klen);
+    vg_free(d->htab);
+}
+
 static void sig_bucket_free_groups(struct sig_bucket *b)
 {
     size_t i;
@@ -842,12 +881,8 @@ static void sig_bucket_free_groups(struct sig_bucket *b)
     for (i = 0; i < b->ngroups; i++) {
         hs_free_database(b->groups[i].lit.db);
         hs_free_database(b->groups[i].re.db);
-        vg_free(b->groups[i].exact.act);
-        vg_free(b->groups[i].exact.ids);
-        vg_free(b->groups[i].exact.first);
-        vg_free(b->groups[i].exact.key);
-        vg_free(b->groups[i].exact.klen);
-        vg_free(b->groups[i].exact.htab);
+        sig_set_free(&b->groups[i].exact);
+        sig_set_free(&b->groups[i].tail);
         vg_free(b->groups[i].lit.act);
         vg_free(b->groups[i].re.act);
         vg_free(b->groups[i].lit.ids);

@@ -21,6 +21,7 @@
 #define VG_SIGMA_INT_H
 
 #include <stdatomic.h>
+#include <string.h>
 
 #include <hs/hs.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -190,6 +191,9 @@ struct sig_hsdb {
     uint32_t hmask;
     uint32_t maxlen;
     uint64_t lenmap[4]; /* bit n: some key is n bytes long */
+    /* A tail set (sig_group.tail): its keys start with a path separator; bit 0: some key
+     * starts with '\\', bit 1: with '/'. */
+    uint8_t seps;
 };
 
 #define SIG_EXACT_MAXLEN 255 /* longer exact values stay in the literal database */
@@ -198,15 +202,27 @@ struct sig_hsdb {
  * field cost more than their share of the scan). */
 #define SIG_EXACT_MIN 16
 
-/* FNV-1a over already lower-cased bytes. */
+/* A hash of a value that ignores ASCII case without folding it first: bytes are taken
+ * with bit 0x20 set, which maps a letter's two cases to one byte (and any other byte to
+ * one byte), so values equal but for case hash alike. From the first and last eight
+ * bytes and the length: keys are compared in full anyway, and this reads a value of any
+ * length in two loads. */
 static inline uint32_t sig_exact_hash(const uint8_t *p, size_t n)
 {
-    uint32_t h = 2166136261u;
+    uint64_t a = 0, b = 0;
     size_t i;
 
-    for (i = 0; i < n; i++)
-        h = (h ^ p[i]) * 16777619u;
-    return h;
+    if (n >= 8) {
+        memcpy(&a, p, 8);
+        memcpy(&b, p + n - 8, 8);
+    } else {
+        for (i = 0; i < n; i++)
+            a = a << 8 | p[i];
+    }
+    a = (a | UINT64_C(0x2020202020202020)) * UINT64_C(0x9e3779b97f4a7c15);
+    b = (b | UINT64_C(0x2020202020202020)) ^ n;
+    a ^= b * UINT64_C(0xc2b2ae3d27d4eb4f);
+    return (uint32_t)(a >> 32) ^ (uint32_t)a;
 }
 
 #define SIG_DIRECT_MAX 4
@@ -215,12 +231,17 @@ static inline uint32_t sig_exact_hash(const uint8_t *p, size_t n)
  * literals that must equal the whole value (`field: value` without wildcards: DestinationPort
  * lists, OriginalFileName, Initiated), found by one hash lookup of the value instead of a
  * scan. A lookup hit means the value equals the literal, caseless: stronger than the scan's
- * "contains", and exactly what such a matcher then verifies, so no answer changes. */
+ * "contains", and exactly what such a matcher then verifies, so no answer changes.
+ * The tail set does the same for a path's last component: `Image|endswith: '\cmd.exe'`
+ * (half of SigmaHQ's string values) holds exactly when the value, from its last '\' on,
+ * is '\cmd.exe', since the literal has no other '\'; one lookup per separator replaces
+ * hundreds of literals in the scan, each reported wherever it occurs. */
 struct sig_group {
     struct sig_fref field;
     struct sig_hsdb lit;
     struct sig_hsdb re;
     struct sig_hsdb exact;
+    struct sig_hsdb tail;
 };
 
 /* The literals of a bucket's short fields (paths, names, ports: not command lines or

@@ -680,7 +680,7 @@ static void test_lazy_filters(void **state)
     (void)state;
     rule_text(text, sizeof(text), "33333333-3333-3333-3333-333333333333", WIN_PROC,
               "    selection:\n"
-              "        Image|endswith: '\\x.exe'\n"
+              "        Image|endswith: 'x.exe'\n"
               "    filter:\n"
               "        CommandLine|contains:\n"
               "            - 'Harmless-Marker-Longer-Than-16'\n"
@@ -743,7 +743,8 @@ static void test_lazy_filters(void **state)
         assert_int_equal(cor_rules_eval(rs, s, &v, NULL, NULL), 1);
         set(&v, VG_F_COMMAND_LINE, NULL); /* field absent: no filter hit */
         assert_int_equal(cor_rules_eval(rs, s, &v, NULL, NULL), 1);
-        /* The selection's one literal is looked for without Hyperscan (SIG_DIRECT_MAX). */
+        /* The selection's one literal is looked for without Hyperscan (SIG_DIRECT_MAX); it
+         * has no separator, or the tail lookup would take it. */
         assert_true(rs->cat[VIGIL__OS__OS_WINDOWS][VG_CAT_PROCESS_CREATION].groups[0].lit.direct);
         set(&v, VG_F_IMAGE, "D:\\dir\\X.EXE");
         assert_int_equal(cor_rules_eval(rs, s, &v, NULL, NULL), 1);
@@ -908,6 +909,59 @@ static void test_exact_values(void **state)
     }
 }
 
+/* endswith literals that are one path component with its separator ('\\tool.exe',
+ * '/tool') are found by a lookup of the value from its last separator on (sig_group.tail):
+ * only a value ending with the whole component matches, whichever separators come before,
+ * case is ignored unless `cased`, and the set replaces the literals in the scan. */
+static void test_tail_values(void **state)
+{
+    static const char *const p[][2] = {
+        {"x", "C:\\x\\tool-07.exe"},   {"x", "C:\\x\\TOOL-07.EXE"}, {"x", "tool-07.exe"},
+        {"x", "C:\\x\\mytool-07.exe"}, {"x", "C:\\tool-07.exe\\x"}, {"x", "C:\\a/b\\tool-19.exe"},
+        {"x", "C:\\a\\b/tool-19.exe"}, {"x", "/usr/bin/tool-sh"},   {"x", "C:\\x\\tool-sh"},
+        {"x", "/a\\b/tool-sh"},        {"x", "C:\\CasedTool.exe"},  {"x", "C:\\casedtool.exe"},
+        {"x", "C:\\x\\tool-20.exe"},   {"x", "\\tool-00.exe"},      {"x", ""},
+    };
+    static const int want[] = {1, 1, 0, 0, 0, 1, 0, 1, 0, 1, 1, 0, 0, 1, 0};
+    char det[2048], *at = det;
+    int r[15], i;
+
+    (void)state;
+    at += sprintf(at, "    sel:\n        Image|endswith:\n");
+    for (i = 0; i < 20; i++)
+        at += sprintf(at, "            - '\\tool-%02d.exe'\n", i);
+    sprintf(at, "            - '/tool-sh'\n"
+                "    sel2:\n        Image|endswith|cased: '\\CasedTool.exe'\n"
+                "    other:\n        Image|contains: 'unrelated words'\n"
+                "    condition: sel or sel2 or other\n");
+    fire_pairs(det, p, 15, r);
+    for (i = 0; i < 15; i++)
+        if (r[i] != want[i])
+            fail_msg("event %d ('%s'): %d matches, want %d", i, p[i][1], r[i], want[i]);
+    /* The set was built: 22 components of Image in the lookup, one literal in the scan. */
+    {
+        char text[4096], *dir = vgt_tmpdir("sigma");
+        struct cor_load_summary sum;
+        const struct sig_bucket *b;
+        cor_ruleset *rs;
+        size_t g, ntail = 0, nlit = 0;
+
+        rule_text(text, sizeof(text), "66666666-6666-6666-6666-666666666666", WIN_PROC, det);
+        vgt_write_file(dir, "r.yml", text);
+        rs = load_dir(dir, &sum);
+        b = &rs->cat[VIGIL__OS__OS_WINDOWS][VG_CAT_PROCESS_CREATION];
+        for (g = 0; g < b->ngroups; g++) {
+            ntail += b->groups[g].tail.npat;
+            nlit += b->groups[g].lit.n;
+        }
+        assert_int_equal(ntail, 22);
+        assert_int_equal(nlit, 1);
+        cor_ruleset_unref(rs);
+        vgt_rmtree(dir);
+        free(dir);
+    }
+}
+
 /* Short fields (here Image and ParentImage) are scanned as one buffer (sig_bucket.comb):
  * a literal of one field found in the other, or straddling the two, must not hit, and one
  * found in another field first must still hit in its own. */
@@ -1024,6 +1078,7 @@ int main(void)
         cmocka_unit_test(test_list_of_maps_is_or),
         cmocka_unit_test(test_cased),
         cmocka_unit_test(test_exact_values),
+        cmocka_unit_test(test_tail_values),
         cmocka_unit_test(test_combined_fields),
         cmocka_unit_test(test_re_and_flags),
         cmocka_unit_test(test_base64_and_base64offset),
