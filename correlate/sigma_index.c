@@ -531,6 +531,16 @@ static bool sig_comb_type(int typed)
 static int sig_group_compile(cor_ruleset *rs, struct sig_group *g)
 {
     int rc = sig_set_fold(g, &g->exact);
+    size_t k;
+
+    /* A field never in the combined database (a command line) is scanned once for its
+     * literals and regexes together: the second scan's fixed cost was more than what the
+     * literals lose by being compiled as regexes (callgrind: 4.4 M of 166 M fewer). */
+    if (!sig_comb_type(g->field.typed) && g->re.n > 0 && g->lit.n > 0) {
+        for (k = 0; k < g->re.n && rc == 0; k++)
+            rc = sig_hsdb_add(&g->lit, g->re.ids[k]);
+        g->re.n = 0;
+    }
 
     if (rc == 0)
         rc = sig_set_fold(g, &g->tail);

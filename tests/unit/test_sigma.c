@@ -909,6 +909,54 @@ static void test_exact_values(void **state)
     }
 }
 
+/* A command line's literals and regexes are one Hyperscan database (the literals written
+ * as regexes, every other byte escaped): a literal's punctuation must not act as regex
+ * syntax, literals stay caseless and regexes keep their own flags. */
+static void test_cmdline_literals_and_regexes(void **state)
+{
+    static const char *const p[][2] = {
+        {"run A.B now", "C:\\x.exe"}, {"run aXb now", "C:\\x.exe"}, {"(X)", "C:\\x.exe"},
+        {"x", "C:\\x.exe"},           {"C:\\WIN", "C:\\x.exe"},     {"$1", "C:\\x.exe"},
+        {"[z]", "C:\\x.exe"},         {"z", "C:\\x.exe"},           {"plus+", "C:\\x.exe"},
+        {"plu", "C:\\x.exe"},         {"abc12", "C:\\x.exe"},       {"ABC12", "C:\\x.exe"},
+        {"QQW", "C:\\x.exe"},         {"qw", "C:\\x.exe"},
+    };
+    static const int want[] = {1, 0, 1, 0, 1, 1, 1, 0, 1, 0, 1, 0, 1, 0};
+    static const char det[] = "    sel:\n        CommandLine|contains:\n"
+                              "            - 'a.b'\n            - '(x)'\n"
+                              "            - 'c:\\win'\n            - '$1'\n"
+                              "            - '[z]'\n            - 'plus+'\n"
+                              "    re1:\n        CommandLine|re: '^abc[0-9]+'\n"
+                              "    re2:\n        CommandLine|re|i: 'q{2}w'\n"
+                              "    condition: sel or re1 or re2\n";
+    char text[4096], *dir = vgt_tmpdir("sigma");
+    struct cor_load_summary sum;
+    const struct sig_bucket *b;
+    cor_ruleset *rs;
+    size_t g, nre = 0, npat = 0;
+    int r[14], i;
+
+    (void)state;
+    fire_pairs(det, p, 14, r);
+    for (i = 0; i < 14; i++)
+        if (r[i] != want[i])
+            fail_msg("event %d ('%s'): %d matches, want %d", i, p[i][0], r[i], want[i]);
+    /* One database of the eight patterns, no regex database of its own. */
+    rule_text(text, sizeof(text), "77777777-7777-7777-7777-777777777777", WIN_PROC, det);
+    vgt_write_file(dir, "r.yml", text);
+    rs = load_dir(dir, &sum);
+    b = &rs->cat[VIGIL__OS__OS_WINDOWS][VG_CAT_PROCESS_CREATION];
+    for (g = 0; g < b->ngroups; g++) {
+        nre += b->groups[g].re.db != NULL;
+        npat += b->groups[g].lit.db ? b->groups[g].lit.npat : 0;
+    }
+    assert_int_equal(nre, 0);
+    assert_int_equal(npat, 8);
+    cor_ruleset_unref(rs);
+    vgt_rmtree(dir);
+    free(dir);
+}
+
 /* endswith literals that are one path component with its separator ('\\tool.exe',
  * '/tool') are found by a lookup of the value from its last separator on (sig_group.tail):
  * only a value ending with the whole component matches, whichever separators come before,
@@ -1079,6 +1127,7 @@ int main(void)
         cmocka_unit_test(test_cased),
         cmocka_unit_test(test_exact_values),
         cmocka_unit_test(test_tail_values),
+        cmocka_unit_test(test_cmdline_literals_and_regexes),
         cmocka_unit_test(test_combined_fields),
         cmocka_unit_test(test_re_and_flags),
         cmocka_unit_test(test_base64_and_base64offset),
