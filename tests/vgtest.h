@@ -40,6 +40,25 @@ bool vgt_file_has(const char *path, const char *needle);
 /* Seconds since t0 (vg_mono_ns()). */
 double vgt_elapsed_s(uint64_t t0);
 
+/* ---- consumer groups on the embedded broker --------------------------------------- */
+
+/*
+ * The session of the consumer groups that tests start, stop or kill members of on the
+ * embedded broker (librdkafka 2.0.2's mock cluster, in process or as `vigil broker`). That
+ * broker takes the session timeout of the JoinGroup request as it is (it has no
+ * group.min.session.timeout.ms) and drops a member whose last heartbeat or join is that
+ * old (checked once a second). It answers the first join of an empty group after 3 s, and
+ * any later rebalance after the session timeout less one second. So a kill costs a test
+ * about two sessions and a join or a leave one; and the session must outlast the 3 s of a
+ * first join, which sends no heartbeat (at 3 s or less the joining member is dropped before
+ * it is answered, and the group never forms). In the rebalance window the living members
+ * must hear of it (on a heartbeat) and join again, so they heartbeat often (librdkafka's
+ * default interval, 3 s, is the whole window).
+ */
+#define VGT_SESSION_MS       4000
+#define VGT_SESSION_MS_STR   "4000"
+#define VGT_HEARTBEAT_MS_STR "500"
+
 /* ---- the events a test produced, to check a stored timeline against ---------------- */
 
 #include "correlate.h"

@@ -153,6 +153,9 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Heartbeats well inside the short session's rebalance window (vgtest.h). */
+static const struct ing_kv group_props[] = {{"heartbeat.interval.ms", VGT_HEARTBEAT_MS_STR}};
+
 /* A pipeline on the instance's database (opened on first use). */
 static void inst_start(struct fx *f, struct inst *in, const char *tag, bool held_back)
 {
@@ -178,7 +181,10 @@ static void inst_start(struct fx *f, struct inst *in, const char *tag, bool held
     cfg.db = in->db;
     cfg.commit_ms = 200;
     cfg.block_max_age_us = 100000; /* blocks seal, and offsets move, within a round or two */
-    cfg.session_timeout_ms = 6000; /* the embedded broker waits a session out on a leave */
+    /* The embedded broker holds a rebalance open for a session less a second (vgtest.h). */
+    cfg.session_timeout_ms = VGT_SESSION_MS;
+    cfg.kafka.props = group_props;
+    cfg.kafka.nprops = 1;
     cfg.on_alert = on_alert;
     cfg.on_alert_ctx = in;
     if (ing_pipeline_new(&cfg, &in->p, err, sizeof(err)) != 0)
