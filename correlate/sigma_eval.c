@@ -700,13 +700,13 @@ static void sig_scan_exact(cor_scratch *s, const struct sig_hsdb *d, const char 
 static void sig_scan_tail(cor_scratch *s, const struct sig_hsdb *d, const struct vg_str *str)
 {
     const char *end = str->p + str->n, *at;
+    size_t k;
 
     if (str->n == 0)
         return;
-    if ((d->seps & 1) && (at = memrchr(str->p, '\\', str->n)))
-        sig_scan_exact(s, d, at, (size_t)(end - at));
-    if ((d->seps & 2) && (at = memrchr(str->p, '/', str->n)))
-        sig_scan_exact(s, d, at, (size_t)(end - at));
+    for (k = 0; k < SIG_TAIL_NSEP; k++)
+        if ((d->seps >> k & 1) && (at = memrchr(str->p, sig_tail_sep[k], str->n)))
+            sig_scan_exact(s, d, at, (size_t)(end - at));
 }
 
 static void sig_scan_sets(cor_scratch *s, const struct sig_group *g, const struct vg_str *str)

@@ -175,12 +175,12 @@ static bool sig_exact_ok(const struct sig_matcher *m)
            m->npre <= SIG_EXACT_MAXLEN;
 }
 
-/* A pure caseless-prefiltered literal that must end the value and is one path component
- * with its separator ('\\cmd.exe', '/bash'): decided by a lookup of the value's tail. */
+/* A pure literal that must end the value and is one component with its separator
+ * ('\\cmd.exe', '/bash', '.exe'): decided by a lookup of the value's tail. */
 static bool sig_tail_ok(const struct sig_matcher *m)
 {
     return !m->is_re && m->vlit && m->pos == SIG_ENDS && m->npre == m->nlit && m->npre > 1 &&
-           m->npre <= SIG_EXACT_MAXLEN && (m->pre[0] == '\\' || m->pre[0] == '/') &&
+           m->npre <= SIG_EXACT_MAXLEN && memchr(sig_tail_sep, m->pre[0], SIG_TAIL_NSEP) &&
            !memchr(m->pre + 1, m->pre[0], m->npre - 1);
 }
 
@@ -491,7 +491,8 @@ static int sig_exact_compile(cor_ruleset *rs, struct sig_hsdb *d)
         if (lens[p] > d->maxlen)
             d->maxlen = (uint32_t)lens[p];
         d->lenmap[lens[p] / 64] |= UINT64_C(1) << (lens[p] % 64);
-        d->seps |= low[0] == '\\' ? 1 : low[0] == '/' ? 2 : 0;
+        for (k = 0; k < SIG_TAIL_NSEP; k++)
+            d->seps |= (uint8_t)((low[0] == sig_tail_sep[k]) << k);
         for (h = sig_exact_hash(low, lens[p]) & d->hmask; d->htab[h] != SIG_NO_RULE;
              h = (h + 1) & d->hmask)
             ;

@@ -191,10 +191,14 @@ struct sig_hsdb {
     uint32_t hmask;
     uint32_t maxlen;
     uint64_t lenmap[4]; /* bit n: some key is n bytes long */
-    /* A tail set (sig_group.tail): its keys start with a path separator; bit 0: some key
-     * starts with '\\', bit 1: with '/'. */
+    /* A tail set (sig_group.tail): its keys start with a separator, bit i set when some
+     * key starts with sig_tail_sep[i]. */
     uint8_t seps;
 };
+
+/* What a tail key may start with: path separators, and the dot of an extension. */
+static const char sig_tail_sep[] = {'\\', '/', '.'};
+#define SIG_TAIL_NSEP 3
 
 #define SIG_EXACT_MAXLEN 255 /* longer exact values stay in the literal database */
 /* An exact set is kept apart only when it is large or takes the field's last literals out
@@ -232,10 +236,11 @@ static inline uint32_t sig_exact_hash(const uint8_t *p, size_t n)
  * lists, OriginalFileName, Initiated), found by one hash lookup of the value instead of a
  * scan. A lookup hit means the value equals the literal, caseless: stronger than the scan's
  * "contains", and exactly what such a matcher then verifies, so no answer changes.
- * The tail set does the same for a path's last component: `Image|endswith: '\cmd.exe'`
- * (half of SigmaHQ's string values) holds exactly when the value, from its last '\' on,
- * is '\cmd.exe', since the literal has no other '\'; one lookup per separator replaces
- * hundreds of literals in the scan, each reported wherever it occurs. */
+ * The tail set does the same for a value's last component: `Image|endswith: '\\cmd.exe'`
+ * (half of SigmaHQ's string values) holds exactly when the value, from its last '\\' on,
+ * is '\\cmd.exe', since the literal has no other '\\'; likewise '/bash' from the last '/'
+ * and an extension ('.exe') from the last '.'. One lookup per separator replaces hundreds
+ * of literals in the scan, each reported wherever it occurs. */
 struct sig_group {
     struct sig_fref field;
     struct sig_hsdb lit;

@@ -957,8 +957,8 @@ static void test_cmdline_literals_and_regexes(void **state)
     free(dir);
 }
 
-/* endswith literals that are one path component with its separator ('\\tool.exe',
- * '/tool') are found by a lookup of the value from its last separator on (sig_group.tail):
+/* endswith literals that are one component with its separator ('\\tool.exe', '/tool',
+ * '.tmp') are found by a lookup of the value from its last separator on (sig_group.tail):
  * only a value ending with the whole component matches, whichever separators come before,
  * case is ignored unless `cased`, and the set replaces the literals in the scan. */
 static void test_tail_values(void **state)
@@ -969,24 +969,25 @@ static void test_tail_values(void **state)
         {"x", "C:\\a\\b/tool-19.exe"}, {"x", "/usr/bin/tool-sh"},   {"x", "C:\\x\\tool-sh"},
         {"x", "/a\\b/tool-sh"},        {"x", "C:\\CasedTool.exe"},  {"x", "C:\\casedtool.exe"},
         {"x", "C:\\x\\tool-20.exe"},   {"x", "\\tool-00.exe"},      {"x", ""},
+        {"x", "C:\\x\\a.TMP"},         {"x", "C:\\x.tmp\\a"},       {"x", "C:\\a.tmp.bak"},
     };
-    static const int want[] = {1, 1, 0, 0, 0, 1, 0, 1, 0, 1, 1, 0, 0, 1, 0};
+    static const int want[] = {1, 1, 0, 0, 0, 1, 0, 1, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0};
     char det[2048], *at = det;
-    int r[15], i;
+    int r[18], i;
 
     (void)state;
     at += sprintf(at, "    sel:\n        Image|endswith:\n");
     for (i = 0; i < 20; i++)
         at += sprintf(at, "            - '\\tool-%02d.exe'\n", i);
-    sprintf(at, "            - '/tool-sh'\n"
+    sprintf(at, "            - '/tool-sh'\n            - '.tmp'\n"
                 "    sel2:\n        Image|endswith|cased: '\\CasedTool.exe'\n"
                 "    other:\n        Image|contains: 'unrelated words'\n"
                 "    condition: sel or sel2 or other\n");
-    fire_pairs(det, p, 15, r);
-    for (i = 0; i < 15; i++)
+    fire_pairs(det, p, 18, r);
+    for (i = 0; i < 18; i++)
         if (r[i] != want[i])
             fail_msg("event %d ('%s'): %d matches, want %d", i, p[i][1], r[i], want[i]);
-    /* The set was built: 22 components of Image in the lookup, one literal in the scan. */
+    /* The set was built: 23 components of Image in the lookup, one literal in the scan. */
     {
         char text[4096], *dir = vgt_tmpdir("sigma");
         struct cor_load_summary sum;
@@ -1002,7 +1003,7 @@ static void test_tail_values(void **state)
             ntail += b->groups[g].tail.npat;
             nlit += b->groups[g].lit.n;
         }
-        assert_int_equal(ntail, 22);
+        assert_int_equal(ntail, 23);
         assert_int_equal(nlit, 1);
         cor_ruleset_unref(rs);
         vgt_rmtree(dir);
