@@ -242,13 +242,16 @@ static void flush_all(struct fx *f)
 /* ---- the pipeline ----------------------------------------------------------------- */
 
 /* session_ms 0: librdkafka's default (45 s). The embedded broker completes a rebalance
- * (a member rejoining after a commit error, say) only once the session timeout has passed,
- * so a test that forces rebalances keeps it short, as vigil run does on that broker. */
+ * (a member rejoining after a commit error, say) only once the session timeout less a
+ * second has passed, so a test that forces rebalances keeps it short, VGT_SESSION_MS, and
+ * heartbeats often (vgtest.h). */
 static ing_pipeline *pipeline_start(struct fx *f, const char *group, int session_ms)
 {
+    static struct ing_kv props[2];
     struct ing_pipeline_cfg cfg = {0};
     ing_pipeline *p = NULL;
     char err[512];
+    size_t nprops = 0;
 
     cfg.kafka.brokers = f->brokers;
     cfg.kafka.group = group;
@@ -258,14 +261,14 @@ static ing_pipeline *pipeline_start(struct fx *f, const char *group, int session
     cfg.db = f->db;
     cfg.commit_ms = getenv("VGT_COMMIT_MS") ? atoi(getenv("VGT_COMMIT_MS")) : 200;
     cfg.session_timeout_ms = session_ms;
+    if (session_ms > 0)
+        props[nprops++] = (struct ing_kv){"heartbeat.interval.ms", VGT_HEARTBEAT_MS_STR};
     if (getenv("VGT_KAFKA_DEBUG") != NULL) { /* e.g. cgrp,fetch: librdkafka's own debug logs */
-        static struct ing_kv dbg;
-
-        dbg = (struct ing_kv){"debug", getenv("VGT_KAFKA_DEBUG")};
-        cfg.kafka.props = &dbg;
-        cfg.kafka.nprops = 1;
+        props[nprops++] = (struct ing_kv){"debug", getenv("VGT_KAFKA_DEBUG")};
         vg_log_set_level(VG_LOG_DEBUG);
     }
+    cfg.kafka.props = props;
+    cfg.kafka.nprops = nprops;
     if (ing_pipeline_new(&cfg, &p, err, sizeof(err)) != 0)
         fail_msg("pipeline: %s", err);
     if (ing_pipeline_start(p, err, sizeof(err)) != 0)
@@ -493,7 +496,7 @@ static bool run_with_errors(struct fx *f, const char *group,
     sim_produce_until(f, 3);
     flush_all(f);
     inject(f, false);
-    p = pipeline_start(f, group, 6000);
+    p = pipeline_start(f, group, VGT_SESSION_MS);
     ok = wait_drained(f, DEADLINE_S) && wait_events(p, f->ledger.events, DEADLINE_S, st);
     if (ok) {
         inject(f, true);
