@@ -709,12 +709,34 @@ static void sig_scan_tail(cor_scratch *s, const struct sig_hsdb *d, const struct
             sig_scan_exact(s, d, at, (size_t)(end - at));
 }
 
+/* The anchored set: around every '=' of the value, the bytes of each shape whose name,
+ * when it has one, is there. */
+static void sig_scan_eq(cor_scratch *s, const struct sig_hsdb *d, const struct vg_str *str)
+{
+    const char *p = str->p, *end = str->p + str->n, *e;
+    size_t i;
+
+    while (p < end && (e = memchr(p, '=', (size_t)(end - p)))) {
+        size_t at = (size_t)(e - str->p);
+        for (i = 0; i < d->nshapes; i++) {
+            const uint8_t *from = (const uint8_t *)e - d->sk[i];
+            if (at < d->sk[i] || at + 1 + d->sh[i] > str->n ||
+                (d->sname[i] && !sig_eq_caseless(from, d->sname[i], d->sk[i])))
+                continue;
+            sig_scan_exact(s, d, (const char *)from, (size_t)d->sk[i] + 1 + d->sh[i]);
+        }
+        p = e + 1;
+    }
+}
+
 static void sig_scan_sets(cor_scratch *s, const struct sig_group *g, const struct vg_str *str)
 {
     if (g->exact.htab)
         sig_scan_exact(s, &g->exact, str->p, str->n);
     if (g->tail.htab)
         sig_scan_tail(s, &g->tail, str);
+    if (g->eq.htab)
+        sig_scan_eq(s, &g->eq, str);
 }
 
 static void sig_scan_bucket(cor_scratch *s, const struct sig_bucket *b, const struct vg_evview *v)

@@ -184,6 +184,17 @@ static bool sig_tail_ok(const struct sig_matcher *m)
            !memchr(m->pre + 1, m->pre[0], m->npre - 1);
 }
 
+/* A pure literal looked for anywhere, with exactly one '=', not at either end
+ * ('MD5=0123...'): an anchored-set candidate (sig_group_compile decides). */
+static bool sig_eq_ok(const struct sig_matcher *m)
+{
+    const uint8_t *e;
+
+    return !m->is_re && m->vlit && m->pos == SIG_CONTAINS && m->npre == m->nlit && m->npre >= 3 &&
+           m->npre <= SIG_EXACT_MAXLEN && (e = memchr(m->pre, '=', m->npre)) && e > m->pre &&
+           e < m->pre + m->npre - 1 && !memchr(e + 1, '=', (size_t)(m->pre + m->npre - e - 1));
+}
+
 static int sig_group_add(cor_ruleset *rs, struct sig_bucket *b, const struct sig_fref *f,
                          uint32_t mid)
 {
@@ -206,6 +217,8 @@ static int sig_group_add(cor_ruleset *rs, struct sig_bucket *b, const struct sig
         return sig_hsdb_add(&g->exact, mid);
     if (sig_tail_ok(&rs->m[mid]))
         return sig_hsdb_add(&g->tail, mid);
+    if (sig_eq_ok(&rs->m[mid]))
+        return sig_hsdb_add(&g->eq, mid);
     return sig_hsdb_add(rs->m[mid].is_re ? &g->re : &g->lit, mid);
 }
 
@@ -508,14 +521,42 @@ out:
     return rc;
 }
 
+/* The anchored set's shapes; false when there are more than SIG_EQ_MAXSHAPES. */
+static bool sig_eq_shapes(const cor_ruleset *rs, struct sig_hsdb *d)
+{
+    size_t i, j;
+
+    d->nshapes = 0;
+    for (i = 0; i < d->n; i++) {
+        const struct sig_matcher *m = &rs->m[d->ids[i]];
+        size_t k = (size_t)((const uint8_t *)memchr(m->pre, '=', m->npre) - m->pre);
+        size_t h = m->npre - k - 1;
+        for (j = 0; j < d->nshapes && (d->sk[j] != k || d->sh[j] != h); j++)
+            ;
+        if (j < d->nshapes) {
+            if (d->sname[j] && strncasecmp((const char *)d->sname[j], (const char *)m->pre, k))
+                d->sname[j] = NULL; /* names differ: no filter by name */
+            continue;
+        }
+        if (d->nshapes == SIG_EQ_MAXSHAPES || k > UINT8_MAX || h > UINT8_MAX)
+            return false;
+        d->sk[d->nshapes] = (uint8_t)k;
+        d->sname[d->nshapes] = m->pre;
+        d->sh[d->nshapes++] = (uint8_t)h;
+    }
+    return true;
+}
+
 /* A small lookup set goes back into the field's literal database when that is scanned
- * anyway. */
-static int sig_set_fold(struct sig_group *g, struct sig_hsdb *set)
+ * anyway; an anchored set of too many shapes always does (one lookup a shape at every
+ * '=' of a value would cost more than the scan). */
+static int sig_set_fold(const cor_ruleset *rs, struct sig_group *g, struct sig_hsdb *set)
 {
     size_t k;
     int rc = 0;
 
-    if (set->n > 0 && set->n < SIG_EXACT_MIN && g->lit.n > SIG_DIRECT_MAX) {
+    if (set->n > 0 && ((set == &g->eq && !sig_eq_shapes(rs, set)) ||
+                       (set->n < SIG_EXACT_MIN && g->lit.n > SIG_DIRECT_MAX))) {
         for (k = 0; k < set->n && rc == 0; k++)
             rc = sig_hsdb_add(&g->lit, set->ids[k]);
         set->n = 0;
@@ -531,7 +572,7 @@ static bool sig_comb_type(int typed)
 
 static int sig_group_compile(cor_ruleset *rs, struct sig_group *g)
 {
-    int rc = sig_set_fold(g, &g->exact);
+    int rc = sig_set_fold(rs, g, &g->exact);
     size_t k;
 
     /* A field never in the combined database (a command line) is scanned once for its
@@ -544,13 +585,17 @@ static int sig_group_compile(cor_ruleset *rs, struct sig_group *g)
     }
 
     if (rc == 0)
-        rc = sig_set_fold(g, &g->tail);
+        rc = sig_set_fold(rs, g, &g->tail);
+    if (rc == 0)
+        rc = sig_set_fold(rs, g, &g->eq);
     if (rc == 0)
         rc = sig_db_compile(rs, g, &g->lit);
     if (rc == 0 && g->exact.n > 0)
         rc = sig_exact_compile(rs, &g->exact);
     if (rc == 0 && g->tail.n > 0)
         rc = sig_exact_compile(rs, &g->tail);
+    if (rc == 0 && g->eq.n > 0)
+        rc = sig_exact_compile(rs, &g->eq);
     return rc < 0 ? rc : sig_db_compile(rs, g, &g->re);
 }
 
@@ -597,6 +642,7 @@ static int sig_bucket_acts(cor_ruleset *rs, struct sig_bucket *b)
         if ((rc = sig_hsdb_acts(rs, &b->groups[i].lit)) < 0 ||
             (rc = sig_hsdb_acts(rs, &b->groups[i].exact)) < 0 ||
             (rc = sig_hsdb_acts(rs, &b->groups[i].tail)) < 0 ||
+            (rc = sig_hsdb_acts(rs, &b->groups[i].eq)) < 0 ||
             (rc = sig_hsdb_acts(rs, &b->groups[i].re)) < 0)
             return rc;
     return 0;
@@ -894,6 +940,7 @@ static void sig_bucket_free_groups(struct sig_bucket *b)
         hs_free_database(b->groups[i].re.db);
         sig_set_free(&b->groups[i].exact);
         sig_set_free(&b->groups[i].tail);
+        sig_set_free(&b->groups[i].eq);
         vg_free(b->groups[i].lit.act);
         vg_free(b->groups[i].re.act);
         vg_free(b->groups[i].lit.ids);

@@ -170,6 +170,8 @@ struct sig_act {
 
 #define SIG_NO_RULE UINT32_MAX
 
+#define SIG_EQ_MAXSHAPES 8 /* an anchored set of more shapes stays in the scan */
+
 /* Hyperscan patterns of one kind for one (route, field). Matchers with the same pattern
  * share one Hyperscan pattern: Hyperscan id p stands for ids[first[p] .. first[p + 1]). */
 struct sig_hsdb {
@@ -194,6 +196,13 @@ struct sig_hsdb {
     /* A tail set (sig_group.tail): its keys start with a separator, bit i set when some
      * key starts with sig_tail_sep[i]. */
     uint8_t seps;
+    /* An anchored set (sig_group.eq): each key has its one '=' at offset sk[i] and sh[i]
+     * bytes after it, for one of its nshapes shapes i; sname[i], when not NULL, is the
+     * name before the '=' that every key of shape i has (caseless). */
+    uint8_t nshapes;
+    uint8_t sk[SIG_EQ_MAXSHAPES];
+    uint8_t sh[SIG_EQ_MAXSHAPES];
+    const uint8_t *sname[SIG_EQ_MAXSHAPES];
 };
 
 /* What a tail key may start with: path separators, and the dot of an extension. */
@@ -240,13 +249,18 @@ static inline uint32_t sig_exact_hash(const uint8_t *p, size_t n)
  * (half of SigmaHQ's string values) holds exactly when the value, from its last '\\' on,
  * is '\\cmd.exe', since the literal has no other '\\'; likewise '/bash' from the last '/'
  * and an extension ('.exe') from the last '.'. One lookup per separator replaces hundreds
- * of literals in the scan, each reported wherever it occurs. */
+ * of literals in the scan, each reported wherever it occurs.
+ * The anchored set takes contains literals with one '=' of a few shapes (name length, value
+ * length): Hashes' 'IMPHASH=<32 hex>', 'SHA256=<64 hex>'. Every occurrence of such a
+ * literal puts its '=' on one of the value's, so looking up, around each '=' of the value,
+ * the bytes each shape spans finds every occurrence: the field's scan is not needed. */
 struct sig_group {
     struct sig_fref field;
     struct sig_hsdb lit;
     struct sig_hsdb re;
     struct sig_hsdb exact;
     struct sig_hsdb tail;
+    struct sig_hsdb eq;
 };
 
 /* The literals of a bucket's short fields (paths, names, ports: not command lines or

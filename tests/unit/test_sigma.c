@@ -1011,6 +1011,81 @@ static void test_tail_values(void **state)
     }
 }
 
+/* contains literals with one '=' of a few shapes (Hashes' 'MD5=<32 hex>') are found by
+ * lookups around each '=' of the value (sig_group.eq), with contains semantics: inside a
+ * longer token too, caseless, and names that differ in a shape still found. */
+static void test_anchored_values(void **state)
+{
+    static const char h32[] = "0123456789abcdef0123456789abcdef";
+    char det[8192], *at = det, val[12][200], text[10000], *dir = vgt_tmpdir("sigma");
+    const char *algo[] = {"MD5", "SHA1", "SHA256", "IMPHASH"};
+    static const int want[] = {1, 1, 1, 1, 0, 1, 1, 0, 0, 1, 0, 0};
+    struct cor_load_summary sum;
+    const struct sig_bucket *b;
+    size_t g, neq = 0, nlit = 0;
+    cor_ruleset *rs;
+    cor_scratch *s;
+    int i;
+
+    (void)state;
+    /* 20 literals: name=hex, hex of 32, 40, 64, 32 digits, the i-th ending in digit i % 10 */
+    at += sprintf(at, "    sel:\n        Hashes|contains:\n");
+    for (i = 0; i < 20; i++) {
+        size_t len = i % 4 == 1 ? 40 : i % 4 == 2 ? 64 : 32, k;
+        at += sprintf(at, "            - '%s=", algo[i % 4]);
+        for (k = 0; k + 1 < len; k++)
+            *at++ = h32[(k + (size_t)i) % 32];
+        at += sprintf(at, "%d'\n", i % 10);
+    }
+    sprintf(at, "            - 'AAA=%s'\n    condition: sel\n", h32); /* MD5's shape */
+    /* literal 0 = MD5=<32>, 1 = SHA1=<40>, 2 = SHA256=<64>, 3 = IMPHASH=<32> */
+    for (i = 0; i < 4; i++) {
+        size_t len = i == 1 ? 40 : i == 2 ? 64 : 32, k;
+        char *p = val[i] + sprintf(val[i], "SHA1=ffff,%s=", algo[i]);
+        for (k = 0; k + 1 < len; k++)
+            *p++ = h32[(k + (size_t)i) % 32];
+        sprintf(p, "%d,IMPHASH=00", i);
+    }
+    strcpy(val[4], val[0]);
+    val[4][strlen("SHA1=ffff,MD5=") + 5] = 'x'; /* one digit changed */
+    val[5][0] = 'x';                            /* inside a longer token */
+    strcpy(val[5] + 1, val[0] + strlen("SHA1=ffff,"));
+    for (i = 0; val[0][i]; i++) /* upper case */
+        val[6][i] = (char)(val[0][i] >= 'a' && val[0][i] <= 'z' ? val[0][i] - 32 : val[0][i]);
+    val[6][i] = 0;
+    strcpy(val[7], val[0]);
+    val[7][strlen(val[7]) - strlen(",IMPHASH=00") - 1] = 0; /* truncated by one */
+    sprintf(val[8], "MD5%s", h32);                          /* no '=' */
+    sprintf(val[9], "AAA=%s", h32);                         /* the other name of a shape */
+    sprintf(val[10], "AAB=%s", h32);
+    val[11][0] = 0;
+    rule_text(text, sizeof(text), "88888888-8888-8888-8888-888888888888", WIN_PROC, det);
+    vgt_write_file(dir, "r.yml", text);
+    rs = load_dir(dir, &sum);
+    assert_int_equal(sum.loaded, 1);
+    b = &rs->cat[VIGIL__OS__OS_WINDOWS][VG_CAT_PROCESS_CREATION];
+    for (g = 0; g < b->ngroups; g++) {
+        neq += b->groups[g].eq.npat;
+        nlit += b->groups[g].lit.n;
+    }
+    assert_int_equal(neq, 21);
+    assert_int_equal(nlit, 0);
+    s = cor_scratch_new(rs);
+    assert_non_null(s);
+    for (i = 0; i < 12; i++) {
+        struct vg_evview v = wproc();
+        int n;
+        set(&v, VG_F_HASHES, val[i]);
+        n = cor_rules_eval(rs, s, &v, NULL, NULL);
+        if (n != want[i])
+            fail_msg("event %d ('%s'): %d matches, want %d", i, val[i], n, want[i]);
+    }
+    cor_scratch_destroy(s);
+    cor_ruleset_unref(rs);
+    vgt_rmtree(dir);
+    free(dir);
+}
+
 /* Short fields (here Image and ParentImage) are scanned as one buffer (sig_bucket.comb):
  * a literal of one field found in the other, or straddling the two, must not hit, and one
  * found in another field first must still hit in its own. */
@@ -1129,6 +1204,7 @@ int main(void)
         cmocka_unit_test(test_exact_values),
         cmocka_unit_test(test_tail_values),
         cmocka_unit_test(test_cmdline_literals_and_regexes),
+        cmocka_unit_test(test_anchored_values),
         cmocka_unit_test(test_combined_fields),
         cmocka_unit_test(test_re_and_flags),
         cmocka_unit_test(test_base64_and_base64offset),
