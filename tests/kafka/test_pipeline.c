@@ -241,9 +241,10 @@ static bench_sim *produce_sim(struct fx *f, uint32_t machines, int64_t duration_
 
 /*
  * The embedded broker (librdkafka 2.0.2's mock cluster) completes a rebalance that a
- * member's LeaveGroup started only after the group's session timeout, so a consumer that
- * rejoins a group right after another left it waits session.timeout.ms (45 s by default).
- * The restart test uses a short one to stay quick, as vigil run does on that broker.
+ * member's LeaveGroup started only after the group's session timeout less a second, so a
+ * consumer that rejoins a group right after another left it waits about session.timeout.ms
+ * (45 s by default). The restart test uses a short one, VGT_SESSION_MS, to stay quick
+ * (vgtest.h), with heartbeats inside it.
  */
 
 static ing_pipeline *pipeline_start(struct fx *f, const char *group, bool quick_rejoin)
@@ -265,8 +266,14 @@ static ing_pipeline *pipeline_start(struct fx *f, const char *group, bool quick_
     cfg.block_max_age_us = f->block_max_age_us;
     cfg.kafka.props = f->props;
     cfg.kafka.nprops = f->nprops;
-    if (quick_rejoin)
-        cfg.session_timeout_ms = 6000;
+    if (quick_rejoin) {
+        static const struct ing_kv hb[] = {{"heartbeat.interval.ms", VGT_HEARTBEAT_MS_STR}};
+
+        assert_int_equal(f->nprops, 0); /* the quick rejoin sets the only one */
+        cfg.session_timeout_ms = VGT_SESSION_MS;
+        cfg.kafka.props = hb;
+        cfg.kafka.nprops = 1;
+    }
     if (ing_pipeline_new(&cfg, &p, err, sizeof(err)) != 0)
         fail_msg("pipeline: %s", err);
     if (ing_pipeline_start(p, err, sizeof(err)) != 0)
