@@ -259,15 +259,19 @@ out_files:
 
 /* ---- measurement -------------------------------------------------------------------- */
 
-/* One pass over the mix; returns events/s. with_view: build each view again (in a scratch
- * view) as a shard does. */
-static double br_pass(const cor_ruleset *rs, cor_scratch *s, const struct br_mix *m, bool with_view,
+/* One pass over the mix; returns events/s, or a negative vg_err. with_view: build each
+ * view again (in a scratch view) as a shard does. Each pass has a scratch of its own, so
+ * that none starts with the memo of recent values (sigma_int.h) another pass filled. */
+static double br_pass(const cor_ruleset *rs, const struct br_mix *m, bool with_view,
                       struct br_count *c)
 {
+    cor_scratch *s = cor_scratch_new(rs);
     struct vg_evview tmp;
     uint64_t t0;
     size_t i;
 
+    if (!s)
+        return -VG_ENOMEM;
     memset(c, 0, sizeof(*c));
     t0 = vg_mono_ns();
     for (i = 0; i < m->n; i++) {
@@ -279,7 +283,9 @@ static double br_pass(const cor_ruleset *rs, cor_scratch *s, const struct br_mix
         }
         cor_rules_eval(rs, s, v, br_on_match, c);
     }
-    return (double)m->n / ((double)(vg_mono_ns() - t0) / 1e9);
+    t0 = vg_mono_ns() - t0;
+    cor_scratch_destroy(s);
+    return (double)m->n / ((double)t0 / 1e9);
 }
 
 static int br_measure(const struct bench_rules_opts *o, const cor_ruleset *rs,
@@ -287,21 +293,19 @@ static int br_measure(const struct bench_rules_opts *o, const cor_ruleset *rs,
 {
     double e[BR_MAX_RUNS], ve[BR_MAX_RUNS];
     struct br_count c;
-    cor_scratch *s = cor_scratch_new(rs);
     unsigned r;
 
-    if (!s)
+    /* warm caches; also the reference match set */
+    if (br_pass(rs, m, false, &c) < 0)
         return -VG_ENOMEM;
-    (void)br_pass(rs, s, m, false, &c); /* warm caches; also the reference match set */
     cell->matches = c.matches;
     cell->match_hash = c.hash;
     for (r = 0; r < o->runs; r++) {
-        e[r] = br_pass(rs, s, m, false, &c);
-        ve[r] = br_pass(rs, s, m, true, &c);
+        if ((e[r] = br_pass(rs, m, false, &c)) < 0 || (ve[r] = br_pass(rs, m, true, &c)) < 0)
+            return -VG_ENOMEM;
     }
     cell->eval_eps = br_median(e, o->runs);
     cell->viewev_eps = br_median(ve, o->runs);
-    cor_scratch_destroy(s);
     return 0;
 }
 

@@ -28,6 +28,7 @@ enum { SIG_F = 0, SIG_U = 1, SIG_T = 2 };
 struct sig_scan_ctx {
     cor_scratch *s;
     const struct sig_hsdb *d; /* the database being scanned */
+    uint32_t grp;             /* its group in the bucket (sig_on_hit_logged) */
 };
 
 /* ---- scratch ------------------------------------------------------------------------ */
@@ -83,7 +84,10 @@ cor_scratch *cor_scratch_new(const cor_ruleset *rs)
             goto out_free;
     s->gfrom = vg_calloc(s->maxgroups + 1, sizeof(*s->gfrom));
     s->gto = vg_calloc(s->maxgroups + 1, sizeof(*s->gto));
-    if (!s->gfrom || !s->gto)
+    s->gmemo = vg_calloc(s->maxgroups + 1, sizeof(*s->gmemo));
+    s->memo = vg_calloc(SIG_MEMO_SLOTS, sizeof(*s->memo));
+    s->mlog = vg_calloc(SIG_MEMO_LOG, sizeof(*s->mlog));
+    if (!s->gfrom || !s->gto || !s->gmemo || !s->memo || !s->mlog)
         goto out_free;
     return s;
 
@@ -106,6 +110,9 @@ void cor_scratch_destroy(cor_scratch *s)
     vg_free(s->cbuf);
     vg_free(s->gfrom);
     vg_free(s->gto);
+    vg_free(s->gmemo);
+    vg_free(s->memo);
+    vg_free(s->mlog);
     vg_free(s->cand);
     vg_free(s->candsum);
     vg_free(s->slot);
@@ -612,10 +619,76 @@ static int sig_on_hit(unsigned int id, unsigned long long from, unsigned long lo
     return 0;
 }
 
+/* ---- the memo of recent values (struct sig_memo) ----------------------------------- */
+
+static inline void sig_mlog(cor_scratch *s, uint32_t grp, uint32_t id)
+{
+    if (s->nmlog < SIG_MEMO_LOG)
+        s->mlog[s->nmlog++] = (struct sig_mlog){grp, id};
+    else
+        s->nmlog = SIG_MEMO_LOG + 1;
+}
+
+/* The slot of group g's value str, or NULL when the value is too long to keep. */
+static struct sig_memo *sig_memo_slot(cor_scratch *s, const struct sig_group *g,
+                                      const struct vg_str *str)
+{
+    uint64_t h;
+
+    if (str->n > SIG_MEMO_MAXLEN || s->memo_off)
+        return NULL;
+    h = vg_hash64(str->n ? str->p : "", str->n, (uint64_t)(uintptr_t)g);
+    return &s->memo[h & (SIG_MEMO_SLOTS - 1)];
+}
+
+static bool sig_memo_has(const struct sig_memo *e, const struct sig_group *g,
+                         const struct vg_str *str)
+{
+    return e->g == g && e->n == str->n && (str->n == 0 || memcmp(e->v, str->p, str->n) == 0);
+}
+
+/* Keeps in e what the scan just done logged for group grp (g, value str). */
+static void sig_memo_put(cor_scratch *s, struct sig_memo *e, const struct sig_group *g,
+                         uint32_t grp, const struct vg_str *str)
+{
+    uint32_t i, k, n = 0;
+
+    e->g = NULL;
+    if (s->nmlog > SIG_MEMO_LOG)
+        return; /* reports were dropped: what the entry would hold is not all */
+    for (i = 0; i < s->nmlog; i++) {
+        if (s->mlog[i].grp != grp)
+            continue;
+        for (k = 0; k < n && e->hit[k] != s->mlog[i].id; k++)
+            ;
+        if (k < n)
+            continue;
+        if (n == SIG_MEMO_HITS)
+            return;
+        e->hit[n++] = s->mlog[i].id;
+    }
+    if (str->n)
+        memcpy(e->v, str->p, str->n);
+    e->n = (uint16_t)str->n;
+    e->nhit = (uint8_t)n;
+    e->g = g;
+    s->memo_miss++;
+}
+
+/* sig_on_hit, the pattern logged for the memo. */
+static int sig_on_hit_logged(unsigned int id, unsigned long long from, unsigned long long to,
+                             unsigned int flags, void *ctx)
+{
+    struct sig_scan_ctx *sc = ctx;
+
+    sig_mlog(sc->s, sc->grp, id);
+    return sig_on_hit(id, from, to, flags, ctx);
+}
+
 /* A database of a few literals, without Hyperscan: the same hits, found one by one. */
 static void sig_scan_direct(cor_scratch *s, const struct sig_hsdb *d, const struct vg_str *str)
 {
-    struct sig_scan_ctx sc = {s, d};
+    struct sig_scan_ctx sc = {s, d, 0};
     size_t p;
 
     for (p = 0; p < d->npat; p++) {
@@ -630,8 +703,22 @@ struct sig_comb_ctx {
     const struct sig_comb *c;
 };
 
+/* A run of the combined database's matchers hit: applied once an event (the first
+ * occurrence stamps them). */
+static inline void sig_comb_run(cor_scratch *s, const struct sig_comb *c,
+                                const struct sig_crun *run, const uint32_t *mcl)
+{
+    uint32_t k;
+
+    if (s->mstamp[c->act[run->act].mid] == s->gen)
+        return;
+    for (k = run->act; k < run->act_to; k++)
+        sig_act_apply(s, &c->act[k], mcl);
+}
+
 /* A report of the combined database: the occurrence [to - len, to) counts for the run of
- * matchers whose field holds all of it (not one straddling two fields). */
+ * matchers whose field holds all of it (not one straddling two fields); each such run is
+ * logged for the memo. */
 static int sig_on_comb(unsigned int id, unsigned long long from, unsigned long long to,
                        unsigned int flags, void *ctx)
 {
@@ -640,17 +727,16 @@ static int sig_on_comb(unsigned int id, unsigned long long from, unsigned long l
     const struct sig_comb *c = cc->c;
     const uint32_t *mcl = s->rs->mcl;
     unsigned long long start = to - c->plen[id];
-    uint32_t r, k;
+    uint32_t r;
 
     (void)from;
     (void)flags;
     for (r = c->first[id]; r < c->first[id + 1]; r++) {
         const struct sig_crun *run = &c->run[r];
-        if (start < s->gfrom[run->grp] || to > s->gto[run->grp] ||
-            s->mstamp[c->act[run->act].mid] == s->gen)
-            continue; /* another field, or reported there before */
-        for (k = run->act; k < run->act_to; k++)
-            sig_act_apply(s, &c->act[k], mcl);
+        if (start < s->gfrom[run->grp] || to > s->gto[run->grp])
+            continue; /* another field */
+        sig_mlog(s, run->grp, r);
+        sig_comb_run(s, c, run, mcl);
     }
     return 0;
 }
@@ -677,7 +763,7 @@ static bool sig_comb_put(cor_scratch *s, size_t i, size_t *total, const struct v
 /* The exact-value set: one lookup of the value, caseless (the keys are lower-cased). */
 static void sig_scan_exact(cor_scratch *s, const struct sig_hsdb *d, const char *v, size_t n)
 {
-    struct sig_scan_ctx sc = {s, d};
+    struct sig_scan_ctx sc = {s, d, 0};
     uint32_t h, p;
     size_t i;
 
@@ -739,11 +825,35 @@ static void sig_scan_sets(cor_scratch *s, const struct sig_group *g, const struc
         sig_scan_eq(s, &g->eq, str);
 }
 
+/* Group i's literal database over str, or its memo's replay. */
+static void sig_scan_lit(cor_scratch *s, const struct sig_group *g, uint32_t i,
+                         const struct vg_str *str)
+{
+    struct sig_scan_ctx sc = {s, &g->lit, i};
+    struct sig_memo *e = sig_memo_slot(s, g, str);
+    uint32_t k, a;
+
+    if (e && sig_memo_has(e, g, str)) {
+        for (k = 0; k < e->nhit; k++)
+            for (a = g->lit.first[e->hit[k]]; a < g->lit.first[e->hit[k] + 1]; a++)
+                sig_act_apply(s, &g->lit.act[a], s->rs->mcl);
+        s->memo_hits++;
+        return;
+    }
+    s->nmlog = 0;
+    /* An error here (only a bad scratch) leaves the bits unset: no false alerts. */
+    if (hs_scan(g->lit.db, str->p ? str->p : "", (unsigned)str->n, 0, s->hs, sig_on_hit_logged,
+                &sc) == HS_SUCCESS &&
+        e)
+        sig_memo_put(s, e, g, i, str);
+}
+
 static void sig_scan_bucket(cor_scratch *s, const struct sig_bucket *b, const struct vg_evview *v)
 {
-    struct sig_scan_ctx sc = {s, NULL};
+    struct sig_scan_ctx sc = {s, NULL, 0};
     struct sig_comb_ctx cc = {s, &b->comb};
     size_t i, total = 0;
+    bool pend = false;
 
     for (i = 0; i < b->ngroups; i++) {
         const struct sig_group *g = &b->groups[i];
@@ -751,31 +861,42 @@ static void sig_scan_bucket(cor_scratch *s, const struct sig_bucket *b, const st
         if (b->in_comb && b->in_comb[i]) {
             s->gfrom[i] = 1; /* no occurrence fits */
             s->gto[i] = 0;
+            s->gmemo[i] = NULL;
         }
         if (!sig_get(s, v, &g->field, &str))
             continue;
-        if (b->in_comb && b->in_comb[i]) {
-            (void)sig_comb_put(s, i, &total, &str);
-            sig_scan_sets(s, g, &str);
-            goto re;
-        }
         sig_scan_sets(s, g, &str);
-        /* An error here (only a bad scratch) leaves the bits unset: no false alerts. */
-        if (g->lit.direct) {
+        if (b->in_comb && b->in_comb[i]) {
+            struct sig_memo *e = sig_memo_slot(s, g, &str);
+            if (e && sig_memo_has(e, g, &str)) {
+                for (uint32_t k = 0; k < e->nhit; k++)
+                    sig_comb_run(s, &b->comb, &b->comb.run[e->hit[k]], s->rs->mcl);
+                s->memo_hits++;
+            } else if (sig_comb_put(s, i, &total, &str)) {
+                s->gmemo[i] = e;
+                pend |= e != NULL;
+            }
+        } else if (g->lit.direct) {
             sig_scan_direct(s, &g->lit, &str);
         } else if (g->lit.db) {
-            sc.d = &g->lit;
-            (void)hs_scan(g->lit.db, str.p ? str.p : "", (unsigned)str.n, 0, s->hs, sig_on_hit,
-                          &sc);
+            sig_scan_lit(s, g, (uint32_t)i, &str);
         }
-    re:
         if (g->re.db) {
             sc.d = &g->re;
             (void)hs_scan(g->re.db, str.p ? str.p : "", (unsigned)str.n, 0, s->hs, sig_on_hit, &sc);
         }
     }
-    if (total > 0)
-        (void)hs_scan(b->comb.db, s->cbuf, (unsigned)total, 0, s->hs, sig_on_comb, &cc);
+    if (total > 0) {
+        s->nmlog = 0;
+        if (hs_scan(b->comb.db, s->cbuf, (unsigned)total, 0, s->hs, sig_on_comb, &cc) ==
+                HS_SUCCESS &&
+            pend)
+            for (i = 0; i < b->ngroups; i++)
+                if (b->in_comb[i] && s->gmemo[i]) {
+                    struct vg_str str = {s->cbuf + s->gfrom[i], s->gto[i] - s->gfrom[i]};
+                    sig_memo_put(s, s->gmemo[i], &b->groups[i], (uint32_t)i, &str);
+                }
+    }
     for (i = 0; i < b->nalways; i++)
         sig_candidate(s, b->always[i]);
 }

@@ -327,12 +327,45 @@ struct sig_slotval {
     struct vg_str v;
 };
 
+/* Scan results of recent field values, so that a value seen again is not scanned again:
+ * telemetry repeats itself (the same images, parents, service command lines), and a
+ * Hyperscan scan of a short field costs a thousand instructions, mostly fixed. An entry
+ * holds a (group, value) and what the scans of that field reported for it: the combined
+ * database's runs (an in_comb group) or the literal database's patterns. What a scan
+ * reports is a function of the field's value alone, so a replay stamps what the scan
+ * would. Direct-mapped by hash; a value longer than SIG_MEMO_MAXLEN, or one with more than
+ * SIG_MEMO_HITS reports, is scanned every time. */
+#define SIG_MEMO_SLOTS  1024
+#define SIG_MEMO_MAXLEN 160
+#define SIG_MEMO_HITS   7
+#define SIG_MEMO_LOG    512 /* reports logged during one scan; more: nothing is kept */
+
+struct sig_memo {
+    const struct sig_group *g; /* NULL: empty */
+    uint16_t n;                /* the value's length */
+    uint8_t nhit;
+    uint32_t hit[SIG_MEMO_HITS]; /* comb run or lit pattern numbers, distinct */
+    char v[SIG_MEMO_MAXLEN];
+};
+
+struct sig_mlog {
+    uint32_t grp; /* the bucket's group */
+    uint32_t id;  /* run (combined database) or pattern */
+};
+
 struct cor_scratch {
     hs_scratch_t *hs;
-    uint32_t gen;     /* current event's generation; stamps equal to it are "hit" */
-    uint32_t *mstamp; /* per matcher */
-    uint32_t *mdone;  /* per lazy matcher: equal to gen once checked this event */
-    uint32_t *cstamp; /* per required-hit clause: equal to gen when a scan hit it */
+    struct sig_memo *memo;         /* SIG_MEMO_SLOTS */
+    struct sig_memo **gmemo;       /* per group of the bucket: its slot to fill after the
+                                    * combined scan, or NULL */
+    struct sig_mlog *mlog;         /* SIG_MEMO_LOG: the reports of the scan in progress */
+    uint32_t nmlog;                /* (SIG_MEMO_LOG + 1: more were dropped) */
+    uint64_t memo_hits, memo_miss; /* values replayed, values scanned and kept */
+    bool memo_off;                 /* every value scanned (tests compare with it) */
+    uint32_t gen;                  /* current event's generation; stamps equal to it are "hit" */
+    uint32_t *mstamp;              /* per matcher */
+    uint32_t *mdone;               /* per lazy matcher: equal to gen once checked this event */
+    uint32_t *cstamp;              /* per required-hit clause: equal to gen when a scan hit it */
     /* The last address parsed for a cidr matcher: a rule lists up to 20 networks for one
      * field, and parsing it again for each cost 5 % of evaluation. */
     struct {

@@ -1135,6 +1135,99 @@ static void test_combined_fields(void **state)
     free(dir);
 }
 
+/* The memo of recent values (sigma_int.h) replays what the scans of a value reported:
+ * a stream whose values repeat, in changing company, must match exactly as with every
+ * value scanned, whether the value was kept, evicted, too long, or had too many reports. */
+struct memo_seen {
+    uint64_t h; /* of the rule ids matched, in order */
+    int n;
+};
+
+static void on_memo_match(void *ctx, const struct cor_rule_info *ri)
+{
+    struct memo_seen *m = ctx;
+
+    m->h = vg_hash64(ri->id, strlen(ri->id), m->h);
+    m->n++;
+}
+
+static void test_memo_replay(void **state)
+{
+    static const char *const rules[] = {
+        "    a:\n        Image|contains: [qq1, qq2, qq3, qq4, qq5, qq6, qq7, qq8, qq9, zz-yy]\n"
+        "    condition: a\n",
+        "    b:\n        ParentImage|contains: [pp1, pp2, pp3, pp4, pp5]\n    condition: b\n",
+        "    c:\n        CommandLine|contains: [alpha, beta, gamma, delta, epsilon, zeta]\n"
+        "    r:\n        CommandLine|re: 'k[0-9]+x'\n    condition: c or r\n",
+        "    a:\n        Image|contains: pp1\n    c:\n        CommandLine|contains: alpha\n"
+        "    condition: a and c\n",
+        "    c:\n        CommandLine|contains|all: [alpha, beta]\n    condition: c\n",
+        "    a:\n        Image|contains: 'qq1'\n    b:\n        ParentImage|contains: 'qq1'\n"
+        "    condition: a and not b\n",
+    };
+    static const char *const img[] = {
+        "C:\\qq1",        "C:\\zz-yy", "C:\\pp1\\qq2", "C:\\x", "qq1qq2qq3qq4qq5qq6qq7qq8qq9",
+        "C:\\QQ3\\a.exe", ""};
+    static const char *const par[] = {"C:\\pp1", "D:\\pp2", "C:\\y", "C:\\qq1", "yy\\x"};
+    static const char *const cmd[] = {"alpha", "alpha beta", "k12x gamma", "nothing", "zeta k1x"};
+    char text[4096], name[32], *dir = vgt_tmpdir("sigma"), longv[300], uniq[64];
+    struct cor_load_summary sum;
+    cor_ruleset *rs;
+    cor_scratch *on, *off;
+    size_t i, k;
+    int total = 0;
+
+    (void)state;
+    for (i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+        char id[40];
+        snprintf(id, sizeof(id), "99999999-9999-9999-9999-%012zu", i);
+        rule_text(text, sizeof(text), id, WIN_PROC, rules[i]);
+        snprintf(name, sizeof(name), "r%zu.yml", i);
+        vgt_write_file(dir, name, text);
+    }
+    rs = load_dir(dir, &sum);
+    assert_int_equal(sum.loaded, 6);
+    on = cor_scratch_new(rs);
+    off = cor_scratch_new(rs);
+    assert_non_null(on);
+    assert_non_null(off);
+    off->memo_off = true;
+    for (k = 0; k < sizeof(longv) - 1; k++) /* longer than SIG_MEMO_MAXLEN, with a qq5 */
+        longv[k] = k == 250 ? 'q' : k == 251 ? 'q' : k == 252 ? '5' : 'x';
+    longv[sizeof(longv) - 1] = 0;
+    for (i = 0; i < 3000; i++) {
+        struct vg_evview v = wproc();
+        struct memo_seen a = {0, 0}, b = {0, 0};
+        const char *im;
+        if (i % 10 == 9) { /* a new value each time: evicts what was kept */
+            snprintf(uniq, sizeof(uniq), "C:\\u%05zu\\qq%zu", i, i % 9 + 1);
+            im = uniq;
+        } else if (i % 13 == 12) {
+            im = longv;
+        } else {
+            im = img[(i * 5 + i / 7) % 7];
+        }
+        set(&v, VG_F_IMAGE, im);
+        set(&v, VG_F_PARENT_IMAGE, i % 11 == 10 ? NULL : par[(i * 3 + i / 5) % 5]);
+        set(&v, VG_F_COMMAND_LINE, cmd[(i + i / 3) % 5]);
+        int na = cor_rules_eval(rs, on, &v, on_memo_match, &a);
+        int nb = cor_rules_eval(rs, off, &v, on_memo_match, &b);
+        if (na != nb || a.h != b.h || a.n != b.n)
+            fail_msg("event %zu (%s | %s | %s): %d matches with the memo, %d without", i, im,
+                     v.f[VG_F_PARENT_IMAGE].p ? v.f[VG_F_PARENT_IMAGE].p : "-",
+                     v.f[VG_F_COMMAND_LINE].p, na, nb);
+        total += na;
+    }
+    assert_true(total > 1000);         /* the stream matches */
+    assert_true(on->memo_hits > 3000); /* and the memo answered most values */
+    assert_int_equal(off->memo_hits, 0);
+    cor_scratch_destroy(on);
+    cor_scratch_destroy(off);
+    cor_ruleset_unref(rs);
+    vgt_rmtree(dir);
+    free(dir);
+}
+
 struct hits {
     const char *ids[8];
     int n;
@@ -1205,6 +1298,7 @@ int main(void)
         cmocka_unit_test(test_tail_values),
         cmocka_unit_test(test_cmdline_literals_and_regexes),
         cmocka_unit_test(test_anchored_values),
+        cmocka_unit_test(test_memo_replay),
         cmocka_unit_test(test_combined_fields),
         cmocka_unit_test(test_re_and_flags),
         cmocka_unit_test(test_base64_and_base64offset),
