@@ -964,30 +964,48 @@ static void test_cmdline_literals_and_regexes(void **state)
 static void test_tail_values(void **state)
 {
     static const char *const p[][2] = {
-        {"x", "C:\\x\\tool-07.exe"},   {"x", "C:\\x\\TOOL-07.EXE"}, {"x", "tool-07.exe"},
-        {"x", "C:\\x\\mytool-07.exe"}, {"x", "C:\\tool-07.exe\\x"}, {"x", "C:\\a/b\\tool-19.exe"},
-        {"x", "C:\\a\\b/tool-19.exe"}, {"x", "/usr/bin/tool-sh"},   {"x", "C:\\x\\tool-sh"},
-        {"x", "/a\\b/tool-sh"},        {"x", "C:\\CasedTool.exe"},  {"x", "C:\\casedtool.exe"},
-        {"x", "C:\\x\\tool-20.exe"},   {"x", "\\tool-00.exe"},      {"x", ""},
-        {"x", "C:\\x\\a.TMP"},         {"x", "C:\\x.tmp\\a"},       {"x", "C:\\a.tmp.bak"},
+        {"x", "C:\\x\\tool-07.exe"},
+        {"x", "C:\\x\\TOOL-07.EXE"},
+        {"x", "tool-07.exe"},
+        {"x", "C:\\x\\mytool-07.exe"},
+        {"x", "C:\\tool-07.exe\\x"},
+        {"x", "C:\\a/b\\tool-19.exe"},
+        {"x", "C:\\a\\b/tool-19.exe"},
+        {"x", "/usr/bin/tool-sh"},
+        {"x", "C:\\x\\tool-sh"},
+        {"x", "/a\\b/tool-sh"},
+        {"x", "C:\\CasedTool.exe"},
+        {"x", "C:\\casedtool.exe"},
+        {"x", "C:\\x\\tool-20.exe"},
+        {"x", "\\tool-00.exe"},
+        {"x", ""},
+        {"x", "C:\\x\\a.TMP"},
+        {"x", "C:\\x.tmp\\a"},
+        {"x", "C:\\a.tmp.bak"},
+        /* longer than a 16-byte block: separators found in a block or in the bytes before */
+        {"x", "\\a-very-long-tool-name-here.exe"},
+        {"x", "C:\\dir/sub\\A-VERY-long-tool-name-here.exe"},
+        {"x", "C:\\dir\\a-very-long-tool-name-here.exe/x"},
+        {"x", "C:\\dir\\a-very-long-tool-name-here.exe.bak.tmp"},
     };
-    static const int want[] = {1, 1, 0, 0, 0, 1, 0, 1, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0};
+    static const int want[] = {1, 1, 0, 0, 0, 1, 0, 1, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 1, 1, 0, 1};
     char det[2048], *at = det;
-    int r[18], i;
+    int r[22], i;
 
     (void)state;
     at += sprintf(at, "    sel:\n        Image|endswith:\n");
     for (i = 0; i < 20; i++)
         at += sprintf(at, "            - '\\tool-%02d.exe'\n", i);
     sprintf(at, "            - '/tool-sh'\n            - '.tmp'\n"
+                "            - '\\a-very-long-tool-name-here.exe'\n"
                 "    sel2:\n        Image|endswith|cased: '\\CasedTool.exe'\n"
                 "    other:\n        Image|contains: 'unrelated words'\n"
                 "    condition: sel or sel2 or other\n");
-    fire_pairs(det, p, 18, r);
-    for (i = 0; i < 18; i++)
+    fire_pairs(det, p, 22, r);
+    for (i = 0; i < 22; i++)
         if (r[i] != want[i])
             fail_msg("event %d ('%s'): %d matches, want %d", i, p[i][1], r[i], want[i]);
-    /* The set was built: 23 components of Image in the lookup, one literal in the scan. */
+    /* The set was built: 24 components of Image in the lookup, one literal in the scan. */
     {
         char text[4096], *dir = vgt_tmpdir("sigma");
         struct cor_load_summary sum;
@@ -1003,7 +1021,7 @@ static void test_tail_values(void **state)
             ntail += b->groups[g].tail.npat;
             nlit += b->groups[g].lit.n;
         }
-        assert_int_equal(ntail, 23);
+        assert_int_equal(ntail, 24);
         assert_int_equal(nlit, 1);
         cor_ruleset_unref(rs);
         vgt_rmtree(dir);
