@@ -156,16 +156,6 @@ static bool sig_get(cor_scratch *s, const struct vg_evview *v, const struct sig_
 
 /* ---- matchers ----------------------------------------------------------------------- */
 
-static bool sig_eq_caseless(const uint8_t *a, const uint8_t *b, size_t n)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++)
-        if (sig_lc(a[i]) != sig_lc(b[i]))
-            return false;
-    return true;
-}
-
 /* Does s contain p[0..n), ASCII-caseless? What a caseless literal scan would report.
  * Lazy matchers make this the hottest loop of evaluation: 16 positions at a time, the
  * literal's first and last bytes compared with bit 0x20 ignored (a superset of the

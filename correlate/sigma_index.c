@@ -534,7 +534,7 @@ static bool sig_eq_shapes(const cor_ruleset *rs, struct sig_hsdb *d)
         for (j = 0; j < d->nshapes && (d->sk[j] != k || d->sh[j] != h); j++)
             ;
         if (j < d->nshapes) {
-            if (d->sname[j] && strncasecmp((const char *)d->sname[j], (const char *)m->pre, k))
+            if (d->sname[j] && !sig_eq_caseless(d->sname[j], m->pre, k))
                 d->sname[j] = NULL; /* names differ: no filter by name */
             continue;
         }

@@ -36,6 +36,17 @@ static inline uint8_t sig_lc(uint8_t c)
     return (uint8_t)((unsigned)(c - 'A') < 26u ? c + ('a' - 'A') : c);
 }
 
+/* n bytes equal but for ASCII case (NULs compared like any byte). */
+static inline bool sig_eq_caseless(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (sig_lc(a[i]) != sig_lc(b[i]))
+            return false;
+    return true;
+}
+
 #define SIG_FIELD_KEYWORDS (-2) /* pseudo field: any value of the event */
 
 /* Which field a matcher reads: a typed slot, or a name looked up in extra. */
