@@ -339,3 +339,11 @@ void vgt_rules_shard_free(struct vgt_rules_shard *f)
     }
     free(f);
 }
+
+void vgt_on_match(void *ctx, const struct cor_rule_info *ri)
+{
+    struct vgt_matches *m = ctx;
+
+    m->h = vg_hash64(ri->id, strlen(ri->id), m->h);
+    m->n++;
+}

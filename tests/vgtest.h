@@ -109,4 +109,13 @@ void vgt_shard_process_event(cor_shard *s, Vigil__Event *ev);
 /* Frees what vgt_rules_shard_new made; NULL is fine. */
 void vgt_rules_shard_free(struct vgt_rules_shard *f);
 
+/* What cor_rules_eval matched on one event, to compare two evaluations: a cor_match_fn
+ * (ctx: struct vgt_matches, zeroed first) that counts the matches and hashes their rule
+ * ids in order. */
+struct vgt_matches {
+    uint64_t h;
+    int n;
+};
+void vgt_on_match(void *ctx, const struct cor_rule_info *ri);
+
 #endif

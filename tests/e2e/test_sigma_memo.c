@@ -17,19 +17,6 @@
 #include "sigma_int.h"
 #include "vg.h"
 
-struct seen {
-    uint64_t h; /* of the rule ids matched, in order */
-    int n;
-};
-
-static void on_match(void *ctx, const struct cor_rule_info *ri)
-{
-    struct seen *m = ctx;
-
-    m->h = vg_hash64(ri->id, strlen(ri->id), m->h);
-    m->n++;
-}
-
 static char **g_files;
 static size_t g_nfiles;
 
@@ -89,12 +76,12 @@ static void test_memo_same_answers(void **state)
         assert_int_equal(ing_import_open(g_files[f], "memo", &im, err, sizeof(err)), 0);
         while ((rc = ing_import_next(im, arena, 256, &b)) == 1) {
             for (size_t i = 0; i < b->n_events; i++) {
-                struct seen a = {0, 0}, c = {0, 0};
+                struct vgt_matches a = {0, 0}, c = {0, 0};
                 struct vg_evview v;
                 int na, nc;
                 vg_evview_build(&v, b, b->events[i]);
-                na = cor_rules_eval(rs, on, &v, on_match, &a);
-                nc = cor_rules_eval(rs, off, &v, on_match, &c);
+                na = cor_rules_eval(rs, on, &v, vgt_on_match, &a);
+                nc = cor_rules_eval(rs, off, &v, vgt_on_match, &c);
                 if (na != nc || a.h != c.h)
                     fail_msg("%s, event %zu of a batch: %d matches with the memo, %d without",
                              g_files[f], i, na, nc);

@@ -860,6 +860,39 @@ static void test_required_hits(void **state)
     assert_int_equal(r[5], 0);
 }
 
+/* What one rule's detection compiles to in the Windows process_creation route: patterns
+ * in each lookup set, matchers in the literal database, its patterns, regex databases. */
+struct set_counts {
+    size_t exact, tail, eq, lit, lit_npat, re_dbs;
+};
+
+static void count_sets(const char *detection, struct set_counts *c)
+{
+    char text[8192], *dir = vgt_tmpdir("sigma");
+    struct cor_load_summary sum;
+    const struct sig_bucket *b;
+    cor_ruleset *rs;
+    size_t g;
+
+    memset(c, 0, sizeof(*c));
+    rule_text(text, sizeof(text), "33333333-3333-3333-3333-333333333333", WIN_PROC, detection);
+    vgt_write_file(dir, "r.yml", text);
+    rs = load_dir(dir, &sum);
+    assert_int_equal(sum.loaded, 1);
+    b = &rs->cat[VIGIL__OS__OS_WINDOWS][VG_CAT_PROCESS_CREATION];
+    for (g = 0; g < b->ngroups; g++) {
+        c->exact += b->groups[g].exact.npat;
+        c->tail += b->groups[g].tail.npat;
+        c->eq += b->groups[g].eq.npat;
+        c->lit += b->groups[g].lit.n;
+        c->lit_npat += b->groups[g].lit.db ? b->groups[g].lit.npat : 0;
+        c->re_dbs += b->groups[g].re.db != NULL;
+    }
+    cor_ruleset_unref(rs);
+    vgt_rmtree(dir);
+    free(dir);
+}
+
 /* Whole-value literals of a field with many of them are found by one hash lookup of the
  * value (sig_group.exact), not by the literal scan: a value that merely contains one must not
  * match, case is ignored unless `cased`, and each event starts afresh. */
@@ -872,7 +905,7 @@ static void test_exact_values(void **state)
     };
     static const int want[] = {1, 1, 0, 0, 1, 0, 0, 1, 0};
     char det[2048], *at = det;
-    const struct sig_bucket *b;
+    struct set_counts c;
     int r[9], i;
 
     (void)state;
@@ -886,27 +919,11 @@ static void test_exact_values(void **state)
     for (i = 0; i < 9; i++)
         if (r[i] != want[i])
             fail_msg("event %d ('%s'): %d matches, want %d", i, p[i][0], r[i], want[i]);
-    /* The set was built: 21 whole values of CommandLine in the lookup, none in the scan. */
-    {
-        char text[4096], *dir = vgt_tmpdir("sigma");
-        struct cor_load_summary sum;
-        cor_ruleset *rs;
-        size_t g, nexact = 0, nlit = 0;
-
-        rule_text(text, sizeof(text), "33333333-3333-3333-3333-333333333333", WIN_PROC, det);
-        vgt_write_file(dir, "r.yml", text);
-        rs = load_dir(dir, &sum);
-        b = &rs->cat[VIGIL__OS__OS_WINDOWS][VG_CAT_PROCESS_CREATION];
-        for (g = 0; g < b->ngroups; g++) {
-            nexact += b->groups[g].exact.npat;
-            nlit += b->groups[g].lit.n;
-        }
-        assert_int_equal(nexact, 21);
-        assert_int_equal(nlit, 1);
-        cor_ruleset_unref(rs);
-        vgt_rmtree(dir);
-        free(dir);
-    }
+    /* The set was built: 21 whole values of CommandLine in the lookup, one literal in the
+     * scan. */
+    count_sets(det, &c);
+    assert_int_equal(c.exact, 21);
+    assert_int_equal(c.lit, 1);
 }
 
 /* A command line's literals and regexes are one Hyperscan database (the literals written
@@ -929,11 +946,7 @@ static void test_cmdline_literals_and_regexes(void **state)
                               "    re1:\n        CommandLine|re: '^abc[0-9]+'\n"
                               "    re2:\n        CommandLine|re|i: 'q{2}w'\n"
                               "    condition: sel or re1 or re2\n";
-    char text[4096], *dir = vgt_tmpdir("sigma");
-    struct cor_load_summary sum;
-    const struct sig_bucket *b;
-    cor_ruleset *rs;
-    size_t g, nre = 0, npat = 0;
+    struct set_counts c;
     int r[14], i;
 
     (void)state;
@@ -942,19 +955,9 @@ static void test_cmdline_literals_and_regexes(void **state)
         if (r[i] != want[i])
             fail_msg("event %d ('%s'): %d matches, want %d", i, p[i][0], r[i], want[i]);
     /* One database of the eight patterns, no regex database of its own. */
-    rule_text(text, sizeof(text), "77777777-7777-7777-7777-777777777777", WIN_PROC, det);
-    vgt_write_file(dir, "r.yml", text);
-    rs = load_dir(dir, &sum);
-    b = &rs->cat[VIGIL__OS__OS_WINDOWS][VG_CAT_PROCESS_CREATION];
-    for (g = 0; g < b->ngroups; g++) {
-        nre += b->groups[g].re.db != NULL;
-        npat += b->groups[g].lit.db ? b->groups[g].lit.npat : 0;
-    }
-    assert_int_equal(nre, 0);
-    assert_int_equal(npat, 8);
-    cor_ruleset_unref(rs);
-    vgt_rmtree(dir);
-    free(dir);
+    count_sets(det, &c);
+    assert_int_equal(c.re_dbs, 0);
+    assert_int_equal(c.lit_npat, 8);
 }
 
 /* endswith literals that are one component with its separator ('\\tool.exe', '/tool',
@@ -990,6 +993,7 @@ static void test_tail_values(void **state)
     };
     static const int want[] = {1, 1, 0, 0, 0, 1, 0, 1, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 1, 1, 0, 1};
     char det[2048], *at = det;
+    struct set_counts c;
     int r[22], i;
 
     (void)state;
@@ -1006,27 +1010,9 @@ static void test_tail_values(void **state)
         if (r[i] != want[i])
             fail_msg("event %d ('%s'): %d matches, want %d", i, p[i][1], r[i], want[i]);
     /* The set was built: 24 components of Image in the lookup, one literal in the scan. */
-    {
-        char text[4096], *dir = vgt_tmpdir("sigma");
-        struct cor_load_summary sum;
-        const struct sig_bucket *b;
-        cor_ruleset *rs;
-        size_t g, ntail = 0, nlit = 0;
-
-        rule_text(text, sizeof(text), "66666666-6666-6666-6666-666666666666", WIN_PROC, det);
-        vgt_write_file(dir, "r.yml", text);
-        rs = load_dir(dir, &sum);
-        b = &rs->cat[VIGIL__OS__OS_WINDOWS][VG_CAT_PROCESS_CREATION];
-        for (g = 0; g < b->ngroups; g++) {
-            ntail += b->groups[g].tail.npat;
-            nlit += b->groups[g].lit.n;
-        }
-        assert_int_equal(ntail, 24);
-        assert_int_equal(nlit, 1);
-        cor_ruleset_unref(rs);
-        vgt_rmtree(dir);
-        free(dir);
-    }
+    count_sets(det, &c);
+    assert_int_equal(c.tail, 24);
+    assert_int_equal(c.lit, 1);
 }
 
 /* contains literals with one '=' of a few shapes (Hashes' 'MD5=<32 hex>') are found by
@@ -1156,19 +1142,6 @@ static void test_combined_fields(void **state)
 /* The memo of recent values (sigma_int.h) replays what the scans of a value reported:
  * a stream whose values repeat, in changing company, must match exactly as with every
  * value scanned, whether the value was kept, evicted, too long, or had too many reports. */
-struct memo_seen {
-    uint64_t h; /* of the rule ids matched, in order */
-    int n;
-};
-
-static void on_memo_match(void *ctx, const struct cor_rule_info *ri)
-{
-    struct memo_seen *m = ctx;
-
-    m->h = vg_hash64(ri->id, strlen(ri->id), m->h);
-    m->n++;
-}
-
 static void test_memo_replay(void **state)
 {
     static const char *const rules[] = {
@@ -1215,7 +1188,7 @@ static void test_memo_replay(void **state)
     longv[sizeof(longv) - 1] = 0;
     for (i = 0; i < 3000; i++) {
         struct vg_evview v = wproc();
-        struct memo_seen a = {0, 0}, b = {0, 0};
+        struct vgt_matches a = {0, 0}, b = {0, 0};
         const char *im;
         if (i % 10 == 9) { /* a new value each time: evicts what was kept */
             snprintf(uniq, sizeof(uniq), "C:\\u%05zu\\qq%zu", i, i % 9 + 1);
@@ -1228,8 +1201,8 @@ static void test_memo_replay(void **state)
         set(&v, VG_F_IMAGE, im);
         set(&v, VG_F_PARENT_IMAGE, i % 11 == 10 ? NULL : par[(i * 3 + i / 5) % 5]);
         set(&v, VG_F_COMMAND_LINE, cmd[(i + i / 3) % 5]);
-        int na = cor_rules_eval(rs, on, &v, on_memo_match, &a);
-        int nb = cor_rules_eval(rs, off, &v, on_memo_match, &b);
+        int na = cor_rules_eval(rs, on, &v, vgt_on_match, &a);
+        int nb = cor_rules_eval(rs, off, &v, vgt_on_match, &b);
         if (na != nb || a.h != b.h || a.n != b.n)
             fail_msg("event %zu (%s | %s | %s): %d matches with the memo, %d without", i, im,
                      v.f[VG_F_PARENT_IMAGE].p ? v.f[VG_F_PARENT_IMAGE].p : "-",
