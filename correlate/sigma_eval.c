@@ -808,34 +808,34 @@ static void sig_last_seps(const struct vg_str *str, unsigned seps, const char *a
 }
 
 /* The tail set: the value from its last separator on, looked up once per separator. */
-static void sig_scan_tail(cor_scratch *s, const struct sig_hsdb *d, const struct vg_str *str)
+static void sig_scan_tail(cor_scratch *s, const struct sig_group *g, const struct vg_str *str)
 {
     const char *at[SIG_TAIL_NSEP];
     size_t k;
 
     if (str->n == 0)
         return;
-    sig_last_seps(str, d->seps, at);
+    sig_last_seps(str, g->tail_seps, at);
     for (k = 0; k < SIG_TAIL_NSEP; k++)
         if (at[k])
-            sig_scan_exact(s, d, at[k], (size_t)(str->p + str->n - at[k]));
+            sig_scan_exact(s, &g->tail, at[k], (size_t)(str->p + str->n - at[k]));
 }
 
 /* The anchored set: around every '=' of the value, the bytes of each shape whose name,
  * when it has one, is there. */
-static void sig_scan_eq(cor_scratch *s, const struct sig_hsdb *d, const struct vg_str *str)
+static void sig_scan_eq(cor_scratch *s, const struct sig_group *g, const struct vg_str *str)
 {
     const char *p = str->p, *end = str->p + str->n, *e;
     size_t i;
 
     while (p < end && (e = memchr(p, '=', (size_t)(end - p)))) {
         size_t at = (size_t)(e - str->p);
-        for (i = 0; i < d->nshapes; i++) {
-            const uint8_t *from = (const uint8_t *)e - d->sk[i];
-            if (at < d->sk[i] || at + 1 + d->sh[i] > str->n ||
-                (d->sname[i] && !sig_eq_caseless(from, d->sname[i], d->sk[i])))
+        for (i = 0; i < g->eq_n; i++) {
+            const uint8_t *from = (const uint8_t *)e - g->eq_k[i];
+            if (at < g->eq_k[i] || at + 1 + g->eq_h[i] > str->n ||
+                (g->eq_name[i] && !sig_eq_caseless(from, g->eq_name[i], g->eq_k[i])))
                 continue;
-            sig_scan_exact(s, d, (const char *)from, (size_t)d->sk[i] + 1 + d->sh[i]);
+            sig_scan_exact(s, &g->eq, (const char *)from, (size_t)g->eq_k[i] + 1 + g->eq_h[i]);
         }
         p = e + 1;
     }
@@ -846,9 +846,9 @@ static void sig_scan_sets(cor_scratch *s, const struct sig_group *g, const struc
     if (g->exact.htab)
         sig_scan_exact(s, &g->exact, str->p, str->n);
     if (g->tail.htab)
-        sig_scan_tail(s, &g->tail, str);
+        sig_scan_tail(s, g, str);
     if (g->eq.htab)
-        sig_scan_eq(s, &g->eq, str);
+        sig_scan_eq(s, g, str);
 }
 
 /* Group i's literal database over str, or its memo's replay. */
@@ -867,9 +867,10 @@ static void sig_scan_lit(cor_scratch *s, const struct sig_group *g, uint32_t i,
         return;
     }
     s->nmlog = 0;
-    /* An error here (only a bad scratch) leaves the bits unset: no false alerts. */
-    if (hs_scan(g->lit.db, str->p ? str->p : "", (unsigned)str->n, 0, s->hs, sig_on_hit_logged,
-                &sc) == HS_SUCCESS &&
+    /* An error here (only a bad scratch) leaves the bits unset: no false alerts. A value the
+     * memo cannot keep is scanned without logging. */
+    if (hs_scan(g->lit.db, str->p ? str->p : "", (unsigned)str->n, 0, s->hs,
+                e ? sig_on_hit_logged : sig_on_hit, &sc) == HS_SUCCESS &&
         e)
         sig_memo_put(s, e, g, i, str);
 }

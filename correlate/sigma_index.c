@@ -504,8 +504,6 @@ static int sig_exact_compile(cor_ruleset *rs, struct sig_hsdb *d)
         if (lens[p] > d->maxlen)
             d->maxlen = (uint32_t)lens[p];
         d->lenmap[lens[p] / 64] |= UINT64_C(1) << (lens[p] % 64);
-        for (k = 0; k < SIG_TAIL_NSEP; k++)
-            d->seps |= (uint8_t)((low[0] == sig_tail_sep[k]) << k);
         for (h = sig_exact_hash(low, lens[p]) & d->hmask; d->htab[h] != SIG_NO_RULE;
              h = (h + 1) & d->hmask)
             ;
@@ -521,28 +519,28 @@ out:
     return rc;
 }
 
-/* The anchored set's shapes; false when there are more than SIG_EQ_MAXSHAPES. */
-static bool sig_eq_shapes(const cor_ruleset *rs, struct sig_hsdb *d)
+/* g's anchored-set shapes; false when there are more than SIG_EQ_MAXSHAPES. */
+static bool sig_eq_shapes(const cor_ruleset *rs, struct sig_group *g)
 {
     size_t i, j;
 
-    d->nshapes = 0;
-    for (i = 0; i < d->n; i++) {
-        const struct sig_matcher *m = &rs->m[d->ids[i]];
+    g->eq_n = 0;
+    for (i = 0; i < g->eq.n; i++) {
+        const struct sig_matcher *m = &rs->m[g->eq.ids[i]];
         size_t k = (size_t)((const uint8_t *)memchr(m->pre, '=', m->npre) - m->pre);
         size_t h = m->npre - k - 1;
-        for (j = 0; j < d->nshapes && (d->sk[j] != k || d->sh[j] != h); j++)
+        for (j = 0; j < g->eq_n && (g->eq_k[j] != k || g->eq_h[j] != h); j++)
             ;
-        if (j < d->nshapes) {
-            if (d->sname[j] && !sig_eq_caseless(d->sname[j], m->pre, k))
-                d->sname[j] = NULL; /* names differ: no filter by name */
+        if (j < g->eq_n) {
+            if (g->eq_name[j] && !sig_eq_caseless(g->eq_name[j], m->pre, k))
+                g->eq_name[j] = NULL; /* names differ: no filter by name */
             continue;
         }
-        if (d->nshapes == SIG_EQ_MAXSHAPES || k > UINT8_MAX || h > UINT8_MAX)
+        if (g->eq_n == SIG_EQ_MAXSHAPES || k > UINT8_MAX || h > UINT8_MAX)
             return false;
-        d->sk[d->nshapes] = (uint8_t)k;
-        d->sname[d->nshapes] = m->pre;
-        d->sh[d->nshapes++] = (uint8_t)h;
+        g->eq_k[g->eq_n] = (uint8_t)k;
+        g->eq_name[g->eq_n] = m->pre;
+        g->eq_h[g->eq_n++] = (uint8_t)h;
     }
     return true;
 }
@@ -555,7 +553,7 @@ static int sig_set_fold(const cor_ruleset *rs, struct sig_group *g, struct sig_h
     size_t k;
     int rc = 0;
 
-    if (set->n > 0 && ((set == &g->eq && !sig_eq_shapes(rs, set)) ||
+    if (set->n > 0 && ((set == &g->eq && !sig_eq_shapes(rs, g)) ||
                        (set->n < SIG_EXACT_MIN && g->lit.n > SIG_DIRECT_MAX))) {
         for (k = 0; k < set->n && rc == 0; k++)
             rc = sig_hsdb_add(&g->lit, set->ids[k]);
@@ -573,7 +571,7 @@ static bool sig_comb_type(int typed)
 static int sig_group_compile(cor_ruleset *rs, struct sig_group *g)
 {
     int rc = sig_set_fold(rs, g, &g->exact);
-    size_t k;
+    size_t k, p;
 
     /* A field never in the combined database (a command line) is scanned once for its
      * literals and regexes together: the second scan's fixed cost was more than what the
@@ -592,8 +590,10 @@ static int sig_group_compile(cor_ruleset *rs, struct sig_group *g)
         rc = sig_db_compile(rs, g, &g->lit);
     if (rc == 0 && g->exact.n > 0)
         rc = sig_exact_compile(rs, &g->exact);
-    if (rc == 0 && g->tail.n > 0)
-        rc = sig_exact_compile(rs, &g->tail);
+    if (rc == 0 && g->tail.n > 0 && (rc = sig_exact_compile(rs, &g->tail)) == 0)
+        for (p = 0; p < g->tail.npat; p++)
+            for (k = 0; k < SIG_TAIL_NSEP; k++)
+                g->tail_seps |= (uint8_t)((g->tail.key[p][0] == sig_tail_sep[k]) << k);
     if (rc == 0 && g->eq.n > 0)
         rc = sig_exact_compile(rs, &g->eq);
     return rc < 0 ? rc : sig_db_compile(rs, g, &g->re);

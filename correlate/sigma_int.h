@@ -204,16 +204,6 @@ struct sig_hsdb {
     uint32_t hmask;
     uint32_t maxlen;
     uint64_t lenmap[4]; /* bit n: some key is n bytes long */
-    /* A tail set (sig_group.tail): its keys start with a separator, bit i set when some
-     * key starts with sig_tail_sep[i]. */
-    uint8_t seps;
-    /* An anchored set (sig_group.eq): each key has its one '=' at offset sk[i] and sh[i]
-     * bytes after it, for one of its nshapes shapes i; sname[i], when not NULL, is the
-     * name before the '=' that every key of shape i has (caseless). */
-    uint8_t nshapes;
-    uint8_t sk[SIG_EQ_MAXSHAPES];
-    uint8_t sh[SIG_EQ_MAXSHAPES];
-    const uint8_t *sname[SIG_EQ_MAXSHAPES];
 };
 
 /* What a tail key may start with: path separators, and the dot of an extension. */
@@ -271,7 +261,15 @@ struct sig_group {
     struct sig_hsdb re;
     struct sig_hsdb exact;
     struct sig_hsdb tail;
+    uint8_t tail_seps; /* bit k: some tail key starts with sig_tail_sep[k] */
     struct sig_hsdb eq;
+    /* eq's keys have their one '=' at offset eq_k[i] and eq_h[i] bytes after it, for one
+     * of the eq_n shapes i; eq_name[i], when not NULL, is the name before the '=' that
+     * every key of shape i has (caseless). */
+    uint8_t eq_n;
+    uint8_t eq_k[SIG_EQ_MAXSHAPES];
+    uint8_t eq_h[SIG_EQ_MAXSHAPES];
+    const uint8_t *eq_name[SIG_EQ_MAXSHAPES];
 };
 
 /* The literals of a bucket's short fields (paths, names, ports: not command lines or
