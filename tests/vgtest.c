@@ -91,26 +91,26 @@ void vgt_write_file(const char *dir, const char *name, const char *text)
     assert_int_equal(fclose(f), 0);
 }
 
-uint8_t *vgt_pack_batch(const Vigil__TelemetryBatch *b, size_t *len)
+/* Any message packed into a buffer of exactly its packed size. */
+static uint8_t *vgt_pack_msg(const ProtobufCMessage *m, size_t *len)
 {
     uint8_t *buf;
 
-    *len = vigil__telemetry_batch__get_packed_size(b);
+    *len = protobuf_c_message_get_packed_size(m);
     buf = malloc(*len ? *len : 1);
     assert_non_null(buf);
-    assert_int_equal(vigil__telemetry_batch__pack(b, buf), *len);
+    assert_int_equal(protobuf_c_message_pack(m, buf), *len);
     return buf;
+}
+
+uint8_t *vgt_pack_batch(const Vigil__TelemetryBatch *b, size_t *len)
+{
+    return vgt_pack_msg(&b->base, len);
 }
 
 uint8_t *vgt_pack_event(const Vigil__Event *ev, size_t *len)
 {
-    uint8_t *buf;
-
-    *len = vigil__event__get_packed_size(ev);
-    buf = malloc(*len ? *len : 1);
-    assert_non_null(buf);
-    assert_int_equal(vigil__event__pack(ev, buf), *len);
-    return buf;
+    return vgt_pack_msg(&ev->base, len);
 }
 
 pid_t vgt_spawn(const char *log, const char *const *argv)

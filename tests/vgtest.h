@@ -56,8 +56,11 @@ double vgt_elapsed_s(uint64_t t0);
  * default interval, 3 s, is the whole window).
  */
 #define VGT_SESSION_MS       4000
-#define VGT_SESSION_MS_STR   "4000"
-#define VGT_HEARTBEAT_MS_STR "500"
+#define VGT_HEARTBEAT_MS     500
+#define VGT_STR_(x)          #x
+#define VGT_STR(x)           VGT_STR_(x) /* a macro's value as a string literal */
+#define VGT_SESSION_MS_STR   VGT_STR(VGT_SESSION_MS)
+#define VGT_HEARTBEAT_MS_STR VGT_STR(VGT_HEARTBEAT_MS)
 
 /* ---- the events a test produced, to check a stored timeline against ---------------- */
 
