@@ -62,6 +62,9 @@ struct fx {
     int64_t sim_start_us;
     bool sim_done;
     Vigil__TelemetryBatch *held; /* the batch that ended the last sim_produce_until */
+    /* The running pipeline, which the teardown stops first: a failed assertion leaves the
+     * test at once, and a pipeline left running would write to the database it closes. */
+    ing_pipeline *pipe;
 };
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -142,6 +145,8 @@ static int fx_teardown(void **state)
 {
     struct fx *f = *state;
 
+    if (f->pipe != NULL)
+        ing_pipeline_destroy(f->pipe);
     vgt_ledger_free(&f->ledger);
     bench_sim_free(f->sim);
     vg_arena_destroy(f->arena);
@@ -271,6 +276,7 @@ static ing_pipeline *pipeline_start(struct fx *f, const char *group, int session
     cfg.kafka.nprops = nprops;
     if (ing_pipeline_new(&cfg, &p, err, sizeof(err)) != 0)
         fail_msg("pipeline: %s", err);
+    f->pipe = p; /* from here on, the teardown stops it if the test fails */
     if (ing_pipeline_start(p, err, sizeof(err)) != 0)
         fail_msg("pipeline start: %s", err);
     return p;
@@ -295,13 +301,13 @@ static bool wait_events(ing_pipeline *p, uint64_t want, int deadline_s, struct i
     }
 }
 
-/* Stops and destroys the pipeline (before any assertion, so a failure never leaves it
- * running), returning its last statistics. */
-static void pipeline_finish(ing_pipeline *p, struct ing_stats *st)
+/* Stops and destroys the pipeline pipeline_start gave, returning its last statistics. */
+static void pipeline_finish(struct fx *f, struct ing_stats *st)
 {
-    ing_pipeline_stop(p);
-    ing_pipeline_stats(p, st);
-    ing_pipeline_destroy(p);
+    ing_pipeline_stop(f->pipe);
+    ing_pipeline_stats(f->pipe, st);
+    ing_pipeline_destroy(f->pipe);
+    f->pipe = NULL;
 }
 
 /* ---- checking --------------------------------------------------------------------- */
@@ -362,10 +368,8 @@ static void test_broker_down(void **state)
     sim_produce_until(f, 4);
     flush_all(f);
     p = pipeline_start(f, "vigil-down", 0);
-    if (!wait_events(p, f->ledger.events, DEADLINE_S, &st)) {
-        pipeline_finish(p, &st);
+    if (!wait_events(p, f->ledger.events, DEADLINE_S, &st))
         fail_msg("did not consume the first half");
-    }
     assert_true(ing_pipeline_broker_ok(p));
 
     /* Down for DOWN_S: the rest of the simulation queues up in the test's producer. */
@@ -399,7 +403,7 @@ static void test_broker_down(void **state)
             poll_interval();
         ok = ing_pipeline_broker_ok(p);
     }
-    pipeline_finish(p, &st);
+    pipeline_finish(f, &st);
     assert_true(ok);
     check_stats(&st, f->ledger.events);
     vgt_ledger_check(&f->ledger, f->db, NULL);
@@ -509,7 +513,7 @@ static bool run_with_errors(struct fx *f, const char *group,
         print_error("the group's committed offsets did not reach the partitions' ends\n");
         ok = false;
     }
-    pipeline_finish(p, st);
+    pipeline_finish(f, st);
     print_message("  %llu events, %llu duplicates, %llu commits, %llu writes\n",
                   (unsigned long long)st->events, (unsigned long long)st->duplicates,
                   (unsigned long long)st->commits, (unsigned long long)st->writes);
@@ -613,7 +617,7 @@ static void test_leader_change(void **state)
         flush_all(f);
         ok = wait_events(p, f->ledger.events, DEADLINE_S, &st);
     }
-    pipeline_finish(p, &st);
+    pipeline_finish(f, &st);
     assert_true(ok);
     print_message("  %llu events, %llu duplicates over two leader changes\n",
                   (unsigned long long)st.events, (unsigned long long)st.duplicates);
