@@ -654,6 +654,10 @@ static int sto_merge_from(sto_db *db, const struct sto_dm *dm, struct sto_merge_
         hilen = 0;
     if ((ro = rocksdb_readoptions_create()) == NULL)
         return -VG_ENOMEM;
+    /* Maintenance: the block it lands on is not kept in the cache. One a machine-day each
+     * pass filled the whole cache (256 MiB in seconds with 2,000 machines), evicting what
+     * queries read and adding that much resident memory. */
+    rocksdb_readoptions_set_fill_cache(ro, 0);
     rocksdb_readoptions_set_iterate_lower_bound(ro, (const char *)lo, STO_TL_PREFIX_LEN);
     if ((it = rocksdb_create_iterator_cf(db->rdb, ro, db->cf[STO_CF_TIMELINE])) != NULL) {
         rocksdb_iter_seek_for_prev(it, (const char *)lo, lolen);
@@ -687,6 +691,7 @@ static int sto_merge_catch_up(sto_db *db, struct sto_merge_stats *st)
 
     if ((ro = rocksdb_readoptions_create()) == NULL)
         return -VG_ENOMEM;
+    rocksdb_readoptions_set_fill_cache(ro, 0);
     if ((it = rocksdb_create_iterator_cf(db->rdb, ro, db->cf[STO_CF_TIMELINE])) != NULL) {
         rocksdb_iter_seek_to_last(it);
         if (rocksdb_iter_valid(it)) {
