@@ -353,6 +353,10 @@ static void api_vigil_ingest(struct api_metrics_out *out, const struct ing_stats
                         NULL, 0, st->commits);
     api_metrics_add_u64(out, "vigil_partition_pauses_total", API_COUNTER,
                         "Partition pauses for backpressure.", NULL, 0, st->pauses);
+    api_metrics_add_u64(out, "vigil_shard_queue_full_total", API_COUNTER,
+                        "Messages a shard over its byte budget refused for now (their partition "
+                        "waits: backpressure).",
+                        NULL, 0, st->shard_full);
     api_metrics_add_u64(out, "vigil_partitions_assigned", API_GAUGE,
                         "Kafka partitions assigned to this instance.", NULL, 0, st->partitions);
     api_metrics_add(out, "vigil_last_event_timestamp_seconds", API_GAUGE,

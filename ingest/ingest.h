@@ -134,14 +134,16 @@ struct ing_pipeline_cfg {
     /* Called on the writer thread for every new alert once it is durable. */
     void (*on_alert)(void *ctx, const struct ProtobufCMessage *alert);
     void *on_alert_ctx;
-    int barrier_ms;           /* default 50 */
-    int commit_ms;            /* Kafka offset commit interval; default 1000 */
-    struct ing_limits limits; /* zero: defaults */
-    size_t queue_kbytes;      /* librdkafka's fetch queue per partition; default 16 MiB */
-    int session_timeout_ms;   /* consumer group session; 0: librdkafka's default (45 s). The
-                                 embedded broker waits a whole session out before it lets a
-                                 restarted member rejoin, so short there */
-    int64_t block_max_age_us; /* default 5 s */
+    int barrier_ms;            /* default 50 */
+    int commit_ms;             /* Kafka offset commit interval; default 1000 */
+    struct ing_limits limits;  /* zero: defaults */
+    size_t queue_kbytes;       /* librdkafka's fetch queue per partition; default 16 MiB */
+    size_t shard_queue_kbytes; /* messages consumed and waiting for one shard, counted with
+                                  their decoded form; default 64 MiB */
+    int session_timeout_ms;    /* consumer group session; 0: librdkafka's default (45 s). The
+                                  embedded broker waits a whole session out before it lets a
+                                  restarted member rejoin, so short there */
+    int64_t block_max_age_us;  /* default 5 s */
 };
 
 struct ing_stats {
@@ -158,10 +160,14 @@ struct ing_stats {
     uint64_t commits;       /* Kafka offset commits */
     uint64_t pauses;        /* partition pauses for backpressure */
     uint64_t write_errors;
-    uint64_t sightings;      /* entity sightings sent to the incident stage */
-    uint64_t sightings_shed; /* not sent: their producer's queue was full */
-    uint64_t producer_waits; /* alerts, dead letters and changelog records that waited for
-                                room in their producer's bounded queue (backpressure) */
+    uint64_t sightings;        /* entity sightings sent to the incident stage */
+    uint64_t sightings_shed;   /* not sent: their producer's queue was full */
+    uint64_t producer_waits;   /* alerts, dead letters and changelog records that waited for
+                                  room in their producer's bounded queue (backpressure) */
+    uint64_t shard_full;       /* messages a shard over its byte budget (shard_queue_kbytes)
+                                  refused for now: their partition waits (backpressure) */
+    uint64_t shard_bytes_peak; /* most bytes one shard held waiting (the budget, or a single
+                                  message above it) */
     int64_t last_event_us;
     uint32_t partitions; /* assigned now */
 };

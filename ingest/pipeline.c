@@ -78,6 +78,8 @@ struct ing_msg {
     rd_kafka_message_t *rkm;
     vg_arena *arena;
     struct ing_msg *next; /* in a partition's waiting queue */
+    uint32_t shard;       /* routed to */
+    size_t cost;          /* counted in that shard's in_bytes until released */
 };
 
 struct ing_part {
@@ -85,6 +87,9 @@ struct ing_part {
     bool assigned;
     bool paused;
     int64_t dispatched; /* highest offset routed or dead-lettered; -1: none yet */
+    int32_t blocked;    /* the shard over its byte budget that refused the message at the
+                           head of the waiting queue (not decoded again until it has room);
+                           -1: none */
     int64_t committed;  /* last offset stored as safe (next to consume) */
     struct ing_msg *wait_head, *wait_tail; /* consumed, not yet routed (ring full) */
     size_t waiting;
@@ -133,6 +138,10 @@ struct ing_pipeline {
     struct ing_kv *side_props; /* the producers' settings: a queue bound, then the -X ones */
     cor_shard **shards;
     uint32_t nshards;
+    /* Per shard (atomic): bytes of the messages routed to it and not yet released, the
+     * message and its decoded form. A shard's ring is bounded by count; this bounds it by
+     * bytes, as a shard that falls behind must not hold thousands of large messages. */
+    uint64_t *in_bytes;
 
     pthread_t consume_thread, writer_thread;
     bool started;
@@ -236,6 +245,8 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
         ing_limits_default(&p->cfg.limits);
     if (p->cfg.queue_kbytes == 0)
         p->cfg.queue_kbytes = 16384;
+    if (p->cfg.shard_queue_kbytes == 0)
+        p->cfg.shard_queue_kbytes = 65536;
     p->brokers = vg_strdup(cfg->kafka.brokers ? cfg->kafka.brokers : "");
     p->group = vg_strdup(cfg->kafka.group ? cfg->kafka.group : "vigil");
     p->topic = vg_strdup(cfg->kafka.topic ? cfg->kafka.topic : "telemetry");
@@ -253,6 +264,7 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
     for (int i = 0; i < ING_MAX_PARTS; i++) {
         p->parts[i].partition = i;
         p->parts[i].dispatched = -1;
+        p->parts[i].blocked = -1;
         p->parts[i].committed = -1;
         p->stored[i] = -1;
         p->ckpt[i] = -1;
@@ -333,7 +345,8 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
 
     p->nshards = p->cfg.nshards;
     p->shards = vg_calloc(p->nshards, sizeof(*p->shards));
-    if (p->shards == NULL)
+    p->in_bytes = vg_calloc(p->nshards, sizeof(*p->in_bytes));
+    if (p->shards == NULL || p->in_bytes == NULL)
         goto out_free;
     for (uint32_t i = 0; i < p->nshards; i++) {
         struct cor_shard_cfg sc = {
@@ -443,6 +456,7 @@ void ing_pipeline_destroy(ing_pipeline *p)
     for (uint32_t i = 0; p->shards != NULL && i < p->nshards; i++)
         cor_shard_destroy(p->shards[i]);
     vg_free(p->shards);
+    vg_free(p->in_bytes);
     if (p->rk)
         rd_kafka_destroy(p->rk);
     ing_producer_destroy(p->prod); /* flushes: changelog records' reports still see p */
@@ -617,10 +631,18 @@ static bool ing_route(ing_pipeline *p, struct ing_part *pt, rd_kafka_message_t *
     struct ing_msg *m;
     vg_arena *a;
     char reason[256];
-    cor_shard *s;
+    size_t chunk = rkm->len * 3 + 4096, cost = chunk + rkm->len;
+    uint64_t budget = (uint64_t)p->cfg.shard_queue_kbytes * 1024u, held;
+    uint32_t si;
     int rc;
 
-    a = vg_arena_new(rkm->len * 3 + 4096);
+    if (pt->blocked >= 0) {
+        held = __atomic_load_n(&p->in_bytes[pt->blocked], __ATOMIC_ACQUIRE);
+        if (held > 0 && held + cost > budget)
+            return false;
+        pt->blocked = -1;
+    }
+    a = vg_arena_new(chunk);
     if (a == NULL)
         return false;
     rc = ing_decode(rkm->payload, rkm->len, &p->cfg.limits, vg_now_us(), a, &b, reason,
@@ -657,12 +679,27 @@ static bool ing_route(ing_pipeline *p, struct ing_part *pt, rd_kafka_message_t *
     m->in.offset = rkm->offset;
     m->in.recv_ns = vg_mono_ns();
     m->in.opaque = m;
-    /* Hash once, upstream: the machine key picks the shard. */
-    s = p->shards[m->in.mkey % p->nshards];
-    if (cor_shard_push(s, &m->in) < 0) {
+    /* Hash once, upstream: the machine key picks the shard. Over its byte budget, the shard
+     * takes nothing more (but a message alone, however large): the caller waits, as for a
+     * full ring. Only this thread adds, so the check cannot be overtaken. */
+    si = (uint32_t)(m->in.mkey % p->nshards);
+    held = __atomic_load_n(&p->in_bytes[si], __ATOMIC_ACQUIRE);
+    if (held > 0 && held + cost > budget) {
+        vg_arena_destroy(a);
+        pt->blocked = (int32_t)si;
+        ing_stat_add(&p->st.shard_full, 1);
+        return false;
+    }
+    m->shard = si;
+    m->cost = cost;
+    held = __atomic_add_fetch(&p->in_bytes[si], cost, __ATOMIC_RELAXED);
+    if (cor_shard_push(p->shards[si], &m->in) < 0) {
+        __atomic_sub_fetch(&p->in_bytes[si], cost, __ATOMIC_RELAXED);
         vg_arena_destroy(a);
         return false;
     }
+    if (held > __atomic_load_n(&p->st.shard_bytes_peak, __ATOMIC_RELAXED))
+        __atomic_store_n(&p->st.shard_bytes_peak, held, __ATOMIC_RELAXED); /* only this thread */
     pt->dispatched = rkm->offset;
     return true;
 }
@@ -917,7 +954,6 @@ static void ing_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 static void ing_release(void *ctx, struct cor_in *in)
 {
-    (void)ctx;
     if (in->restore != NULL) { /* a restored snapshot: the item and the message */
         cor_snap_state_free((Vigil__MachineState *)in->restore);
         vg_free(in);
@@ -928,9 +964,11 @@ static void ing_release(void *ctx, struct cor_in *in)
         return;
     }
     {
+        ing_pipeline *p = ctx;
         struct ing_msg *m = in->opaque;
         vg_arena *a = m->arena;
 
+        __atomic_sub_fetch(&p->in_bytes[m->shard], m->cost, __ATOMIC_RELEASE);
         rd_kafka_message_destroy(m->rkm);
         vg_arena_destroy(a); /* m lives in it */
     }

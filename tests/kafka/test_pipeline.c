@@ -64,6 +64,8 @@ struct fx {
     int64_t block_max_age_us;   /* for the pipelines started; 0: their default (5 s) */
     const struct ing_kv *props; /* -X settings of the pipelines started */
     size_t nprops;
+    size_t shard_queue_kbytes; /* for the pipelines started; 0: their default */
+    size_t max_len;            /* the longest message produced */
     /* What a test has running, which the teardown stops first: a failed assertion leaves
      * the test at once, and a pipeline left running would go on writing to the database the
      * teardown closes. */
@@ -187,6 +189,8 @@ static void produce(struct fx *f, const char *key, const void *val, size_t len, 
     }
     memset(&f->recs[f->nrecs], 0, sizeof(f->recs[0]));
     f->recs[f->nrecs].nevents = nevents;
+    if (len > f->max_len)
+        f->max_len = len;
     f->nrecs++;
     for (;;) {
         e = rd_kafka_producev(f->prod, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_KEY(key, strlen(key)),
@@ -273,6 +277,7 @@ static ing_pipeline *pipeline_start(struct fx *f, const char *group, bool quick_
     cfg.db = f->db;
     cfg.commit_ms = 200;
     cfg.block_max_age_us = f->block_max_age_us;
+    cfg.shard_queue_kbytes = f->shard_queue_kbytes;
     cfg.kafka.props = f->props;
     cfg.kafka.nprops = f->nprops;
     if (quick_rejoin) {
@@ -610,6 +615,61 @@ static void test_restart(void **state)
     check_offsets(f, 2);
     check_alert_topic(f, s, alerts_new(&st1) + alerts_new(&st2));
     bench_sim_free(s);
+}
+
+/* ---- b2. the shards' byte budget ---------------------------------------------------- */
+
+/*
+ * Messages consumed wait for their shard within a byte budget per shard (the message and
+ * its decoded form), not only a count: a shard that falls behind must not hold thousands of
+ * large messages. The budget refuses, the partition waits as for a full ring, and nothing
+ * is lost or stored twice. kbytes 64: several messages a shard, refused often; 1: every
+ * message is over it alone and still goes through, one at a time (never two held).
+ */
+static void run_shard_budget(struct fx *f, size_t kbytes)
+{
+    struct ing_stats st;
+    ing_pipeline *p;
+    bench_sim *s;
+    uint64_t one_max;
+
+    s = produce_sim(f, 200, 4);
+    f->shard_queue_kbytes = kbytes;
+    p = pipeline_start(f, "vigil-budget", false);
+    wait_events(p, 0, f->ledger.events, 0, &st);
+    ing_pipeline_stop(p);
+    ing_pipeline_stats(p, &st);
+    pipeline_end(f);
+    /* ing_route's reservation for the decoded form (3 x the message + 4 KiB), and the
+     * message itself. */
+    one_max = (uint64_t)f->max_len * 4 + 4096;
+    print_message("  budget %zu KiB: %llu events, %llu refusals, peak %llu bytes held by a "
+                  "shard (one message: up to %llu)\n",
+                  kbytes, (unsigned long long)st.events, (unsigned long long)st.shard_full,
+                  (unsigned long long)st.shard_bytes_peak, (unsigned long long)one_max);
+    assert_int_equal(st.events, f->ledger.events);
+    assert_int_equal(st.duplicates, 0);
+    assert_int_equal(st.dead_letters, 0);
+    assert_int_equal(st.messages, f->nrecs);
+    assert_true(st.shard_full > 0);
+    assert_true(st.pauses > 0);
+    if (kbytes * 1024 >= one_max)
+        assert_true(st.shard_bytes_peak <= kbytes * 1024);
+    else
+        assert_true(st.shard_bytes_peak <= one_max);
+    check_timelines(f);
+    check_offsets(f, 2);
+    bench_sim_free(s);
+}
+
+static void test_shard_budget(void **state)
+{
+    run_shard_budget(*state, 64);
+}
+
+static void test_shard_budget_one(void **state)
+{
+    run_shard_budget(*state, 1);
 }
 
 /* ---- c. bad input ----------------------------------------------------------------- */
@@ -1242,6 +1302,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_end_to_end, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_restart, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_shard_budget, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_shard_budget_one, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_steady_alerts_commit, fx_setup_two, fx_teardown),
         cmocka_unit_test_setup_teardown(test_lost_changelog_record, fx_setup_two, fx_teardown),
