@@ -54,11 +54,13 @@
 #define PACE_BYTES (2u << 20) /* calibration: how far the producer may run ahead */
 #define DRAIN_S    240
 #define TOPIC      "telemetry"
-/* The bound on vigil's resident memory. Measured on a 2-core machine with this load: 390-520
- * MiB while keeping up (RocksDB block cache 256 MiB and memtables, librdkafka's fetch queue,
- * the shards' state of 2,000 machines), 460-745 MiB with 0.5-1.2 million events of lag. 1 GiB
- * leaves room for noise, while a leak or a queue that grows with the lag (the lag here is
- * 0.2-0.5 GB of telemetry) still fails it. */
+/* The bound on vigil's resident memory. Measured on a 2-core machine with this load
+ * (2026-11-30, three runs): 662-771 MiB while keeping up (RocksDB block cache and
+ * memtables, librdkafka's fetch queue, the shards' state and open blocks of 2,000
+ * machines), 672-811 MiB with 0.2-0.3 million events of lag and while draining. Before the
+ * merge thread stopped filling the block cache and the shards got a byte budget, the same
+ * runs peaked at 916-1,017 MiB. 1 GiB leaves room for noise, while a leak or a queue that
+ * grows with the lag still fails it. */
 #define RSS_BOUND_KB (1024u * 1024u)
 
 struct part {
