@@ -31,6 +31,8 @@ struct ing_changelog {
     rd_kafka_t *reader; /* simple consumer for restores */
     rd_kafka_topic_t *rkt;
     struct ing_changelog_stats st; /* relaxed atomics */
+    uint64_t deadline_ns;          /* atomic: 0, or when waits for room give up */
+    uint64_t unsent;               /* atomic: records given up at the deadline */
 };
 
 /* The newest record of one key, while a partition is read. */
@@ -261,11 +263,17 @@ int ing_changelog_restore(ing_changelog *c, int32_t partition,
     return n;
 }
 
+void ing_changelog_set_deadline(ing_changelog *c, uint64_t mono_ns)
+{
+    __atomic_store_n(&c->deadline_ns, mono_ns, __ATOMIC_RELAXED);
+}
+
 int ing_changelog_put(ing_changelog *c, void *producer_rk, const struct cor_snap_out *o, void *d)
 {
     void *val = o->val;
     size_t len = o->val != NULL ? o->len : 0;
     rd_kafka_resp_err_t e;
+    enum ing_wait w = ING_WAIT_AGAIN;
     int empty = 0;
 
     for (bool waited = false;; waited = true) {
@@ -277,12 +285,17 @@ int ing_changelog_put(ing_changelog *c, void *producer_rk, const struct cor_snap
             break;
         if (!waited)
             cl_stat_add(&c->st.queue_full, 1);
-        if (!ing_queue_full_wait(producer_rk, &empty))
-            break; /* this record alone is larger than the queue's bound */
+        w = ing_queue_full_wait(producer_rk, &empty,
+                                __atomic_load_n(&c->deadline_ns, __ATOMIC_RELAXED));
+        if (w != ING_WAIT_AGAIN)
+            break; /* larger alone than the queue's bound, or a stop with no room */
     }
     if (e) {
-        vg_log(VG_LOG_ERROR, "ingest", "changelog %s[%d]: produce of %zu bytes: %s", c->name,
-               o->partition, len, rd_kafka_err2str(e));
+        /* At a stop with no room, the first says it (the count is in the statistics). */
+        if (w != ING_WAIT_DEADLINE || __atomic_fetch_add(&c->unsent, 1, __ATOMIC_RELAXED) == 0)
+            vg_log(VG_LOG_ERROR, "ingest", "changelog %s[%d]: produce of %zu bytes: %s%s", c->name,
+                   o->partition, len, rd_kafka_err2str(e),
+                   w == ING_WAIT_DEADLINE ? " at shutdown (later ones are counted as lost)" : "");
         ing_changelog_failed(c);
         return -VG_EKAFKA;
     }

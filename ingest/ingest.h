@@ -111,7 +111,15 @@ uint64_t ing_producer_failed(const ing_producer *p);
 void ing_producer_shed(ing_producer *p);
 /* Produces that found the queue full (and waited for deliveries, or were shed). */
 uint64_t ing_producer_queue_full(const ing_producer *p);
-void ing_producer_destroy(ing_producer *p); /* flushes up to 10 s first */
+/* From mono_ns (vg_mono_ns) on, a produce that finds the queue full fails (-VG_EKAFKA)
+ * instead of waiting for room, and the flushes of ing_producer_flush_until and
+ * ing_producer_destroy end there (at least a second after the call): a stop with the broker
+ * gone must end. Safe from any thread. */
+void ing_producer_set_deadline(ing_producer *p, uint64_t mono_ns);
+/* ing_producer_flush for up to timeout_ms, or less when the deadline comes first (but at
+ * least a second). */
+int ing_producer_flush_until(ing_producer *p, int timeout_ms);
+void ing_producer_destroy(ing_producer *p); /* flushes up to 10 s (or the deadline) first */
 /* The rd_kafka_t, for callers that need more. */
 void *ing_producer_handle(ing_producer *p);
 

@@ -31,10 +31,12 @@ int ing_produce_opaque(ing_producer *p, const char *topic, const void *key, size
                        const void *val, size_t vallen, const struct ing_kv *headers,
                        size_t nheaders, struct ing_delivery *opaque);
 /* After a produce on rk was refused for a full queue (queue.buffering.max.*): waits up to
- * 10 ms for deliveries and returns true to try again, or false once the queue was found
- * with nothing queued three times running (*empty counts them; start it at 0): the message
- * alone is larger than the queue's bound and would wait forever. Once could be another
- * thread's poll emptying the queue just then. */
-bool ing_queue_full_wait(rd_kafka_t *rk, int *empty);
+ * 10 ms for deliveries and returns ING_WAIT_AGAIN to try again; ING_WAIT_TOO_LARGE once the
+ * queue was found with nothing queued three times running (*empty counts them; start it at
+ * 0): the message alone is larger than the queue's bound and would wait forever (once could
+ * be another thread's poll emptying the queue just then); ING_WAIT_DEADLINE once
+ * deadline_ns (vg_mono_ns; 0: none) has passed. */
+enum ing_wait { ING_WAIT_AGAIN, ING_WAIT_TOO_LARGE, ING_WAIT_DEADLINE };
+enum ing_wait ing_queue_full_wait(rd_kafka_t *rk, int *empty, uint64_t deadline_ns);
 
 #endif

@@ -26,9 +26,11 @@ struct ing_mock {
 
 struct ing_producer {
     rd_kafka_t *rk;
-    uint64_t failed;     /* atomic: written by the delivery callback */
-    uint64_t queue_full; /* atomic: produces that found the queue full */
-    bool shed;           /* fail instead of waiting when the queue is full (set before use) */
+    uint64_t failed;      /* atomic: written by the delivery callback */
+    uint64_t queue_full;  /* atomic: produces that found the queue full */
+    bool shed;            /* fail instead of waiting when the queue is full (set before use) */
+    uint64_t deadline_ns; /* atomic: 0, or when waits for room and flushes give up */
+    uint64_t unsent;      /* atomic: produces given up at the deadline */
 };
 
 static void ing_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -180,6 +182,7 @@ int ing_produce_opaque(ing_producer *p, const char *topic, const void *key, size
     rd_kafka_resp_err_t e;
     bool waited = false;
     int empty = 0;
+    enum ing_wait w;
 
     for (;;) {
         if (nheaders) {
@@ -205,11 +208,22 @@ int ing_produce_opaque(ing_producer *p, const char *topic, const void *key, size
         waited = true;
         if (p->shed)
             return -VG_EFULL;
-        if (!ing_queue_full_wait(p->rk, &empty)) { /* backpressure: wait for deliveries */
+        /* backpressure: wait for deliveries */
+        w = ing_queue_full_wait(p->rk, &empty, __atomic_load_n(&p->deadline_ns, __ATOMIC_RELAXED));
+        if (w == ING_WAIT_TOO_LARGE) {
             vg_log(VG_LOG_ERROR, "kafka",
                    "produce to %s: a message of %zu bytes does not fit the producer's queue "
                    "(queue.buffering.max.kbytes)",
                    topic, vallen);
+            return -VG_EKAFKA;
+        }
+        if (w == ING_WAIT_DEADLINE) {
+            __atomic_fetch_add(&p->failed, 1, __ATOMIC_RELAXED);
+            if (__atomic_fetch_add(&p->unsent, 1, __ATOMIC_RELAXED) == 0)
+                vg_log(VG_LOG_ERROR, "kafka",
+                       "produce to %s: the queue is still full at shutdown (the broker takes "
+                       "nothing): not sent (later ones that find no room are counted at the end)",
+                       topic);
             return -VG_EKAFKA;
         }
     }
@@ -229,6 +243,26 @@ int ing_producer_flush(ing_producer *p, int timeout_ms)
     return rd_kafka_outq_len(p->rk);
 }
 
+void ing_producer_set_deadline(ing_producer *p, uint64_t mono_ns)
+{
+    __atomic_store_n(&p->deadline_ns, mono_ns, __ATOMIC_RELAXED);
+}
+
+int ing_producer_flush_until(ing_producer *p, int timeout_ms)
+{
+    uint64_t dl = __atomic_load_n(&p->deadline_ns, __ATOMIC_RELAXED), now = vg_mono_ns();
+
+    if (dl != 0) {
+        int64_t left_ms = dl > now ? (int64_t)((dl - now) / 1000000u) : 0;
+
+        if (left_ms < 1000)
+            left_ms = 1000;
+        if (left_ms < timeout_ms)
+            timeout_ms = (int)left_ms;
+    }
+    return ing_producer_flush(p, timeout_ms);
+}
+
 uint64_t ing_producer_failed(const ing_producer *p)
 {
     return __atomic_load_n(&p->failed, __ATOMIC_RELAXED);
@@ -239,13 +273,15 @@ void ing_producer_shed(ing_producer *p)
     p->shed = true;
 }
 
-bool ing_queue_full_wait(rd_kafka_t *rk, int *empty)
+enum ing_wait ing_queue_full_wait(rd_kafka_t *rk, int *empty, uint64_t deadline_ns)
 {
     *empty = rd_kafka_outq_len(rk) == 0 ? *empty + 1 : 0;
     if (*empty == 3)
-        return false;
+        return ING_WAIT_TOO_LARGE;
+    if (deadline_ns != 0 && vg_mono_ns() >= deadline_ns)
+        return ING_WAIT_DEADLINE;
     rd_kafka_poll(rk, 10);
-    return true;
+    return ING_WAIT_AGAIN;
 }
 
 uint64_t ing_producer_queue_full(const ing_producer *p)
@@ -262,7 +298,10 @@ void ing_producer_destroy(ing_producer *p)
 {
     if (p == NULL)
         return;
-    if (ing_producer_flush(p, 10000) > 0)
+    if (p->unsent > 0)
+        vg_log(VG_LOG_ERROR, "kafka", "%llu messages not sent at shutdown: no room in the queue",
+               (unsigned long long)p->unsent);
+    if (ing_producer_flush_until(p, 10000) > 0)
         vg_log(VG_LOG_ERROR, "kafka", "%d messages not delivered at shutdown",
                rd_kafka_outq_len(p->rk));
     rd_kafka_destroy(p->rk);

@@ -71,6 +71,10 @@
 /* The bound of the producer of alerts, dead letters and changelog records, in KiB (256 MiB;
  * -X queue.buffering.max.kbytes overrides it). */
 #define ING_PRODUCER_QUEUE_KB "262144"
+/* A stop waits this long for room in a full producer queue (a broker that takes nothing),
+ * then gives up on what is left: alerts stay in the outbox for the next start, changelog
+ * records count as lost (no commit without a full snapshot). */
+#define ING_STOP_GRACE_NS (10 * 1000000000ull)
 
 /* A consumed message on its way through a shard. */
 struct ing_msg {
@@ -438,7 +442,16 @@ void ing_pipeline_stop(ing_pipeline *p)
     if (p == NULL || !p->started)
         return;
     /* The consumer drains what it holds, sends a last seal-all barrier, waits for it to be
-     * written, commits, and closes the consumer (leaving the group). */
+     * written, commits, and closes the consumer (leaving the group). With a broker that
+     * takes nothing, the writer's waits for room in the producer's queue (and its flushes)
+     * end at a deadline, so that the stop ends too. */
+    {
+        uint64_t dl = vg_mono_ns() + ING_STOP_GRACE_NS;
+
+        ing_producer_set_deadline(p->prod, dl);
+        ing_producer_set_deadline(p->side_prod, dl);
+        ing_changelog_set_deadline(p->cl, dl);
+    }
     __atomic_store_n(&p->stop_consume, 1, __ATOMIC_RELEASE);
     pthread_join(p->consume_thread, NULL);
     __atomic_store_n(&p->stop_writer, 1, __ATOMIC_RELEASE);
@@ -1509,7 +1522,7 @@ static void ing_checkpoint_commit(ing_pipeline *p, bool seal_all)
     if (p->npend == 0)
         return;
     if (seal_all)
-        (void)ing_producer_flush(p->prod, 10000); /* serves the delivery reports here */
+        (void)ing_producer_flush_until(p->prod, 10000); /* serves the delivery reports here */
     pthread_mutex_lock(&p->ep_lock);
     ing_epoch_drain_locked(p);
     /* The open epoch (shared by the newest checkpoints when every slot was busy) counts as

@@ -281,12 +281,15 @@ static ing_pipeline *pipeline_start(struct fx *f, const char *group, bool quick_
     cfg.kafka.props = f->props;
     cfg.kafka.nprops = f->nprops;
     if (quick_rejoin) {
-        static const struct ing_kv hb[] = {{"heartbeat.interval.ms", VGT_HEARTBEAT_MS_STR}};
+        static struct ing_kv all[8];
 
-        assert_int_equal(f->nprops, 0); /* the quick rejoin sets the only one */
+        assert_true(f->nprops < VG_ARRAY_SIZE(all));
+        if (f->nprops > 0)
+            memcpy(all, f->props, f->nprops * sizeof(*all));
+        all[f->nprops] = (struct ing_kv){"heartbeat.interval.ms", VGT_HEARTBEAT_MS_STR};
         cfg.session_timeout_ms = VGT_SESSION_MS;
-        cfg.kafka.props = hb;
-        cfg.kafka.nprops = 1;
+        cfg.kafka.props = all;
+        cfg.kafka.nprops = f->nprops + 1;
     }
     if (ing_pipeline_new(&cfg, &p, err, sizeof(err)) != 0)
         fail_msg("pipeline: %s", err);
@@ -1297,6 +1300,84 @@ static void test_shedding_producer(void **state)
     assert_int_equal(rd_kafka_mock_broker_set_rtt(mc, 1, 0), 0);
 }
 
+/* ---- g. a stop with the alerts' broker gone --------------------------------------- */
+
+/*
+ * A stop while the broker of the alert topics takes nothing (down) must end, instead of
+ * waiting for room in the full producer queue until librdkafka's message timeout (5
+ * minutes) and more: the writer's waits give up after the stop's grace (10 s) and what was
+ * not sent stays in the outbox. The next start, with the broker back, sends it and stores
+ * the rest of the stream: every event stored once, every alert on the topic. A 64 KiB queue
+ * fills at once.
+ */
+#define GONE_GROUP   "vigil-gone"
+#define GONE_BOUND_S 60 /* the grace, a flush and a commit, with a wide margin: it hung */
+
+static void test_stop_broker_gone(void **state)
+{
+    static const struct ing_kv props[] = {{"queue.buffering.max.kbytes", "64"}};
+    struct fx *f = *state;
+    rd_kafka_mock_cluster_t *mc = ing_mock_cluster(f->mock);
+    struct alert_ids ai = {0};
+    struct ing_stats st1, st2;
+    ing_pipeline *p;
+    uint64_t seq = 1, t0;
+    double stop_s;
+
+    (void)steady_setup(f, GONE_GROUP, 2, 1);
+    f->block_max_age_us = 100000;
+    f->props = props;
+    f->nprops = 1;
+    p = pipeline_start(f, GONE_GROUP, true);
+    for (int i = 0; i < 50; i++)
+        produce_steady(f, &seq);
+    flush_all(f);
+    wait_events(p, 0, f->ledger.events, 0, &st1);
+    /* The alerts' broker goes; the stream goes on until the writer waits for room. */
+    assert_int_equal(rd_kafka_mock_broker_set_down(mc, 2), 0);
+    for (int i = 0; i < 300; i++)
+        produce_steady(f, &seq);
+    flush_all(f);
+    t0 = vg_mono_ns();
+    do {
+        if (vgt_elapsed_s(t0) > DEADLINE_S)
+            fail_msg("the producer's queue never filled");
+        nanosleep(&(struct timespec){0, 10000000}, NULL); /* poll interval */
+        ing_pipeline_stats(p, &st1);
+    } while (st1.producer_waits == 0);
+    t0 = vg_mono_ns();
+    ing_pipeline_stop(p);
+    stop_s = vgt_elapsed_s(t0);
+    ing_pipeline_stats(p, &st1);
+    pipeline_end(f);
+    print_message("  stop with the alerts' broker down: %.1f s; %llu of %llu events, %llu new "
+                  "alerts\n",
+                  stop_s, (unsigned long long)st1.events, (unsigned long long)f->ledger.events,
+                  (unsigned long long)alerts_new(&st1));
+    assert_true(stop_s < GONE_BOUND_S);
+
+    assert_int_equal(rd_kafka_mock_broker_set_up(mc, 2), 0);
+    p = pipeline_start(f, GONE_GROUP, true);
+    wait_events(p, st1.events, f->ledger.events, 0, &st2);
+    ing_pipeline_stop(p);
+    ing_pipeline_stats(p, &st2);
+    pipeline_end(f);
+    f->props = NULL;
+    f->nprops = 0;
+    watch_end(f);
+    assert_int_equal(st1.events + st2.events, f->ledger.events);
+    check_timelines(f);
+    (void)read_topic(f, ALERT_TOPIC, on_alert_msg, &ai);
+    print_message("  after the restart: %llu events, %llu new alerts; %zu alert ids on the "
+                  "topic\n",
+                  (unsigned long long)st2.events, (unsigned long long)alerts_new(&st2), ai.n);
+    assert_int_equal(ai.n, alerts_new(&st1) + alerts_new(&st2));
+    free(ai.id);
+    free(ai.machine);
+    free(ai.title);
+    free(ai.count);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1310,6 +1391,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bounded_queue, fx_setup_two, fx_teardown),
         cmocka_unit_test_setup_teardown(test_record_over_queue_bound, fx_setup_two, fx_teardown),
         cmocka_unit_test_setup_teardown(test_shedding_producer, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stop_broker_gone, fx_setup_two, fx_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
