@@ -646,6 +646,7 @@ static bool ing_route(ing_pipeline *p, struct ing_part *pt, rd_kafka_message_t *
     char reason[256];
     size_t chunk = rkm->len * 3 + 4096, cost = chunk + rkm->len;
     uint64_t budget = (uint64_t)p->cfg.shard_queue_kbytes * 1024u, held;
+    int64_t offset;
     uint32_t si;
     int rc;
 
@@ -706,6 +707,9 @@ static bool ing_route(ing_pipeline *p, struct ing_part *pt, rd_kafka_message_t *
     m->shard = si;
     m->cost = cost;
     held = __atomic_add_fetch(&p->in_bytes[si], cost, __ATOMIC_RELAXED);
+    /* Once pushed, the message is the shard's: it may be released (rkm and m freed) at
+     * once, so nothing of it is read after. */
+    offset = rkm->offset;
     if (cor_shard_push(p->shards[si], &m->in) < 0) {
         __atomic_sub_fetch(&p->in_bytes[si], cost, __ATOMIC_RELAXED);
         vg_arena_destroy(a);
@@ -713,7 +717,7 @@ static bool ing_route(ing_pipeline *p, struct ing_part *pt, rd_kafka_message_t *
     }
     if (held > __atomic_load_n(&p->st.shard_bytes_peak, __ATOMIC_RELAXED))
         __atomic_store_n(&p->st.shard_bytes_peak, held, __ATOMIC_RELAXED); /* only this thread */
-    pt->dispatched = rkm->offset;
+    pt->dispatched = offset;
     return true;
 }
 
