@@ -138,8 +138,11 @@ static void ing_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaqu
     (void)rk;
     if (msg->err) {
         __atomic_add_fetch(&p->failed, 1, __ATOMIC_RELAXED);
-        vg_log(VG_LOG_ERROR, "kafka", "delivery to %s failed: %s", rd_kafka_topic_name(msg->rkt),
-               rd_kafka_err2str(msg->err));
+        /* Purged at destroy: counted and said there, once. */
+        if (msg->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
+            msg->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+            vg_log(VG_LOG_ERROR, "kafka", "delivery to %s failed: %s",
+                   rd_kafka_topic_name(msg->rkt), rd_kafka_err2str(msg->err));
     }
     if (msg->_private != NULL)
         ing_delivered(msg->_private, msg->err == 0);
@@ -301,9 +304,14 @@ void ing_producer_destroy(ing_producer *p)
     if (p->unsent > 0)
         vg_log(VG_LOG_ERROR, "kafka", "%llu messages not sent at shutdown: no room in the queue",
                (unsigned long long)p->unsent);
-    if (ing_producer_flush_until(p, 10000) > 0)
+    if (ing_producer_flush_until(p, 10000) > 0) {
         vg_log(VG_LOG_ERROR, "kafka", "%d messages not delivered at shutdown",
                rd_kafka_outq_len(p->rk));
+        /* Their delivery reports, as failures, before the handle goes: the callers free what
+         * the reports carry (an alert stays in the outbox). */
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(p->rk, 1000);
+    }
     rd_kafka_destroy(p->rk);
     vg_free(p);
 }
