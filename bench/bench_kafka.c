@@ -144,7 +144,7 @@ static rd_kafka_t *bench_consumer(const char *brokers, const char *group, const 
                                   int partitions, char *err, size_t errlen)
 {
     struct ing_kafka_cfg kc = {.brokers = brokers, .props = bench_props, .nprops = bench_nprops};
-    rd_kafka_conf_t *conf = ing_conf_new(&kc, brokers, err, errlen);
+    rd_kafka_conf_t *conf = ing_conf_new(&kc, brokers, RD_KAFKA_CONSUMER, err, errlen);
     rd_kafka_topic_partition_list_t *l;
     rd_kafka_t *rk;
 

@@ -73,7 +73,7 @@ int ing_changelog_new(const struct ing_kafka_cfg *cfg, const char *brokers, cons
                c->name, err);
         return 0;
     }
-    conf = ing_conf_new(cfg, brokers, err, errlen);
+    conf = ing_conf_new(cfg, brokers, RD_KAFKA_CONSUMER, err, errlen);
     if (conf == NULL)
         return -VG_EKAFKA;
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);

@@ -100,7 +100,7 @@ int ing_incidents_new(const struct ing_incidents_cfg *cfg, ing_incidents **out, 
     }
     if (ing_producer_new(&s->cfg.kafka, &s->prod, err, errlen) < 0)
         goto out_free;
-    conf = ing_conf_new(&s->cfg.kafka, cfg->kafka.brokers, err, errlen);
+    conf = ing_conf_new(&s->cfg.kafka, cfg->kafka.brokers, RD_KAFKA_CONSUMER, err, errlen);
     if (conf == NULL)
         goto out_free;
     if (rd_kafka_conf_set(conf, "group.id", s->group, err, errlen) != RD_KAFKA_CONF_OK ||

@@ -142,10 +142,11 @@ struct ing_pipeline_cfg {
     /* Called on the writer thread for every new alert once it is durable. */
     void (*on_alert)(void *ctx, const struct ProtobufCMessage *alert);
     void *on_alert_ctx;
-    int barrier_ms;            /* default 50 */
-    int commit_ms;             /* Kafka offset commit interval; default 1000 */
-    struct ing_limits limits;  /* zero: defaults */
-    size_t queue_kbytes;       /* librdkafka's fetch queue per partition; default 16 MiB */
+    int barrier_ms;           /* default 50 */
+    int commit_ms;            /* Kafka offset commit interval; default 1000 */
+    struct ing_limits limits; /* zero: defaults */
+    size_t queue_kbytes; /* librdkafka's fetch queue (queued.max.messages.kbytes: the one consumer
+                            queue, all partitions); default 16 MiB */
     size_t shard_queue_kbytes; /* messages consumed and waiting for one shard, counted with
                                   their decoded form; default 64 MiB */
     int session_timeout_ms;    /* consumer group session; 0: librdkafka's default (45 s). The

@@ -25,8 +25,11 @@ static inline void ing_delivered(void *opaque, bool ok)
     d->done(d, ok);
 }
 
-rd_kafka_conf_t *ing_conf_new(const struct ing_kafka_cfg *cfg, const char *brokers, char *err,
-                              size_t errlen);
+/* A client configuration for a client of type (RD_KAFKA_PRODUCER or RD_KAFKA_CONSUMER): the
+ * brokers, then cfg's -X settings but those librdkafka documents for the other type only
+ * (every client gets the same -X list; librdkafka would warn about each). */
+rd_kafka_conf_t *ing_conf_new(const struct ing_kafka_cfg *cfg, const char *brokers,
+                              rd_kafka_type_t type, char *err, size_t errlen);
 int ing_produce_opaque(ing_producer *p, const char *topic, const void *key, size_t keylen,
                        const void *val, size_t vallen, const struct ing_kv *headers,
                        size_t nheaders, struct ing_delivery *opaque);

@@ -9,7 +9,9 @@
 #include "ingest.h"
 #include "ingest_int.h"
 
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <librdkafka/rdkafka.h>
@@ -44,8 +46,61 @@ static void ing_log_cb(const rd_kafka_t *rk, int level, const char *fac, const c
            "kafka", "%s: %s", fac, buf);
 }
 
-rd_kafka_conf_t *ing_conf_new(const struct ing_kafka_cfg *cfg, const char *brokers, char *err,
-                              size_t errlen)
+/*
+ * The properties librdkafka documents for consumers only ("C") and producers only ("P"),
+ * read once from its own property table (rd_kafka_conf_properties_show: "name | C/P | ..."),
+ * so that the list follows the library's version. Each line is "\n<name>\t" in its list.
+ */
+static char *ing_scope_c, *ing_scope_p;
+static pthread_once_t ing_scope_once = PTHREAD_ONCE_INIT;
+
+static void ing_scope_load(void)
+{
+    char *text = NULL, *line, *save = NULL;
+    size_t len = 0, nc = 0, np = 0;
+    FILE *f = open_memstream(&text, &len);
+
+    if (f == NULL)
+        return;
+    rd_kafka_conf_properties_show(f);
+    fclose(f);
+    ing_scope_c = calloc(len + 2, 1);
+    ing_scope_p = calloc(len + 2, 1);
+    if (text == NULL || ing_scope_c == NULL || ing_scope_p == NULL) {
+        free(ing_scope_c);
+        free(ing_scope_p);
+        ing_scope_c = ing_scope_p = NULL;
+        free(text);
+        return;
+    }
+    for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+        char name[128], scope[8];
+
+        if (sscanf(line, "%127s | %7s |", name, scope) != 2 || scope[1] != '\0')
+            continue;
+        if (scope[0] == 'C')
+            nc += (size_t)sprintf(ing_scope_c + nc, "\n%s\t", name);
+        else if (scope[0] == 'P')
+            np += (size_t)sprintf(ing_scope_p + np, "\n%s\t", name);
+    }
+    free(text);
+}
+
+/* true when key is documented for the other type of client only. */
+static bool ing_other_scope(const char *key, rd_kafka_type_t type)
+{
+    const char *list;
+    char pat[136];
+
+    (void)pthread_once(&ing_scope_once, ing_scope_load);
+    list = type == RD_KAFKA_PRODUCER ? ing_scope_c : ing_scope_p;
+    if (list == NULL || snprintf(pat, sizeof(pat), "\n%s\t", key) >= (int)sizeof(pat))
+        return false;
+    return strstr(list, pat) != NULL;
+}
+
+rd_kafka_conf_t *ing_conf_new(const struct ing_kafka_cfg *cfg, const char *brokers,
+                              rd_kafka_type_t type, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
@@ -54,6 +109,8 @@ rd_kafka_conf_t *ing_conf_new(const struct ing_kafka_cfg *cfg, const char *broke
         rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, errlen) != RD_KAFKA_CONF_OK)
         goto out_destroy;
     for (size_t i = 0; cfg != NULL && i < cfg->nprops; i++) {
+        if (ing_other_scope(cfg->props[i].key, type))
+            continue; /* for the other kind of client */
         if (rd_kafka_conf_set(conf, cfg->props[i].key, cfg->props[i].value, err, errlen) !=
             RD_KAFKA_CONF_OK)
             goto out_destroy;
@@ -155,7 +212,7 @@ int ing_producer_new(const struct ing_kafka_cfg *cfg, ing_producer **out, char *
 
     if (p == NULL)
         return -VG_ENOMEM;
-    conf = ing_conf_new(cfg, cfg->brokers, err, errlen);
+    conf = ing_conf_new(cfg, cfg->brokers, RD_KAFKA_PRODUCER, err, errlen);
     if (conf == NULL)
         goto out_free;
     /* Idempotence keeps retried produce requests from duplicating alerts at the broker. */

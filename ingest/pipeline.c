@@ -314,7 +314,7 @@ int ing_pipeline_new(const struct ing_pipeline_cfg *cfg, ing_pipeline **out, cha
         ing_producer_shed(p->side_prod);
     }
 
-    conf = ing_conf_new(&p->cfg.kafka, p->brokers, err, errlen);
+    conf = ing_conf_new(&p->cfg.kafka, p->brokers, RD_KAFKA_CONSUMER, err, errlen);
     if (conf == NULL)
         goto out_free;
     snprintf(qk, sizeof(qk), "%zu", p->cfg.queue_kbytes);

@@ -26,6 +26,7 @@
 #include "corr.h"
 #include "correlate.h"
 #include "ingest.h"
+#include "ingest_int.h"
 #include "rules.h"
 #include "sim.h"
 #include "storage.h"
@@ -1398,6 +1399,42 @@ static void test_stop_broker_gone(void **state)
     free(ai.count);
 }
 
+/* ---- h. -X settings by kind of client ------------------------------------------------ */
+
+/* Every client is given the same -X list: each takes what librdkafka documents for its kind
+ * (or for both), not what is for the other kind only (librdkafka would warn about each). */
+static void test_conf_scope(void **state)
+{
+    static const struct ing_kv props[] = {
+        {"heartbeat.interval.ms", "777"},       /* consumers only */
+        {"queue.buffering.max.kbytes", "4321"}, /* producers only */
+        {"client.id", "vigil-scope"},           /* both */
+    };
+    const struct ing_kafka_cfg kc = {.props = props, .nprops = VG_ARRAY_SIZE(props)};
+    rd_kafka_type_t types[] = {RD_KAFKA_PRODUCER, RD_KAFKA_CONSUMER};
+    char err[256], val[64];
+
+    (void)state;
+    for (size_t t = 0; t < 2; t++) {
+        rd_kafka_conf_t *conf = ing_conf_new(&kc, "127.0.0.1:1", types[t], err, sizeof(err));
+        size_t n;
+
+        assert_non_null(conf);
+        n = sizeof(val);
+        assert_int_equal(rd_kafka_conf_get(conf, "heartbeat.interval.ms", val, &n),
+                         RD_KAFKA_CONF_OK);
+        assert_int_equal(strcmp(val, "777") == 0, types[t] == RD_KAFKA_CONSUMER);
+        n = sizeof(val);
+        assert_int_equal(rd_kafka_conf_get(conf, "queue.buffering.max.kbytes", val, &n),
+                         RD_KAFKA_CONF_OK);
+        assert_int_equal(strcmp(val, "4321") == 0, types[t] == RD_KAFKA_PRODUCER);
+        n = sizeof(val);
+        assert_int_equal(rd_kafka_conf_get(conf, "client.id", val, &n), RD_KAFKA_CONF_OK);
+        assert_string_equal(val, "vigil-scope");
+        rd_kafka_conf_destroy(conf);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1412,6 +1449,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_record_over_queue_bound, fx_setup_two, fx_teardown),
         cmocka_unit_test_setup_teardown(test_shedding_producer, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_stop_broker_gone, fx_setup_two, fx_teardown),
+        cmocka_unit_test(test_conf_scope),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
