@@ -12,11 +12,13 @@
  * one at a time; a long scan delays the others, which the limit caps. The configuration
  * is copied at start and read-only afterwards; the refused counter is a relaxed atomic
  * (a statistic, ordered with nothing). api_server_start and api_server_stop run on the
- * caller's thread.
+ * caller's thread. The token file is read again on the MHD thread; every set read is kept
+ * until the stop, as a request in progress may hold a token of an older one.
  */
 #include "api.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -24,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "api_int.h"
 
@@ -32,7 +35,18 @@ struct api_server {
     struct api_cfg cfg; /* copy; pointers borrowed */
     uint16_t port;
     uint64_t refused; /* relaxed atomic */
+    /* MHD thread: the tokens in use (cfg.tokens, or the newest read of cfg.tokens_path),
+     * the sets read since the start (freed at the stop), and what the file looked like. */
+    const api_tokens *tokens;
+    char *tokens_path; /* cfg.tokens_path points here */
+    api_tokens **reads;
+    size_t nreads;
+    struct stat tok_st;
+    bool tok_st_ok;
+    uint64_t tok_checked_ns;
 };
+
+#define API_TOKENS_CHECK_NS (250 * 1000000ull)
 
 /* One request, across the handler's calls for it. */
 struct api_req {
@@ -102,6 +116,16 @@ int api_server_start(const struct api_cfg *cfg, api_server **out, char *err, siz
         return -VG_ENOMEM;
     }
     s->cfg = *cfg;
+    s->tokens = cfg->tokens;
+    if (cfg->tokens_path != NULL && (s->tokens_path = vg_strdup(cfg->tokens_path)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        vg_free(s);
+        return -VG_ENOMEM;
+    }
+    s->cfg.tokens_path = s->tokens_path;
+    /* The file as it was when cfg->tokens was read from it (just before this start). */
+    s->tok_st_ok = cfg->tokens_path != NULL && stat(cfg->tokens_path, &s->tok_st) == 0;
+    s->tok_checked_ns = vg_mono_ns();
     if (s->cfg.max_limit == 0)
         s->cfg.max_limit = 1000;
     if (s->cfg.default_limit == 0)
@@ -117,6 +141,7 @@ int api_server_start(const struct api_cfg *cfg, api_server **out, char *err, siz
     if (s->mhd == NULL) {
         snprintf(err, errlen, "cannot listen on %s:%u",
                  cfg->bind_addr ? cfg->bind_addr : "127.0.0.1", (unsigned)cfg->port);
+        vg_free(s->tokens_path);
         vg_free(s);
         return -VG_EIO;
     }
@@ -143,7 +168,53 @@ void api_server_stop(api_server *s)
     if (s == NULL)
         return;
     MHD_stop_daemon(s->mhd);
+    for (size_t i = 0; i < s->nreads; i++)
+        api_tokens_destroy(s->reads[i]);
+    vg_free(s->reads);
+    vg_free(s->tokens_path);
     vg_free(s);
+}
+
+/* MHD thread: reads the token file again when it changed since the last look. */
+static void api_tokens_refresh(api_server *s)
+{
+    uint64_t now = vg_mono_ns();
+    struct stat st;
+    api_tokens *t = NULL, **reads;
+    unsigned bad = 0;
+    char err[256];
+    bool ok;
+
+    if (s->cfg.tokens_path == NULL || now - s->tok_checked_ns < API_TOKENS_CHECK_NS)
+        return;
+    s->tok_checked_ns = now;
+    ok = stat(s->cfg.tokens_path, &st) == 0;
+    if (!ok && errno != ENOENT)
+        return; /* cannot tell: keep what is in use */
+    if (ok == s->tok_st_ok &&
+        (!ok || (st.st_ino == s->tok_st.st_ino && st.st_size == s->tok_st.st_size &&
+                 st.st_mtim.tv_sec == s->tok_st.st_mtim.tv_sec &&
+                 st.st_mtim.tv_nsec == s->tok_st.st_mtim.tv_nsec)))
+        return;
+    if (ok && api_tokens_load(s->cfg.tokens_path, &t, &bad, err, sizeof(err)) < 0) {
+        vg_log(VG_LOG_WARN, "api", "tokens not read again: %s (the ones in use stay)", err);
+        return;
+    }
+    if (!ok && (t = api_tokens_new()) == NULL)
+        return;
+    reads = vg_realloc(s->reads, (s->nreads + 1) * sizeof(*reads));
+    if (reads == NULL) {
+        api_tokens_destroy(t);
+        return;
+    }
+    s->reads = reads;
+    s->reads[s->nreads++] = t;
+    s->tokens = t;
+    s->tok_st_ok = ok;
+    if (ok)
+        s->tok_st = st;
+    vg_log(VG_LOG_INFO, "api", "tokens read again from %s: %zu%s", s->cfg.tokens_path,
+           api_tokens_count(t), ok ? "" : " (the file is gone: every request is refused)");
 }
 
 /* ---- the request cycle ------------------------------------------------------------ */
@@ -162,7 +233,8 @@ static const struct api_token *api_authenticate(api_server *s, struct MHD_Connec
     len = strlen(h);
     while (len && (h[len - 1] == ' ' || h[len - 1] == '\t'))
         len--;
-    return api_tokens_check(s->cfg.tokens, h, len);
+    api_tokens_refresh(s);
+    return api_tokens_check(s->tokens, h, len);
 }
 
 static enum MHD_Result api_queue(struct MHD_Connection *c, struct api_resp *r)

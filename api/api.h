@@ -240,7 +240,12 @@ struct api_cfg {
     uint16_t port;            /* 0: an ephemeral port (see api_server_port) */
     sto_db *db;               /* borrowed; NULL: the /v1 reads answer 503 */
     const api_tokens *tokens; /* borrowed; required */
-    api_metrics *metrics;     /* borrowed; NULL: /metrics answers 503 */
+    /* When set (copied), the token file tokens came from: the server reads it again when it changes
+     * (looked at no more than every 250 ms, at a request), so that `vigil token add` needs
+     * no restart; a file that cannot be read keeps the tokens in use; a missing one refuses
+     * everyone. */
+    const char *tokens_path;
+    api_metrics *metrics; /* borrowed; NULL: /metrics answers 503 */
     /* Fills the health input on the MHD thread; NULL: /health answers 503. */
     void (*health)(void *ctx, struct api_health_input *in);
     void *health_ctx;

@@ -218,6 +218,7 @@ int cli_service_start(struct cli_service *sv, const struct cli_common *c)
     ac.bind_addr = addr;
     ac.db = sv->db;
     ac.tokens = sv->tokens;
+    ac.tokens_path = path; /* read again when it changes: no restart for a new token */
     ac.metrics = sv->metrics;
     ac.health = svc_health_cb;
     ac.health_ctx = sv;
@@ -392,8 +393,8 @@ int cmd_token(int argc, char **argv)
     /* The token itself is shown once; the file keeps only its SHA-256. */
     printf("%s\n", tok);
     fprintf(stderr,
-            "vigil token: %s token for tenant %s added to %s (restart vigil run to "
-            "load it)\n",
+            "vigil token: %s token for tenant %s added to %s (a running vigil run reads "
+            "it within a second)\n",
             api_role_name(role), tenant, path);
     return 0;
 usage:

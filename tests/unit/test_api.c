@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -797,6 +798,84 @@ static void test_ops_tenant(void **state)
     f->port = port;
 }
 
+/*
+ * The running server reads its token file again when it changes: a token added after the
+ * start works, a deleted line revokes its token, and a removed file refuses everyone, with
+ * no restart. Each change is waited for by asking again (the file is looked at no more than
+ * every 250 ms).
+ */
+static int status_within(struct fx *f, const char *token, int want)
+{
+    uint64_t t0 = vg_mono_ns();
+    struct resp r;
+    int st;
+
+    for (;;) {
+        r = http(f, "GET", "/metrics", token, NULL);
+        st = r.status;
+        resp_free(&r);
+        if (st == want || vgt_elapsed_s(t0) > 10)
+            return st;
+        nanosleep(&(struct timespec){0, 50 * 1000000}, NULL); /* poll interval */
+    }
+}
+
+static void test_token_reload(void **state)
+{
+    struct fx *f = *state;
+    char *dir = vgt_tmpdir("api-reload"), path[512], tmp[520], tok1[80], tok2[80], err[256];
+    char line[256];
+    struct api_cfg cfg = {0};
+    api_tokens *ts = NULL;
+    api_server *srv;
+    uint16_t port = f->port;
+    FILE *in, *out;
+
+    snprintf(path, sizeof(path), "%s/tokens", dir);
+    assert_int_equal(
+        api_token_add(path, "ops", API_ROLE_READER, "one", tok1, sizeof(tok1), err, sizeof(err)),
+        0);
+    assert_int_equal(api_tokens_load(path, &ts, NULL, err, sizeof(err)), 0);
+    cfg.tokens = ts;
+    cfg.tokens_path = path;
+    cfg.metrics = f->metrics;
+    assert_int_equal(api_server_start(&cfg, &srv, err, sizeof(err)), 0);
+    f->port = api_server_port(srv);
+    assert_int_equal(status_within(f, tok1, 200), 200);
+
+    /* Added while it runs. */
+    assert_int_equal(
+        api_token_add(path, "ops", API_ROLE_READER, "two", tok2, sizeof(tok2), err, sizeof(err)),
+        0);
+    assert_int_equal(status_within(f, tok2, 200), 200);
+    assert_int_equal(status_within(f, tok1, 200), 200);
+
+    /* The first line deleted (the file written anew, renamed over). */
+    snprintf(tmp, sizeof(tmp), "%s.new", path);
+    in = fopen(path, "r");
+    out = fopen(tmp, "w");
+    assert_non_null(in);
+    assert_non_null(out);
+    while (fgets(line, sizeof(line), in))
+        if (strstr(line, " one\n") == NULL)
+            fputs(line, out);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+    assert_int_equal(rename(tmp, path), 0);
+    assert_int_equal(status_within(f, tok1, 401), 401);
+    assert_int_equal(status_within(f, tok2, 200), 200);
+
+    /* The file removed: nobody. */
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(status_within(f, tok2, 401), 401);
+
+    api_server_stop(srv);
+    f->port = port;
+    api_tokens_destroy(ts);
+    vgt_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -813,6 +892,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_health_endpoint, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_unknown_path, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_ops_tenant, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_token_reload, fx_setup, fx_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
