@@ -31,8 +31,6 @@ struct ing_changelog {
     rd_kafka_t *reader; /* simple consumer for restores */
     rd_kafka_topic_t *rkt;
     struct ing_changelog_stats st; /* relaxed atomics */
-    uint64_t deadline_ns;          /* atomic: 0, or when waits for room give up */
-    uint64_t unsent;               /* atomic: records given up at the deadline */
 };
 
 /* The newest record of one key, while a partition is read. */
@@ -263,12 +261,7 @@ int ing_changelog_restore(ing_changelog *c, int32_t partition,
     return n;
 }
 
-void ing_changelog_set_deadline(ing_changelog *c, uint64_t mono_ns)
-{
-    __atomic_store_n(&c->deadline_ns, mono_ns, __ATOMIC_RELAXED);
-}
-
-int ing_changelog_put(ing_changelog *c, void *producer_rk, const struct cor_snap_out *o, void *d)
+int ing_changelog_put(ing_changelog *c, ing_producer *prod, const struct cor_snap_out *o, void *d)
 {
     void *val = o->val;
     size_t len = o->val != NULL ? o->len : 0;
@@ -277,7 +270,7 @@ int ing_changelog_put(ing_changelog *c, void *producer_rk, const struct cor_snap
     int empty = 0;
 
     for (bool waited = false;; waited = true) {
-        e = rd_kafka_producev(producer_rk, RD_KAFKA_V_TOPIC(c->name),
+        e = rd_kafka_producev(ing_producer_handle(prod), RD_KAFKA_V_TOPIC(c->name),
                               RD_KAFKA_V_PARTITION(o->partition), RD_KAFKA_V_KEY(o->key, o->keylen),
                               RD_KAFKA_V_VALUE(val, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                               RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
@@ -285,17 +278,14 @@ int ing_changelog_put(ing_changelog *c, void *producer_rk, const struct cor_snap
             break;
         if (!waited)
             cl_stat_add(&c->st.queue_full, 1);
-        w = ing_queue_full_wait(producer_rk, &empty,
-                                __atomic_load_n(&c->deadline_ns, __ATOMIC_RELAXED));
+        w = ing_producer_wait_room(prod, &empty, c->name);
         if (w != ING_WAIT_AGAIN)
             break; /* larger alone than the queue's bound, or a stop with no room */
     }
     if (e) {
-        /* At a stop with no room, the first says it (the count is in the statistics). */
-        if (w != ING_WAIT_DEADLINE || __atomic_fetch_add(&c->unsent, 1, __ATOMIC_RELAXED) == 0)
-            vg_log(VG_LOG_ERROR, "ingest", "changelog %s[%d]: produce of %zu bytes: %s%s", c->name,
-                   o->partition, len, rd_kafka_err2str(e),
-                   w == ING_WAIT_DEADLINE ? " at shutdown (later ones are counted as lost)" : "");
+        if (w != ING_WAIT_DEADLINE) /* that one the producer logged and counted */
+            vg_log(VG_LOG_ERROR, "ingest", "changelog %s[%d]: produce of %zu bytes: %s", c->name,
+                   o->partition, len, rd_kafka_err2str(e));
         ing_changelog_failed(c);
         return -VG_EKAFKA;
     }

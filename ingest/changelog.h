@@ -61,14 +61,11 @@ int ing_changelog_restore(ing_changelog *c, int32_t partition,
                           void *ctx);
 
 /* Produces one record (a tombstone when o->val is NULL) with delivery report opaque d.
- * Blocks while the producer's queue is full, until the deadline if one is set (then the
- * record counts as failed). Returns 0 or -VG_EKAFKA. */
-int ing_changelog_put(ing_changelog *c, void *producer_rk, const struct cor_snap_out *o, void *d);
+ * Blocks while the producer's queue is full, until the producer's deadline if one is set
+ * (ing_producer_set_deadline; then the record counts as failed). Returns 0 or -VG_EKAFKA. */
+int ing_changelog_put(ing_changelog *c, ing_producer *prod, const struct cor_snap_out *o, void *d);
 /* A delivery of a record failed (called from the delivery report). */
 void ing_changelog_failed(ing_changelog *c);
-/* From mono_ns (vg_mono_ns) on, ing_changelog_put no longer waits for room in a full queue:
- * the record fails (a stop with the broker gone must end). */
-void ing_changelog_set_deadline(ing_changelog *c, uint64_t mono_ns);
 
 /* The embedded broker has no CreateTopics: creates group's changelog topic on it (partitions:
  * as the telemetry topic's). Returns 0 or -VG_EKAFKA. */

@@ -33,13 +33,14 @@ rd_kafka_conf_t *ing_conf_new(const struct ing_kafka_cfg *cfg, const char *broke
 int ing_produce_opaque(ing_producer *p, const char *topic, const void *key, size_t keylen,
                        const void *val, size_t vallen, const struct ing_kv *headers,
                        size_t nheaders, struct ing_delivery *opaque);
-/* After a produce on rk was refused for a full queue (queue.buffering.max.*): waits up to
+/* After a produce on p was refused for a full queue (queue.buffering.max.*): waits up to
  * 10 ms for deliveries and returns ING_WAIT_AGAIN to try again; ING_WAIT_TOO_LARGE once the
  * queue was found with nothing queued three times running (*empty counts them; start it at
  * 0): the message alone is larger than the queue's bound and would wait forever (once could
- * be another thread's poll emptying the queue just then); ING_WAIT_DEADLINE once
- * deadline_ns (vg_mono_ns; 0: none) has passed. */
+ * be another thread's poll emptying the queue just then); ING_WAIT_DEADLINE once the
+ * producer's deadline (ing_producer_set_deadline) has passed: the message (to what, for the
+ * log) is given up, counted as failed and as not sent, and only the first is logged. */
 enum ing_wait { ING_WAIT_AGAIN, ING_WAIT_TOO_LARGE, ING_WAIT_DEADLINE };
-enum ing_wait ing_queue_full_wait(rd_kafka_t *rk, int *empty, uint64_t deadline_ns);
+enum ing_wait ing_producer_wait_room(ing_producer *p, int *empty, const char *what);
 
 #endif

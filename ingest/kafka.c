@@ -268,24 +268,14 @@ int ing_produce_opaque(ing_producer *p, const char *topic, const void *key, size
         waited = true;
         if (p->shed)
             return -VG_EFULL;
-        /* backpressure: wait for deliveries */
-        w = ing_queue_full_wait(p->rk, &empty, __atomic_load_n(&p->deadline_ns, __ATOMIC_RELAXED));
-        if (w == ING_WAIT_TOO_LARGE) {
+        w = ing_producer_wait_room(p, &empty, topic); /* backpressure: wait for deliveries */
+        if (w == ING_WAIT_TOO_LARGE)
             vg_log(VG_LOG_ERROR, "kafka",
                    "produce to %s: a message of %zu bytes does not fit the producer's queue "
                    "(queue.buffering.max.kbytes)",
                    topic, vallen);
+        if (w != ING_WAIT_AGAIN)
             return -VG_EKAFKA;
-        }
-        if (w == ING_WAIT_DEADLINE) {
-            __atomic_fetch_add(&p->failed, 1, __ATOMIC_RELAXED);
-            if (__atomic_fetch_add(&p->unsent, 1, __ATOMIC_RELAXED) == 0)
-                vg_log(VG_LOG_ERROR, "kafka",
-                       "produce to %s: the queue is still full at shutdown (the broker takes "
-                       "nothing): not sent (later ones that find no room are counted at the end)",
-                       topic);
-            return -VG_EKAFKA;
-        }
     }
     rd_kafka_poll(p->rk, 0);
     return 0;
@@ -333,14 +323,23 @@ void ing_producer_shed(ing_producer *p)
     p->shed = true;
 }
 
-enum ing_wait ing_queue_full_wait(rd_kafka_t *rk, int *empty, uint64_t deadline_ns)
+enum ing_wait ing_producer_wait_room(ing_producer *p, int *empty, const char *what)
 {
-    *empty = rd_kafka_outq_len(rk) == 0 ? *empty + 1 : 0;
+    uint64_t dl = __atomic_load_n(&p->deadline_ns, __ATOMIC_RELAXED);
+
+    *empty = rd_kafka_outq_len(p->rk) == 0 ? *empty + 1 : 0;
     if (*empty == 3)
         return ING_WAIT_TOO_LARGE;
-    if (deadline_ns != 0 && vg_mono_ns() >= deadline_ns)
+    if (dl != 0 && vg_mono_ns() >= dl) {
+        __atomic_fetch_add(&p->failed, 1, __ATOMIC_RELAXED);
+        if (__atomic_fetch_add(&p->unsent, 1, __ATOMIC_RELAXED) == 0)
+            vg_log(VG_LOG_ERROR, "kafka",
+                   "produce to %s: the queue is still full at shutdown (the broker takes "
+                   "nothing): not sent (later ones that find no room are counted at the end)",
+                   what);
         return ING_WAIT_DEADLINE;
-    rd_kafka_poll(rk, 10);
+    }
+    rd_kafka_poll(p->rk, 10);
     return ING_WAIT_AGAIN;
 }
 

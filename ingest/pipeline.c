@@ -450,7 +450,6 @@ void ing_pipeline_stop(ing_pipeline *p)
 
         ing_producer_set_deadline(p->prod, dl);
         ing_producer_set_deadline(p->side_prod, dl);
-        ing_changelog_set_deadline(p->cl, dl);
     }
     __atomic_store_n(&p->stop_consume, 1, __ATOMIC_RELEASE);
     pthread_join(p->consume_thread, NULL);
@@ -638,6 +637,15 @@ static void ing_dispatch(ing_pipeline *p, rd_kafka_message_t *rkm)
 
 /* Decodes and routes one message to its shard, or dead-letters it. Returns false when the
  * shard's ring is full (nothing was done; try again later). */
+/* Would shard si go over its byte budget with cost more? Never when it holds nothing: a
+ * message alone goes through, however large. */
+static bool ing_shard_full(ing_pipeline *p, uint32_t si, size_t cost)
+{
+    uint64_t held = __atomic_load_n(&p->in_bytes[si], __ATOMIC_ACQUIRE);
+
+    return held > 0 && held + cost > (uint64_t)p->cfg.shard_queue_kbytes * 1024u;
+}
+
 static bool ing_route(ing_pipeline *p, struct ing_part *pt, rd_kafka_message_t *rkm)
 {
     struct ing_batch b;
@@ -645,14 +653,13 @@ static bool ing_route(ing_pipeline *p, struct ing_part *pt, rd_kafka_message_t *
     vg_arena *a;
     char reason[256];
     size_t chunk = rkm->len * 3 + 4096, cost = chunk + rkm->len;
-    uint64_t budget = (uint64_t)p->cfg.shard_queue_kbytes * 1024u, held;
+    uint64_t held;
     int64_t offset;
     uint32_t si;
     int rc;
 
     if (pt->blocked >= 0) {
-        held = __atomic_load_n(&p->in_bytes[pt->blocked], __ATOMIC_ACQUIRE);
-        if (held > 0 && held + cost > budget)
+        if (ing_shard_full(p, (uint32_t)pt->blocked, cost))
             return false;
         pt->blocked = -1;
     }
@@ -694,11 +701,10 @@ static bool ing_route(ing_pipeline *p, struct ing_part *pt, rd_kafka_message_t *
     m->in.recv_ns = vg_mono_ns();
     m->in.opaque = m;
     /* Hash once, upstream: the machine key picks the shard. Over its byte budget, the shard
-     * takes nothing more (but a message alone, however large): the caller waits, as for a
-     * full ring. Only this thread adds, so the check cannot be overtaken. */
+     * takes nothing more: the caller waits, as for a full ring. Only this thread adds, so
+     * the check cannot be overtaken. */
     si = (uint32_t)(m->in.mkey % p->nshards);
-    held = __atomic_load_n(&p->in_bytes[si], __ATOMIC_ACQUIRE);
-    if (held > 0 && held + cost > budget) {
+    if (ing_shard_full(p, si, cost)) {
         vg_arena_destroy(a);
         pt->blocked = (int32_t)si;
         ing_stat_add(&p->st.shard_full, 1);
@@ -1467,8 +1473,7 @@ static void ing_checkpoint_written(ing_pipeline *p, struct cor_unit **units,
             for (size_t i = 0; i < units[s]->nsnaps; i++) {
                 uint32_t slot = ing_epoch_hold(p);
 
-                if (ing_changelog_put(p->cl, ing_producer_handle(p->prod), &units[s]->snaps[i],
-                                      &p->ep[slot].snap) < 0)
+                if (ing_changelog_put(p->cl, p->prod, &units[s]->snaps[i], &p->ep[slot].snap) < 0)
                     ing_epoch_release(p, slot); /* counted as failed: a full snapshot follows */
             }
         }
