@@ -792,6 +792,20 @@ static uint32_t fire_pairs(const char *detection, const char *const (*pairs)[2],
     return nreq;
 }
 
+/* fire_pairs, and every pair's match count must be want's. */
+static void expect_pairs(const char *detection, const char *const (*pairs)[2], size_t n,
+                         const int *want)
+{
+    int r[32];
+
+    assert_true(n <= VG_ARRAY_SIZE(r));
+    fire_pairs(detection, pairs, n, r);
+    for (size_t i = 0; i < n; i++)
+        if (r[i] != want[i])
+            fail_msg("event %zu ('%s' | '%s'): %d matches, want %d", i, pairs[i][0], pairs[i][1],
+                     r[i], want[i]);
+}
+
 static void test_required_hits(void **state)
 {
     static const char *const p[][2] = {
@@ -906,7 +920,7 @@ static void test_exact_values(void **state)
     static const int want[] = {1, 1, 0, 0, 1, 0, 0, 1, 0};
     char det[2048], *at = det;
     struct set_counts c;
-    int r[9], i;
+    int i;
 
     (void)state;
     at += sprintf(at, "    sel:\n        CommandLine:\n");
@@ -915,10 +929,7 @@ static void test_exact_values(void **state)
     sprintf(at, "    sel2:\n        CommandLine|cased: 'ExactCased'\n"
                 "    other:\n        CommandLine|contains: 'unrelated words'\n"
                 "    condition: sel or sel2 or other\n");
-    fire_pairs(det, p, 9, r);
-    for (i = 0; i < 9; i++)
-        if (r[i] != want[i])
-            fail_msg("event %d ('%s'): %d matches, want %d", i, p[i][0], r[i], want[i]);
+    expect_pairs(det, p, VG_ARRAY_SIZE(p), want);
     /* The set was built: 21 whole values of CommandLine in the lookup, one literal in the
      * scan. */
     count_sets(det, &c);
@@ -947,13 +958,9 @@ static void test_cmdline_literals_and_regexes(void **state)
                               "    re2:\n        CommandLine|re|i: 'q{2}w'\n"
                               "    condition: sel or re1 or re2\n";
     struct set_counts c;
-    int r[14], i;
 
     (void)state;
-    fire_pairs(det, p, 14, r);
-    for (i = 0; i < 14; i++)
-        if (r[i] != want[i])
-            fail_msg("event %d ('%s'): %d matches, want %d", i, p[i][0], r[i], want[i]);
+    expect_pairs(det, p, VG_ARRAY_SIZE(p), want);
     /* One database of the eight patterns, no regex database of its own. */
     count_sets(det, &c);
     assert_int_equal(c.re_dbs, 0);
@@ -994,7 +1001,7 @@ static void test_tail_values(void **state)
     static const int want[] = {1, 1, 0, 0, 0, 1, 0, 1, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 1, 1, 0, 1};
     char det[2048], *at = det;
     struct set_counts c;
-    int r[22], i;
+    int i;
 
     (void)state;
     at += sprintf(at, "    sel:\n        Image|endswith:\n");
@@ -1005,10 +1012,7 @@ static void test_tail_values(void **state)
                 "    sel2:\n        Image|endswith|cased: '\\CasedTool.exe'\n"
                 "    other:\n        Image|contains: 'unrelated words'\n"
                 "    condition: sel or sel2 or other\n");
-    fire_pairs(det, p, 22, r);
-    for (i = 0; i < 22; i++)
-        if (r[i] != want[i])
-            fail_msg("event %d ('%s'): %d matches, want %d", i, p[i][1], r[i], want[i]);
+    expect_pairs(det, p, VG_ARRAY_SIZE(p), want);
     /* The set was built: 24 components of Image in the lookup, one literal in the scan. */
     count_sets(det, &c);
     assert_int_equal(c.tail, 24);
