@@ -754,14 +754,16 @@ static bool sig_comb_put(cor_scratch *s, size_t i, size_t *total, const struct v
 static void sig_scan_exact(cor_scratch *s, const struct sig_hsdb *d, const char *v, size_t n)
 {
     struct sig_scan_ctx sc = {s, d, 0};
-    uint32_t h, p;
+    uint32_t hash, h, p;
+    uint64_t e;
     size_t i;
 
     if (n == 0 || n > d->maxlen || !(d->lenmap[n / 64] >> (n % 64) & 1))
         return;
-    for (h = sig_exact_hash((const uint8_t *)v, n) & d->hmask; (p = d->htab[h]) != SIG_NO_RULE;
-         h = (h + 1) & d->hmask) {
-        if (d->klen[p] != n)
+    hash = sig_exact_hash((const uint8_t *)v, n);
+    for (h = hash & d->hmask; (e = d->htab[h]) != SIG_EXACT_EMPTY; h = (h + 1) & d->hmask) {
+        p = (uint32_t)e;
+        if ((uint32_t)(e >> 32) != hash || d->klen[p] != n)
             continue;
         for (i = 0; i < n && sig_lc((uint8_t)v[i]) == d->key[p][i]; i++)
             ;

@@ -491,10 +491,10 @@ static int sig_exact_compile(cor_ruleset *rs, struct sig_hsdb *d)
     if (!d->key || !d->klen || !d->htab)
         goto out;
     d->hmask = (uint32_t)(size - 1);
-    memset(d->htab, 0xff, size * sizeof(*d->htab)); /* SIG_NO_RULE: empty */
+    memset(d->htab, 0xff, size * sizeof(*d->htab)); /* SIG_EXACT_EMPTY */
     for (p = 0; p < np; p++) {
         uint8_t *low = vg_arena_alloc(rs->arena, lens[p] + 1);
-        uint32_t h;
+        uint32_t h, hash;
         if (!low)
             goto out;
         for (k = 0; k < lens[p]; k++)
@@ -504,10 +504,10 @@ static int sig_exact_compile(cor_ruleset *rs, struct sig_hsdb *d)
         if (lens[p] > d->maxlen)
             d->maxlen = (uint32_t)lens[p];
         d->lenmap[lens[p] / 64] |= UINT64_C(1) << (lens[p] % 64);
-        for (h = sig_exact_hash(low, lens[p]) & d->hmask; d->htab[h] != SIG_NO_RULE;
-             h = (h + 1) & d->hmask)
+        hash = sig_exact_hash(low, lens[p]);
+        for (h = hash & d->hmask; d->htab[h] != SIG_EXACT_EMPTY; h = (h + 1) & d->hmask)
             ;
-        d->htab[h] = (uint32_t)p;
+        d->htab[h] = (uint64_t)hash << 32 | p;
     }
     rc = 0;
 out:

@@ -196,11 +196,12 @@ struct sig_hsdb {
     bool direct; /* a few literals and no database: each is looked for in turn, cheaper
                   * than a Hyperscan scan's fixed cost (SIG_DIRECT_MAX) */
     /* An exact-value set (sig_group.exact): pattern p is the lower-cased key[p] of klen[p]
-     * bytes, found through an open-addressing table of pattern numbers (SIG_NO_RULE: an
-     * empty slot) indexed by sig_exact_hash & hmask. */
+     * bytes, found through an open-addressing table indexed by sig_exact_hash & hmask. A
+     * slot holds the key's whole hash above its pattern number (SIG_EXACT_EMPTY: empty),
+     * so that a probe that misses, the common case, reads the table alone. */
     const uint8_t **key;
     uint32_t *klen;
-    uint32_t *htab;
+    uint64_t *htab;
     uint32_t hmask;
     uint32_t maxlen;
     uint64_t lenmap[4]; /* bit n: some key is n bytes long */
@@ -210,7 +211,8 @@ struct sig_hsdb {
 static const char sig_tail_sep[] = {'\\', '/', '.'};
 #define SIG_TAIL_NSEP 3
 
-#define SIG_EXACT_MAXLEN 255 /* longer exact values stay in the literal database */
+#define SIG_EXACT_EMPTY  UINT64_MAX /* an empty slot of sig_hsdb.htab */
+#define SIG_EXACT_MAXLEN 255        /* longer exact values stay in the literal database */
 /* An exact set is kept apart only when it is large or takes the field's last literals out
  * of Hyperscan; else its few literals stay in the database (hashing every value of a
  * field cost more than their share of the scan). */
