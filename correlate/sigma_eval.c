@@ -50,6 +50,18 @@ static int sig_scratch_bucket(cor_scratch *s, const struct sig_bucket *b)
     return 0;
 }
 
+/* Writes a zero into every page of a fresh zeroed block, so that its page faults are taken
+ * here and not by the first events evaluated: the stamps and the memo span a few hundred
+ * KiB, which the allocator hands out as pages not yet mapped. */
+static void sig_touch(void *p, size_t n)
+{
+    volatile uint8_t *b = p;
+    size_t i;
+
+    for (i = 0; i < n; i += 4096)
+        b[i] = 0;
+}
+
 cor_scratch *cor_scratch_new(const cor_ruleset *rs)
 {
     cor_scratch *s = vg_calloc(1, sizeof(*s));
@@ -89,6 +101,10 @@ cor_scratch *cor_scratch_new(const cor_ruleset *rs)
     s->mlog = vg_calloc(SIG_MEMO_LOG, sizeof(*s->mlog));
     if (!s->gfrom || !s->gto || !s->gmemo || !s->memo || !s->mlog)
         goto out_free;
+    sig_touch(s->mstamp, (rs->nm + 1) * sizeof(*s->mstamp));
+    sig_touch(s->mdone, (rs->nm + 1) * sizeof(*s->mdone));
+    sig_touch(s->cstamp, (rs->nclauses + 1) * sizeof(*s->cstamp));
+    sig_touch(s->memo, SIG_MEMO_SLOTS * sizeof(*s->memo));
     return s;
 
 out_free:
