@@ -27,8 +27,10 @@ enum { SIG_F = 0, SIG_U = 1, SIG_T = 2 };
 
 struct sig_scan_ctx {
     cor_scratch *s;
-    const struct sig_hsdb *d; /* the database being scanned */
-    uint32_t grp;             /* its group in the bucket (sig_on_hit_logged) */
+    const struct sig_hsdb *d; /* the database or set being scanned */
+    uint32_t grp;             /* its group in the bucket */
+    uint32_t tag;             /* its kind, SIG_MK_* << SIG_MK_SHIFT, for the memo's log */
+    bool log;                 /* the value is to be kept in the memo: log each report */
 };
 
 /* ---- scratch ------------------------------------------------------------------------ */
@@ -73,7 +75,7 @@ cor_scratch *cor_scratch_new(const cor_ruleset *rs)
     s->rs = rs;
     s->mstamp = vg_calloc(rs->nm + 1, sizeof(*s->mstamp));
     s->mdone = vg_calloc(rs->nm + 1, sizeof(*s->mdone));
-    s->cstamp = vg_calloc(rs->nclauses + 1, sizeof(*s->cstamp));
+    s->rcl = vg_calloc(rs->nrules + 1, sizeof(*s->rcl));
     s->ncandw = (rs->nrules + 63) / 64;
     s->cand = vg_calloc(s->ncandw + 1, sizeof(*s->cand));
     s->nsumw = (s->ncandw + 63) / 64;
@@ -81,7 +83,7 @@ cor_scratch *cor_scratch_new(const cor_ruleset *rs)
     s->slot = vg_calloc(rs->nslots + 1, sizeof(*s->slot));
     s->md = pcre2_match_data_create(16, NULL);
     s->rule_ns = vg_calloc(rs->nrules + 1, sizeof(*s->rule_ns));
-    if (!s->mstamp || !s->mdone || !s->cstamp || !s->cand || !s->candsum || !s->slot || !s->md ||
+    if (!s->mstamp || !s->mdone || !s->rcl || !s->cand || !s->candsum || !s->slot || !s->md ||
         !s->rule_ns)
         goto out_free;
     for (os = 0; os < SIG_NOS; os++)
@@ -103,7 +105,7 @@ cor_scratch *cor_scratch_new(const cor_ruleset *rs)
         goto out_free;
     sig_touch(s->mstamp, (rs->nm + 1) * sizeof(*s->mstamp));
     sig_touch(s->mdone, (rs->nm + 1) * sizeof(*s->mdone));
-    sig_touch(s->cstamp, (rs->nclauses + 1) * sizeof(*s->cstamp));
+    sig_touch(s->rcl, (rs->nrules + 1) * sizeof(*s->rcl));
     sig_touch(s->memo, SIG_MEMO_SLOTS * sizeof(*s->memo));
     return s;
 
@@ -122,7 +124,7 @@ void cor_scratch_destroy(cor_scratch *s)
         pcre2_match_data_free(s->md);
     vg_free(s->mstamp);
     vg_free(s->mdone);
-    vg_free(s->cstamp);
+    vg_free(s->rcl);
     vg_free(s->cbuf);
     vg_free(s->gfrom);
     vg_free(s->gto);
@@ -578,19 +580,21 @@ static void sig_candidate(cor_scratch *s, uint32_t rule)
     s->candsum[rule / 4096] |= UINT64_C(1) << (rule / 64 % 64);
 }
 
-/* The rule's required hits (sigma_req.c) all present? A clause a scan hit is stamped;
- * first every clause without lazy matchers is checked by its stamp alone (most rules
- * woken end there), then the lazy matchers of the clauses still unstamped are looked for. */
+/* The clauses of rule ri a scan hit this event. */
+static inline uint32_t sig_rule_got(const cor_scratch *s, size_t ri)
+{
+    return s->rcl[ri].gen == s->gen ? s->rcl[ri].got : 0;
+}
+
+/* The rule's required hits (sigma_req.c) all present, once those only a scan satisfies
+ * are (rneed: checked by the caller without reading the rule; most candidates end
+ * there)? The lazy matchers of the clauses a scan did not hit are looked for now. */
 static bool sig_req_met(cor_scratch *s, const struct sig_rule *r, const struct vg_evview *v)
 {
-    const uint32_t *cst = s->cstamp + r->cbase;
-    uint32_t k, i;
+    uint32_t got = sig_rule_got(s, r->info.index), k, i;
 
-    for (k = 0; k < r->nreq; k++)
-        if (cst[k] != s->gen && r->lreq_off[k] == r->lreq_off[k + 1])
-            return false;
     for (k = 0; k < r->nreq; k++) {
-        if (cst[k] == s->gen)
+        if (got >> k & 1)
             continue;
         for (i = r->lreq_off[k]; i < r->lreq_off[k + 1]; i++)
             if (sig_hit(s, r->lreq[i], v, NULL))
@@ -601,32 +605,24 @@ static bool sig_req_met(cor_scratch *s, const struct sig_rule *r, const struct v
     return true;
 }
 
-/* What a hit of one matcher does: stamps it and the required-hit clauses it satisfies,
- * and wakes its rule when it is a trigger. */
-static inline void sig_act_apply(cor_scratch *s, const struct sig_act *a, const uint32_t *mcl)
+/* What a hit of one matcher does: stamps it, marks the required-hit clauses of its rule it
+ * satisfies, and wakes the rule when it is a trigger. */
+static inline void sig_act_apply(cor_scratch *s, const struct sig_act *a)
 {
     s->mstamp[a->mid] = s->gen;
-    for (uint32_t c = a->cl_from; c < a->cl_to; c++)
-        s->cstamp[mcl[c]] = s->gen;
-    if (a->wake != SIG_NO_RULE)
-        sig_candidate(s, a->wake);
+    if (a->clmask) {
+        struct sig_rclauses *c = &s->rcl[a->rule];
+        if (c->gen != s->gen) {
+            c->gen = s->gen;
+            c->got = 0;
+        }
+        c->got |= a->clmask;
+    }
+    if (a->wake)
+        sig_candidate(s, a->rule);
 }
 
-static int sig_on_hit(unsigned int id, unsigned long long from, unsigned long long to,
-                      unsigned int flags, void *ctx)
-{
-    struct sig_scan_ctx *sc = ctx;
-    cor_scratch *s = sc->s;
-    const uint32_t *mcl = s->rs->mcl;
-    uint32_t k;
-
-    for (k = sc->d->first[id]; k < sc->d->first[id + 1]; k++)
-        sig_act_apply(s, &sc->d->act[k], mcl);
-    return 0;
-}
-
-/* ---- the memo of recent values (struct sig_memo) ----------------------------------- */
-
+/* Logs a report of the scans of group grp's value, for the memo (struct sig_memo). */
 static inline void sig_mlog(cor_scratch *s, uint32_t grp, uint32_t id)
 {
     if (s->nmlog < SIG_MEMO_LOG)
@@ -634,6 +630,40 @@ static inline void sig_mlog(cor_scratch *s, uint32_t grp, uint32_t id)
     else
         s->nmlog = SIG_MEMO_LOG + 1;
 }
+
+static int sig_on_hit(unsigned int id, unsigned long long from, unsigned long long to,
+                      unsigned int flags, void *ctx)
+{
+    struct sig_scan_ctx *sc = ctx;
+    cor_scratch *s = sc->s;
+    uint32_t k;
+
+    if (sc->log)
+        sig_mlog(s, sc->grp, sc->tag | id);
+    for (k = sc->d->first[id]; k < sc->d->first[id + 1]; k++)
+        sig_act_apply(s, &sc->d->act[k]);
+    return 0;
+}
+
+struct sig_comb_ctx {
+    cor_scratch *s;
+    const struct sig_comb *c;
+};
+
+/* A run of the combined database's matchers hit: applied once an event (the first
+ * occurrence stamps them). */
+static inline void sig_comb_run(cor_scratch *s, const struct sig_comb *c,
+                                const struct sig_crun *run)
+{
+    uint32_t k;
+
+    if (s->mstamp[c->act[run->act].mid] == s->gen)
+        return;
+    for (k = run->act; k < run->act_to; k++)
+        sig_act_apply(s, &c->act[k]);
+}
+
+/* ---- the memo of recent values (struct sig_memo) ----------------------------------- */
 
 /* The slot of group g's value str, or NULL when the value is too long to keep. */
 static struct sig_memo *sig_memo_slot(cor_scratch *s, const struct sig_group *g,
@@ -653,7 +683,7 @@ static bool sig_memo_has(const struct sig_memo *e, const struct sig_group *g,
     return e->g == g && e->n == str->n && (str->n == 0 || memcmp(e->v, str->p, str->n) == 0);
 }
 
-/* Keeps in e what the scan just done logged for group grp (g, value str). */
+/* Keeps in e what the scans just done logged for group grp (g, value str). */
 static void sig_memo_put(cor_scratch *s, struct sig_memo *e, const struct sig_group *g,
                          uint32_t grp, const struct vg_str *str)
 {
@@ -681,57 +711,53 @@ static void sig_memo_put(cor_scratch *s, struct sig_memo *e, const struct sig_gr
     s->memo_miss++;
 }
 
-/* sig_on_hit, the pattern logged for the memo. */
-static int sig_on_hit_logged(unsigned int id, unsigned long long from, unsigned long long to,
-                             unsigned int flags, void *ctx)
+/* Does again what the scans of group g (of bucket b) did for the value kept in e. */
+static void sig_memo_replay(cor_scratch *s, const struct sig_bucket *b, const struct sig_group *g,
+                            const struct sig_memo *e)
 {
-    struct sig_scan_ctx *sc = ctx;
+    const struct sig_hsdb *const from[] = {
+        [SIG_MK_LIT] = &g->lit,   [SIG_MK_RE] = &g->re, [SIG_MK_EXACT] = &g->exact,
+        [SIG_MK_TAIL] = &g->tail, [SIG_MK_EQ] = &g->eq,
+    };
+    uint32_t k, a;
 
-    sig_mlog(sc->s, sc->grp, id);
-    return sig_on_hit(id, from, to, flags, ctx);
+    for (k = 0; k < e->nhit; k++) {
+        uint32_t id = SIG_MK_ID(e->hit[k]), kind = e->hit[k] >> SIG_MK_SHIFT;
+        const struct sig_hsdb *d = from[kind];
+        if (kind == SIG_MK_COMB) {
+            sig_comb_run(s, &b->comb, &b->comb.run[id]);
+            continue;
+        }
+        for (a = d->first[id]; a < d->first[id + 1]; a++)
+            sig_act_apply(s, &d->act[a]);
+    }
+    s->memo_hits++;
 }
 
+/* ---- one field's scans -------------------------------------------------------------- */
+
 /* A database of a few literals, without Hyperscan: the same hits, found one by one. */
-static void sig_scan_direct(cor_scratch *s, const struct sig_hsdb *d, const struct vg_str *str)
+static void sig_scan_direct(struct sig_scan_ctx *sc, const struct vg_str *str)
 {
-    struct sig_scan_ctx sc = {s, d, 0};
+    const struct sig_hsdb *d = sc->d;
     size_t p;
 
     for (p = 0; p < d->npat; p++) {
-        const struct sig_matcher *m = &s->rs->m[d->ids[d->first[p]]];
+        const struct sig_matcher *m = &sc->s->rs->m[d->ids[d->first[p]]];
         if (sig_has_caseless(str, m->pre, m->npre))
-            (void)sig_on_hit((unsigned)p, 0, 0, 0, &sc);
+            (void)sig_on_hit((unsigned)p, 0, 0, 0, sc);
     }
-}
-
-struct sig_comb_ctx {
-    cor_scratch *s;
-    const struct sig_comb *c;
-};
-
-/* A run of the combined database's matchers hit: applied once an event (the first
- * occurrence stamps them). */
-static inline void sig_comb_run(cor_scratch *s, const struct sig_comb *c,
-                                const struct sig_crun *run, const uint32_t *mcl)
-{
-    uint32_t k;
-
-    if (s->mstamp[c->act[run->act].mid] == s->gen)
-        return;
-    for (k = run->act; k < run->act_to; k++)
-        sig_act_apply(s, &c->act[k], mcl);
 }
 
 /* A report of the combined database: the occurrence [to - len, to) counts for the run of
  * matchers whose field holds all of it (not one straddling two fields); each such run is
- * logged for the memo. */
+ * logged for the memo when its field's value is to be kept. */
 static int sig_on_comb(unsigned int id, unsigned long long from, unsigned long long to,
                        unsigned int flags, void *ctx)
 {
     const struct sig_comb_ctx *cc = ctx;
     cor_scratch *s = cc->s;
     const struct sig_comb *c = cc->c;
-    const uint32_t *mcl = s->rs->mcl;
     unsigned long long start = to - c->plen[id];
     uint32_t r;
 
@@ -741,8 +767,9 @@ static int sig_on_comb(unsigned int id, unsigned long long from, unsigned long l
         const struct sig_crun *run = &c->run[r];
         if (start < s->gfrom[run->grp] || to > s->gto[run->grp])
             continue; /* another field */
-        sig_mlog(s, run->grp, r);
-        sig_comb_run(s, c, run, mcl);
+        if (s->gmemo[run->grp])
+            sig_mlog(s, run->grp, (uint32_t)SIG_MK_COMB << SIG_MK_SHIFT | r);
+        sig_comb_run(s, c, run);
     }
     return 0;
 }
@@ -766,10 +793,10 @@ static bool sig_comb_put(cor_scratch *s, size_t i, size_t *total, const struct v
     return true;
 }
 
-/* The exact-value set: one lookup of the value, caseless (the keys are lower-cased). */
-static void sig_scan_exact(cor_scratch *s, const struct sig_hsdb *d, const char *v, size_t n)
+/* A set's lookup of v (sc->d: exact, tail or anchored), caseless (the keys are lower-cased). */
+static void sig_scan_exact(struct sig_scan_ctx *sc, const char *v, size_t n)
 {
-    struct sig_scan_ctx sc = {s, d, 0};
+    const struct sig_hsdb *d = sc->d;
     uint32_t hash, h, p;
     uint64_t e;
     size_t i;
@@ -784,7 +811,7 @@ static void sig_scan_exact(cor_scratch *s, const struct sig_hsdb *d, const char 
         for (i = 0; i < n && sig_lc((uint8_t)v[i]) == d->key[p][i]; i++)
             ;
         if (i == n) {
-            (void)sig_on_hit(p, 0, 0, 0, &sc);
+            (void)sig_on_hit(p, 0, 0, 0, sc);
             return;
         }
     }
@@ -826,7 +853,8 @@ static void sig_last_seps(const struct vg_str *str, unsigned seps, const char *a
 }
 
 /* The tail set: the value from its last separator on, looked up once per separator. */
-static void sig_scan_tail(cor_scratch *s, const struct sig_group *g, const struct vg_str *str)
+static void sig_scan_tail(struct sig_scan_ctx *sc, const struct sig_group *g,
+                          const struct vg_str *str)
 {
     const char *at[SIG_TAIL_NSEP];
     size_t k;
@@ -836,12 +864,13 @@ static void sig_scan_tail(cor_scratch *s, const struct sig_group *g, const struc
     sig_last_seps(str, g->tail_seps, at);
     for (k = 0; k < SIG_TAIL_NSEP; k++)
         if (at[k])
-            sig_scan_exact(s, &g->tail, at[k], (size_t)(str->p + str->n - at[k]));
+            sig_scan_exact(sc, at[k], (size_t)(str->p + str->n - at[k]));
 }
 
 /* The anchored set: around every '=' of the value, the bytes of each shape whose name,
  * when it has one, is there. */
-static void sig_scan_eq(cor_scratch *s, const struct sig_group *g, const struct vg_str *str)
+static void sig_scan_eq(struct sig_scan_ctx *sc, const struct sig_group *g,
+                        const struct vg_str *str)
 {
     const char *p = str->p, *end = str->p + str->n, *e;
     size_t i;
@@ -853,95 +882,102 @@ static void sig_scan_eq(cor_scratch *s, const struct sig_group *g, const struct 
             if (at < g->eq_k[i] || at + 1 + g->eq_h[i] > str->n ||
                 (g->eq_name[i] && !sig_eq_caseless(from, g->eq_name[i], g->eq_k[i])))
                 continue;
-            sig_scan_exact(s, &g->eq, (const char *)from, (size_t)g->eq_k[i] + 1 + g->eq_h[i]);
+            sig_scan_exact(sc, (const char *)from, (size_t)g->eq_k[i] + 1 + g->eq_h[i]);
         }
         p = e + 1;
     }
 }
 
-static void sig_scan_sets(cor_scratch *s, const struct sig_group *g, const struct vg_str *str)
+/* The field's lookups: exact value, tail, anchored. */
+static void sig_scan_sets(cor_scratch *s, const struct sig_group *g, uint32_t grp, bool log,
+                          const struct vg_str *str)
 {
-    if (g->exact.htab)
-        sig_scan_exact(s, &g->exact, str->p, str->n);
-    if (g->tail.htab)
-        sig_scan_tail(s, g, str);
-    if (g->eq.htab)
-        sig_scan_eq(s, g, str);
-}
+    struct sig_scan_ctx sc = {s, NULL, grp, 0, log};
 
-/* Group i's literal database over str, or its memo's replay. */
-static void sig_scan_lit(cor_scratch *s, const struct sig_group *g, uint32_t i,
-                         const struct vg_str *str)
-{
-    struct sig_scan_ctx sc = {s, &g->lit, i};
-    struct sig_memo *e = sig_memo_slot(s, g, str);
-    uint32_t k, a;
-
-    if (e && sig_memo_has(e, g, str)) {
-        for (k = 0; k < e->nhit; k++)
-            for (a = g->lit.first[e->hit[k]]; a < g->lit.first[e->hit[k] + 1]; a++)
-                sig_act_apply(s, &g->lit.act[a], s->rs->mcl);
-        s->memo_hits++;
-        return;
+    if (g->exact.htab) {
+        sc.d = &g->exact;
+        sc.tag = (uint32_t)SIG_MK_EXACT << SIG_MK_SHIFT;
+        sig_scan_exact(&sc, str->p, str->n);
     }
-    s->nmlog = 0;
-    /* An error here (only a bad scratch) leaves the bits unset: no false alerts. A value the
-     * memo cannot keep is scanned without logging. */
-    if (hs_scan(g->lit.db, str->p ? str->p : "", (unsigned)str->n, 0, s->hs,
-                e ? sig_on_hit_logged : sig_on_hit, &sc) == HS_SUCCESS &&
-        e)
-        sig_memo_put(s, e, g, i, str);
+    if (g->tail.htab) {
+        sc.d = &g->tail;
+        sc.tag = (uint32_t)SIG_MK_TAIL << SIG_MK_SHIFT;
+        sig_scan_tail(&sc, g, str);
+    }
+    if (g->eq.htab) {
+        sc.d = &g->eq;
+        sc.tag = (uint32_t)SIG_MK_EQ << SIG_MK_SHIFT;
+        sig_scan_eq(&sc, g, str);
+    }
 }
 
+/* Database d (of kind SIG_MK_LIT or SIG_MK_RE) of group grp over str. False when Hyperscan
+ * failed (only a bad scratch): the hits are then missing (no false alerts) and the value is
+ * not kept in the memo. */
+static bool sig_scan_db(cor_scratch *s, const struct sig_hsdb *d, uint32_t kind, uint32_t grp,
+                        bool log, const struct vg_str *str)
+{
+    struct sig_scan_ctx sc = {s, d, grp, kind << SIG_MK_SHIFT, log};
+
+    return hs_scan(d->db, str->p ? str->p : "", (unsigned)str->n, 0, s->hs, sig_on_hit, &sc) ==
+           HS_SUCCESS;
+}
+
+/* Every field of bucket b's rules: a value the memo holds is replayed; else its lookups and
+ * databases run (logging their reports when the memo is to keep it), its short fields' value
+ * going to the combined buffer, scanned once at the end. */
 static void sig_scan_bucket(cor_scratch *s, const struct sig_bucket *b, const struct vg_evview *v)
 {
-    struct sig_scan_ctx sc = {s, NULL, 0};
     struct sig_comb_ctx cc = {s, &b->comb};
     size_t i, total = 0;
     bool pend = false;
 
+    s->nmlog = 0;
     for (i = 0; i < b->ngroups; i++) {
         const struct sig_group *g = &b->groups[i];
+        bool comb = b->in_comb && b->in_comb[i], ok = true;
+        struct sig_memo *e = NULL;
         struct vg_str str;
-        if (b->in_comb && b->in_comb[i]) {
+        if (comb) {
             s->gfrom[i] = 1; /* no occurrence fits */
             s->gto[i] = 0;
             s->gmemo[i] = NULL;
         }
         if (!sig_get(s, v, &g->field, &str))
             continue;
-        sig_scan_sets(s, g, &str);
-        if (b->in_comb && b->in_comb[i]) {
-            struct sig_memo *e = sig_memo_slot(s, g, &str);
-            if (e && sig_memo_has(e, g, &str)) {
-                for (uint32_t k = 0; k < e->nhit; k++)
-                    sig_comb_run(s, &b->comb, &b->comb.run[e->hit[k]], s->rs->mcl);
-                s->memo_hits++;
-            } else if (sig_comb_put(s, i, &total, &str)) {
+        if (g->memo && (e = sig_memo_slot(s, g, &str)) && sig_memo_has(e, g, &str)) {
+            sig_memo_replay(s, b, g, e);
+            continue;
+        }
+        sig_scan_sets(s, g, (uint32_t)i, e != NULL, &str);
+        if (comb) {
+            if (sig_comb_put(s, i, &total, &str)) {
                 s->gmemo[i] = e;
                 pend |= e != NULL;
             }
         } else if (g->lit.direct) {
-            sig_scan_direct(s, &g->lit, &str);
+            struct sig_scan_ctx sc = {s, &g->lit, (uint32_t)i, (uint32_t)SIG_MK_LIT << SIG_MK_SHIFT,
+                                      e != NULL};
+            sig_scan_direct(&sc, &str);
         } else if (g->lit.db) {
-            sig_scan_lit(s, g, (uint32_t)i, &str);
+            ok = sig_scan_db(s, &g->lit, SIG_MK_LIT, (uint32_t)i, e != NULL, &str);
         }
-        if (g->re.db) {
-            sc.d = &g->re;
-            (void)hs_scan(g->re.db, str.p ? str.p : "", (unsigned)str.n, 0, s->hs, sig_on_hit, &sc);
+        if (g->re.db && !sig_scan_db(s, &g->re, SIG_MK_RE, (uint32_t)i, e != NULL, &str)) {
+            ok = false;
+            if (comb)
+                s->gmemo[i] = NULL;
         }
+        if (e && !comb && ok)
+            sig_memo_put(s, e, g, (uint32_t)i, &str);
     }
-    if (total > 0) {
-        s->nmlog = 0;
-        if (hs_scan(b->comb.db, s->cbuf, (unsigned)total, 0, s->hs, sig_on_comb, &cc) ==
-                HS_SUCCESS &&
-            pend)
-            for (i = 0; i < b->ngroups; i++)
-                if (b->in_comb[i] && s->gmemo[i]) {
-                    struct vg_str str = {s->cbuf + s->gfrom[i], s->gto[i] - s->gfrom[i]};
-                    sig_memo_put(s, s->gmemo[i], &b->groups[i], (uint32_t)i, &str);
-                }
-    }
+    if (total > 0 &&
+        hs_scan(b->comb.db, s->cbuf, (unsigned)total, 0, s->hs, sig_on_comb, &cc) == HS_SUCCESS &&
+        pend)
+        for (i = 0; i < b->ngroups; i++)
+            if (b->in_comb[i] && s->gmemo[i]) {
+                struct vg_str str = {s->cbuf + s->gfrom[i], s->gto[i] - s->gfrom[i]};
+                sig_memo_put(s, s->gmemo[i], &b->groups[i], (uint32_t)i, &str);
+            }
     for (i = 0; i < b->nalways; i++)
         sig_candidate(s, b->always[i]);
 }
@@ -968,19 +1004,19 @@ static int sig_eval_word(cor_scratch *s, size_t w, const struct vg_evview *v, bo
 
     s->cand[w] = 0;
     while (bits) {
-        const struct sig_rule *r = rs->rules[w * 64 + (size_t)__builtin_ctzll(bits)];
+        size_t ri = w * 64 + (size_t)__builtin_ctzll(bits);
         bits &= bits - 1;
+        if ((sig_rule_got(s, ri) & rs->rneed[ri]) != rs->rneed[ri])
+            continue; /* a clause only a scan satisfies did not hit */
+        const struct sig_rule *r = rs->rules[ri];
         uint64_t t0 = timed ? vg_mono_ns() : 0;
         bool hit = sig_req_met(s, r, v) && sig_cond_eval(s, r, r->cond, v);
 
-        if (timed) {
-            uint32_t ri = r->info.index;
-
+        if (timed)
             __atomic_store_n(&s->rule_ns[ri],
                              __atomic_load_n(&s->rule_ns[ri], __ATOMIC_RELAXED) +
                                  (vg_mono_ns() - t0) * SIG_TIME_EVERY,
                              __ATOMIC_RELAXED);
-        }
         if (hit) {
             matched++;
             if (fn)
@@ -1006,7 +1042,7 @@ int cor_rules_eval(const cor_ruleset *rs, cor_scratch *s, const struct vg_evview
     if (++s->gen == 0) { /* wrapped: old stamps could look current */
         memset(s->mstamp, 0, (rs->nm + 1) * sizeof(*s->mstamp));
         memset(s->mdone, 0, (rs->nm + 1) * sizeof(*s->mdone));
-        memset(s->cstamp, 0, (rs->nclauses + 1) * sizeof(*s->cstamp));
+        memset(s->rcl, 0, (rs->nrules + 1) * sizeof(*s->rcl));
         memset(&s->addr, 0, sizeof(s->addr));
         memset(s->slot, 0, (rs->nslots + 1) * sizeof(*s->slot));
         s->gen = 1;

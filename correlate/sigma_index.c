@@ -625,10 +625,7 @@ static int sig_hsdb_acts(cor_ruleset *rs, struct sig_hsdb *d)
     for (k = 0; k < d->n; k++) {
         uint32_t mid = d->ids[k];
         const struct sig_matcher *m = &rs->m[mid];
-        d->act[k].mid = mid;
-        d->act[k].wake = m->trigger ? m->rule : SIG_NO_RULE;
-        d->act[k].cl_from = rs->mcl_off[mid];
-        d->act[k].cl_to = rs->mcl_off[mid + 1];
+        d->act[k] = (struct sig_act){mid, m->rule, m->clmask, m->trigger};
     }
     return 0;
 }
@@ -794,9 +791,25 @@ out:
     return rc;
 }
 
+/* Which of the bucket's groups the memo keeps values of (sig_group.memo). */
+static int sig_memo_bucket(cor_ruleset *rs, struct sig_bucket *b)
+{
+    size_t i;
+
+    (void)rs;
+    for (i = 0; i < b->ngroups; i++) {
+        struct sig_group *g = &b->groups[i];
+        g->memo =
+            (b->in_comb && b->in_comb[i]) || g->lit.db || g->re.db || g->tail.htab || g->eq.htab;
+    }
+    return 0;
+}
+
 int sig_build_comb(cor_ruleset *rs)
 {
-    return sig_each_bucket(rs, sig_comb_bucket);
+    int rc = sig_each_bucket(rs, sig_comb_bucket);
+
+    return rc < 0 ? rc : sig_each_bucket(rs, sig_memo_bucket);
 }
 
 static void sig_mark_triggers(cor_ruleset *rs, const struct sig_rule *r, const struct sig_cnode *c,

@@ -109,6 +109,8 @@ struct sig_matcher {
     struct sig_fref ref; /* SIG_M_FIELDREF */
     enum sig_pos pos;
     bool cased;
+    uint8_t clmask; /* a scanned matcher: the required-hit clauses of its rule its hit
+                     * satisfies (bit k: clause k; sig_build_clauses) */
 };
 
 /* One `field|mods: values` entry: OR (or AND with `all`) of its matchers. */
@@ -160,12 +162,11 @@ struct sig_rule {
     uint32_t *req;
     uint32_t *req_off; /* nreq + 1 offsets */
     uint32_t nreq;
-    /* Built by sig_build_clauses once laziness is final. Clause k of the rule is clause
-     * cbase + k of the ruleset: a scan that hits one of its scanned matchers stamps it, so
-     * that a clause is checked in one load instead of a walk over its matchers (a wide
+    /* Built by sig_build_clauses once laziness is final. A scan that hits one of clause k's
+     * scanned matchers sets bit k of the rule's word in the scratch (sig_matcher.clmask), so
+     * that the clauses are checked in one load instead of a walk over their matchers (a wide
      * clause that did not hit was walked in full: 15 hit checks an event). Only the lazy
      * matchers of a clause, lreq[lreq_off[k] .. lreq_off[k + 1]), are left to look for. */
-    uint32_t cbase;
     uint32_t *lreq;
     uint32_t *lreq_off; /* nreq + 1 offsets */
 };
@@ -173,10 +174,10 @@ struct sig_rule {
 /* What a hit of one scanned matcher does, kept beside the database so that a report reads
  * one compact run instead of each matcher's structure (sig_build_acts). */
 struct sig_act {
-    uint32_t mid;     /* mark it hit */
-    uint32_t wake;    /* the rule a trigger wakes, or SIG_NO_RULE */
-    uint32_t cl_from; /* and stamp the clauses rs->mcl[cl_from .. cl_to) */
-    uint32_t cl_to;
+    uint32_t mid;   /* mark it hit */
+    uint32_t rule;  /* its rule */
+    uint8_t clmask; /* set these bits of the rule's clause word (sig_matcher.clmask) */
+    bool wake;      /* a trigger: make the rule a candidate */
 };
 
 #define SIG_NO_RULE UINT32_MAX
@@ -272,6 +273,9 @@ struct sig_group {
     uint8_t eq_k[SIG_EQ_MAXSHAPES];
     uint8_t eq_h[SIG_EQ_MAXSHAPES];
     const uint8_t *eq_name[SIG_EQ_MAXSHAPES];
+    bool memo; /* its values are kept in the memo (struct sig_memo): answering one costs a
+                * scan or several lookups (a field of whole values only is looked up once,
+                * as cheap as a probe of the memo) */
 };
 
 /* The literals of a bucket's short fields (paths, names, ports: not command lines or
@@ -323,9 +327,9 @@ struct cor_ruleset {
     size_t nsvc;
     size_t cap_svc;
     uint64_t lineage_cats;  /* bit per enum vg_cat: a rule of it reads VG_F_ANCESTOR_* */
-    uint32_t nclauses;      /* required-hit clauses of all rules (sig_rule.cbase) */
-    uint32_t *mcl_off;      /* per matcher (nm + 1 offsets): the clauses whose hit a scan hit */
-    uint32_t *mcl;          /* of that scanned matcher stamps (sig_build_clauses) */
+    uint8_t *rneed;         /* per rule: its required-hit clauses without a lazy matcher, which only
+                             * a scan satisfies (bit k: clause k; sig_build_clauses): a candidate
+                             * whose clause word lacks one is dropped without reading the rule */
     const char **slot_name; /* field lookup cache slots (see sig_fref.slot) */
     size_t nslots;
     size_t cap_slots;
@@ -341,27 +345,39 @@ struct sig_slotval {
 /* Scan results of recent field values, so that a value seen again is not scanned again:
  * telemetry repeats itself (the same images, parents, service command lines), and a
  * Hyperscan scan of a short field costs a thousand instructions, mostly fixed. An entry
- * holds a (group, value) and what the scans of that field reported for it: the combined
- * database's runs (an in_comb group) or the literal database's patterns. What a scan
- * reports is a function of the field's value alone, so a replay stamps what the scan
- * would. Direct-mapped by hash; a value longer than SIG_MEMO_MAXLEN, or one with more than
- * SIG_MEMO_HITS reports, is scanned every time. */
+ * holds a (group, value) and everything the field's scans and lookups reported for it,
+ * each report tagged with where it came from (SIG_MK_*): the combined database's runs, the
+ * literal and regex databases' patterns, the exact, tail and anchored sets' keys. What they
+ * report is a function of the field's value alone, so a replay stamps what they would.
+ * Direct-mapped by hash; a value longer than SIG_MEMO_MAXLEN, or one with more than
+ * SIG_MEMO_HITS distinct reports, is scanned every time. */
 #define SIG_MEMO_SLOTS  1024
 #define SIG_MEMO_MAXLEN 160
-#define SIG_MEMO_HITS   7
-#define SIG_MEMO_LOG    512 /* reports logged during one scan; more: nothing is kept */
+#define SIG_MEMO_HITS   11
+#define SIG_MEMO_LOG    512 /* reports logged for one bucket's fields; more: nothing is kept */
+
+enum sig_mkind_memo { SIG_MK_COMB, SIG_MK_LIT, SIG_MK_RE, SIG_MK_EXACT, SIG_MK_TAIL, SIG_MK_EQ };
+#define SIG_MK_SHIFT 29 /* a report: its kind above, the run or pattern number below */
+#define SIG_MK_ID(h) ((h) & ((UINT32_C(1) << SIG_MK_SHIFT) - 1))
 
 struct sig_memo {
     const struct sig_group *g; /* NULL: empty */
     uint16_t n;                /* the value's length */
     uint8_t nhit;
-    uint32_t hit[SIG_MEMO_HITS]; /* comb run or lit pattern numbers, distinct */
+    uint32_t hit[SIG_MEMO_HITS]; /* reports (SIG_MK_*), distinct */
     char v[SIG_MEMO_MAXLEN];
 };
 
 struct sig_mlog {
     uint32_t grp; /* the bucket's group */
-    uint32_t id;  /* run (combined database) or pattern */
+    uint32_t id;  /* the report, tagged (SIG_MK_*) */
+};
+
+/* The required-hit clauses of one rule that a scan hit, for the event of generation gen (an
+ * older gen: none). */
+struct sig_rclauses {
+    uint32_t gen;
+    uint32_t got; /* bit k: clause k */
 };
 
 struct cor_scratch {
@@ -376,7 +392,7 @@ struct cor_scratch {
     uint32_t gen;                  /* current event's generation; stamps equal to it are "hit" */
     uint32_t *mstamp;              /* per matcher */
     uint32_t *mdone;               /* per lazy matcher: equal to gen once checked this event */
-    uint32_t *cstamp;              /* per required-hit clause: equal to gen when a scan hit it */
+    struct sig_rclauses *rcl;      /* per rule: the clauses a scan hit this event */
     /* The last address parsed for a cidr matcher: a rule lists up to 20 networks for one
      * field, and parsing it again for each cost 5 % of evaluation. */
     struct {
@@ -435,12 +451,14 @@ int sig_assign_slots(struct cor_ruleset *rs);
 /* Computes every rule's required hits and its triggers from the matchers' in_db (a
  * pattern Hyperscan later refuses changes them: sig_build_index then runs this again). */
 int sig_build_req(struct cor_ruleset *rs);
-/* Numbers every rule's clauses and lists, per scanned matcher, the clauses it satisfies
- * and, per clause, its lazy matchers (after the last sig_build_req and laziness). */
+/* Marks, per scanned matcher, the clauses of its rule it satisfies (clmask), lists per
+ * clause its lazy matchers, and per rule the clauses only a scan satisfies (rneed) (after
+ * the last sig_build_req and laziness). */
 int sig_build_clauses(struct cor_ruleset *rs);
 /* Fills every database's act[] (after sig_build_clauses). */
 int sig_build_acts(struct cor_ruleset *rs);
-/* Builds every bucket's combined database (after sig_build_acts). */
+/* Builds every bucket's combined database (after sig_build_acts) and decides which groups
+ * the memo keeps values of. */
 int sig_build_comb(struct cor_ruleset *rs);
 void sig_free_clauses(struct cor_ruleset *rs);
 

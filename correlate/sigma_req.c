@@ -363,65 +363,42 @@ static bool rq_scanned(const struct cor_ruleset *rs, uint32_t mid)
 
 int sig_build_clauses(struct cor_ruleset *rs)
 {
-    uint32_t *fill = NULL;
-    size_t i, total = 0;
-    uint32_t k, j, nc = 0;
-    int rc = -VG_ENOMEM;
+    size_t i;
+    uint32_t k, j, nl;
 
     sig_free_clauses(rs);
-    if (!(rs->mcl_off = vg_calloc(rs->nm + 2, sizeof(*rs->mcl_off))) ||
-        !(fill = vg_calloc(rs->nm + 1, sizeof(*fill))))
-        goto out;
+    if (!(rs->rneed = vg_calloc(rs->nrules + 1, sizeof(*rs->rneed))))
+        return -VG_ENOMEM;
+    for (i = 0; i < rs->nm; i++)
+        rs->m[i].clmask = 0;
     for (i = 0; i < rs->nrules; i++) {
         struct sig_rule *r = rs->rules[i];
-        uint32_t nl = 0;
-        r->cbase = nc;
-        nc += r->nreq;
-        for (j = 0; r->nreq && j < r->req_off[r->nreq]; j++) {
-            if (rq_scanned(rs, r->req[j]))
-                rs->mcl_off[r->req[j] + 1]++;
-            else
-                nl++;
-        }
+        nl = 0;
+        for (j = 0; r->nreq && j < r->req_off[r->nreq]; j++)
+            nl += !rq_scanned(rs, r->req[j]);
         r->lreq = vg_arena_alloc(rs->arena, (nl + 1) * sizeof(*r->lreq));
         r->lreq_off = vg_arena_alloc(rs->arena, (r->nreq + 1) * sizeof(*r->lreq_off));
         if (!r->lreq || !r->lreq_off)
-            goto out;
+            return -VG_ENOMEM;
         nl = 0;
-        for (k = 0; k < r->nreq; k++) {
+        for (k = 0; k < r->nreq; k++) { /* k < RQ_MAX_CLAUSES: fits the masks */
             r->lreq_off[k] = nl;
-            for (j = r->req_off[k]; j < r->req_off[k + 1]; j++)
-                if (!rq_scanned(rs, r->req[j]))
+            for (j = r->req_off[k]; j < r->req_off[k + 1]; j++) {
+                if (rq_scanned(rs, r->req[j]))
+                    rs->m[r->req[j]].clmask |= (uint8_t)(1u << k);
+                else
                     r->lreq[nl++] = r->req[j];
+            }
+            if (r->lreq_off[k] == nl)
+                rs->rneed[i] |= (uint8_t)(1u << k);
         }
         r->lreq_off[r->nreq] = nl;
     }
-    for (i = 0; i < rs->nm; i++)
-        rs->mcl_off[i + 1] += rs->mcl_off[i];
-    total = rs->mcl_off[rs->nm];
-    if (!(rs->mcl = vg_malloc((total + 1) * sizeof(*rs->mcl))))
-        goto out;
-    for (i = 0; i < rs->nrules; i++) {
-        const struct sig_rule *r = rs->rules[i];
-        for (k = 0; k < r->nreq; k++)
-            for (j = r->req_off[k]; j < r->req_off[k + 1]; j++) {
-                uint32_t mid = r->req[j];
-                if (rq_scanned(rs, mid))
-                    rs->mcl[rs->mcl_off[mid] + fill[mid]++] = r->cbase + k;
-            }
-    }
-    rs->nclauses = nc;
-    rc = 0;
-out:
-    vg_free(fill);
-    return rc;
+    return 0;
 }
 
 void sig_free_clauses(struct cor_ruleset *rs)
 {
-    vg_free(rs->mcl_off);
-    vg_free(rs->mcl);
-    rs->mcl_off = NULL;
-    rs->mcl = NULL;
-    rs->nclauses = 0;
+    vg_free(rs->rneed);
+    rs->rneed = NULL;
 }

@@ -1218,6 +1218,106 @@ static void test_memo_replay(void **state)
     free(dir);
 }
 
+/* The memo keeps what a field's lookups reported too (exact, tail and anchored sets), with
+ * the literal, regex and combined scans: a stream of repeating values must match as with
+ * every value looked up, for rules that need hits of several fields at once (each clause
+ * of a rule marked by a replay or a scan, in either order) and for a negated one. */
+static void test_memo_replays_lookups(void **state)
+{
+    static const char h32[] = "0123456789abcdef0123456789abcdef";
+    static const char *const img[] = {"C:\\x\\tool-03.exe", "C:\\y\\TOOL-11.EXE", "C:\\z\\a.exe",
+                                      "/usr/bin/tool-sh", "C:\\q\\tool-03.exe.bak"};
+    static const char *const cmd[] = {"Run-04", "run-17", "tool-03 k12x", "Run-04 ", "k9x"};
+    char det[8192], text[10000], *at, *dir = vgt_tmpdir("sigma");
+    char hashes[4][160];
+    struct cor_load_summary sum;
+    const struct sig_bucket *b;
+    cor_ruleset *rs;
+    cor_scratch *on, *off;
+    size_t i, g, nexact = 0, ntail = 0, neq = 0;
+    int k, total = 0;
+
+    (void)state;
+    /* r0: a tail set and an exact set, both needed; r1: an anchored set; r2: a tail hit
+     * without an exact one; r3: a regex or a tail hit; r4: a literal and an extension. */
+    at = det + sprintf(det, "    img:\n        Image|endswith:\n");
+    for (k = 0; k < 20; k++)
+        at += sprintf(at, "            - '\\tool-%02d.exe'\n", k);
+    at += sprintf(at, "            - '/tool-sh'\n    cmd:\n        CommandLine:\n");
+    for (k = 0; k < 20; k++)
+        at += sprintf(at, "            - 'Run-%02d'\n", k);
+    sprintf(at, "    condition: img and cmd\n");
+    rule_text(text, sizeof(text), "77777777-7777-7777-7777-000000000000", WIN_PROC, det);
+    vgt_write_file(dir, "r0.yml", text);
+    at = det + sprintf(det, "    sel:\n        Hashes|contains:\n");
+    for (k = 0; k < 20; k++) {
+        size_t n;
+        at += sprintf(at, "            - 'MD5=");
+        for (n = 0; n + 2 < 32; n++)
+            *at++ = h32[(n + (size_t)k) % 32];
+        at += sprintf(at, "%02d'\n", k);
+    }
+    sprintf(at, "    condition: sel\n");
+    rule_text(text, sizeof(text), "77777777-7777-7777-7777-000000000001", WIN_PROC, det);
+    vgt_write_file(dir, "r1.yml", text);
+    rule_text(text, sizeof(text), "77777777-7777-7777-7777-000000000002", WIN_PROC,
+              "    img:\n        Image|endswith: '\\tool-03.exe'\n"
+              "    cmd:\n        CommandLine: 'Run-04'\n    condition: img and not cmd\n");
+    vgt_write_file(dir, "r2.yml", text);
+    rule_text(text, sizeof(text), "77777777-7777-7777-7777-000000000003", WIN_PROC,
+              "    re:\n        CommandLine|re: 'k[0-9]+x'\n"
+              "    img:\n        Image|endswith: '\\tool-11.exe'\n    condition: re or img\n");
+    vgt_write_file(dir, "r3.yml", text);
+    rule_text(text, sizeof(text), "77777777-7777-7777-7777-000000000004", WIN_PROC,
+              "    cmd:\n        CommandLine|contains: 'tool-0'\n"
+              "    img:\n        Image|endswith: '.exe'\n    condition: cmd and img\n");
+    vgt_write_file(dir, "r4.yml", text);
+    for (k = 0; k < 4; k++) { /* MD5 of literal 5, 7, none, 19; then more hashes */
+        size_t n;
+        char *p = hashes[k] + sprintf(hashes[k], "SHA1=ffff,MD5=");
+        int lit = k == 0 ? 5 : k == 1 ? 7 : k == 2 ? 40 : 19;
+        for (n = 0; n + 2 < 32; n++)
+            *p++ = h32[(n + (size_t)lit) % 32];
+        sprintf(p, "%02d,IMPHASH=00", lit);
+    }
+    rs = load_dir(dir, &sum);
+    assert_int_equal(sum.loaded, 5);
+    b = &rs->cat[VIGIL__OS__OS_WINDOWS][VG_CAT_PROCESS_CREATION];
+    for (g = 0; g < b->ngroups; g++) { /* the sets were built, every field is kept */
+        nexact += b->groups[g].exact.npat;
+        ntail += b->groups[g].tail.npat;
+        neq += b->groups[g].eq.npat;
+        assert_true(b->groups[g].memo);
+    }
+    assert_true(nexact >= 20 && ntail >= 21 && neq >= 20);
+    on = cor_scratch_new(rs);
+    off = cor_scratch_new(rs);
+    assert_non_null(on);
+    assert_non_null(off);
+    off->memo_off = true;
+    for (i = 0; i < 2000; i++) {
+        struct vg_evview v = wproc();
+        struct vgt_matches x = {0, 0}, y = {0, 0};
+        set(&v, VG_F_IMAGE, img[(i + i / 7) % 5]);
+        set(&v, VG_F_COMMAND_LINE, cmd[(i * 3 + i / 5) % 5]);
+        set(&v, VG_F_HASHES, i % 17 == 16 ? NULL : hashes[(i + i / 3) % 4]);
+        int na = cor_rules_eval(rs, on, &v, vgt_on_match, &x);
+        int nb = cor_rules_eval(rs, off, &v, vgt_on_match, &y);
+        if (na != nb || x.h != y.h || x.n != y.n)
+            fail_msg("event %zu (%s | %s): %d matches with the memo, %d without", i,
+                     v.f[VG_F_IMAGE].p, v.f[VG_F_COMMAND_LINE].p, na, nb);
+        total += na;
+    }
+    assert_true(total > 1000);
+    assert_true(on->memo_hits > 5000); /* the three fields of most events replayed */
+    assert_int_equal(off->memo_hits, 0);
+    cor_scratch_destroy(on);
+    cor_scratch_destroy(off);
+    cor_ruleset_unref(rs);
+    vgt_rmtree(dir);
+    free(dir);
+}
+
 struct hits {
     const char *ids[8];
     int n;
@@ -1289,6 +1389,7 @@ int main(void)
         cmocka_unit_test(test_cmdline_literals_and_regexes),
         cmocka_unit_test(test_anchored_values),
         cmocka_unit_test(test_memo_replay),
+        cmocka_unit_test(test_memo_replays_lookups),
         cmocka_unit_test(test_combined_fields),
         cmocka_unit_test(test_re_and_flags),
         cmocka_unit_test(test_base64_and_base64offset),
