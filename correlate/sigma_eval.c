@@ -52,9 +52,9 @@ static int sig_scratch_bucket(cor_scratch *s, const struct sig_bucket *b)
     return 0;
 }
 
-/* Writes a zero into every page of a fresh zeroed block, so that its page faults are taken
- * here and not by the first events evaluated: the stamps and the memo span a few hundred
- * KiB, which the allocator hands out as pages not yet mapped. */
+/* Writes a zero into every page of a fresh zeroed block of n > 0 bytes, so that its page
+ * faults are taken here and not by the first events evaluated: the stamps and the memo
+ * span a few hundred KiB, which the allocator hands out as pages not yet mapped. */
 static void sig_touch(void *p, size_t n)
 {
     volatile uint8_t *b = p;
@@ -62,6 +62,7 @@ static void sig_touch(void *p, size_t n)
 
     for (i = 0; i < n; i += 4096)
         b[i] = 0;
+    b[n - 1] = 0; /* the last page, when the block does not start on a page */
 }
 
 cor_scratch *cor_scratch_new(const cor_ruleset *rs)

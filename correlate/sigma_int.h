@@ -180,8 +180,6 @@ struct sig_act {
     bool wake;      /* a trigger: make the rule a candidate */
 };
 
-#define SIG_NO_RULE UINT32_MAX
-
 #define SIG_EQ_MAXSHAPES 8 /* an anchored set of more shapes stays in the scan */
 
 /* Hyperscan patterns of one kind for one (route, field). Matchers with the same pattern

@@ -18,6 +18,8 @@
 #include "sigma_int.h"
 
 #define RQ_MAX_CLAUSES 8   /* kept per node: more are dropped (a weaker, still valid need) */
+/* A rule's clauses are bits of a byte (sig_matcher.clmask, cor_ruleset.rneed). */
+_Static_assert(RQ_MAX_CLAUSES <= 8, "clause masks are 8 bits");
 #define RQ_MAX_WIDTH   512 /* matchers in one clause: a wider one is dropped */
 
 /* A clause: at least one of m[0..n) hit. */
@@ -353,7 +355,7 @@ int sig_build_req(struct cor_ruleset *rs)
     return rc;
 }
 
-/* ---- clause stamps ------------------------------------------------------------------ */
+/* ---- clause masks ------------------------------------------------------------------- */
 
 /* A matcher whose hit a scan stamps: prefiltered, not looked for on demand. */
 static bool rq_scanned(const struct cor_ruleset *rs, uint32_t mid)

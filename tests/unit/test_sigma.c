@@ -1218,28 +1218,41 @@ static void test_memo_replay(void **state)
     free(dir);
 }
 
+/* Counts matches per rule (index below 8). */
+static void count_per_rule(void *ctx, const struct cor_rule_info *ri)
+{
+    int *n = ctx;
+
+    if (ri->index < 8)
+        n[ri->index]++;
+}
+
 /* The memo keeps what a field's lookups reported too (exact, tail and anchored sets), with
  * the literal, regex and combined scans: a stream of repeating values must match as with
- * every value looked up, for rules that need hits of several fields at once (each clause
- * of a rule marked by a replay or a scan, in either order) and for a negated one. */
+ * every value looked up, rule by rule, for rules that need hits of several fields at once
+ * (each clause of a rule marked by a replay or a scan, in either order) and a negated one. */
 static void test_memo_replays_lookups(void **state)
 {
     static const char h32[] = "0123456789abcdef0123456789abcdef";
     static const char *const img[] = {"C:\\x\\tool-03.exe", "C:\\y\\TOOL-11.EXE", "C:\\z\\a.exe",
                                       "/usr/bin/tool-sh", "C:\\q\\tool-03.exe.bak"};
     static const char *const cmd[] = {"Run-04", "run-17", "tool-03 k12x", "Run-04 ", "k9x"};
+    static const char *const par[] = {"C:\\pp\\x.exe", "C:\\y\\z.exe", "D:\\PP"};
+    int per_on[8] = {0}, per_off[8] = {0};
     char det[8192], text[10000], *at, *dir = vgt_tmpdir("sigma");
     char hashes[4][160];
     struct cor_load_summary sum;
     const struct sig_bucket *b;
     cor_ruleset *rs;
     cor_scratch *on, *off;
-    size_t i, g, nexact = 0, ntail = 0, neq = 0;
+    size_t i, g, nexact = 0, ntail = 0, neq = 0, nre = 0, ncomb = 0;
     int k, total = 0;
 
     (void)state;
     /* r0: a tail set and an exact set, both needed; r1: an anchored set; r2: a tail hit
-     * without an exact one; r3: a regex or a tail hit; r4: a literal and an extension. */
+     * without an exact one; r3: a regex or a tail hit; r4: a literal and an extension;
+     * r5: a regex of Image (a database of its own) or literals of Image or ParentImage
+     * (the combined scan). */
     at = det + sprintf(det, "    img:\n        Image|endswith:\n");
     for (k = 0; k < 20; k++)
         at += sprintf(at, "            - '\\tool-%02d.exe'\n", k);
@@ -1272,6 +1285,12 @@ static void test_memo_replays_lookups(void **state)
               "    cmd:\n        CommandLine|contains: 'tool-0'\n"
               "    img:\n        Image|endswith: '.exe'\n    condition: cmd and img\n");
     vgt_write_file(dir, "r4.yml", text);
+    rule_text(text, sizeof(text), "77777777-7777-7777-7777-000000000005", WIN_PROC,
+              "    re:\n        Image|re: 'tool-[0-9]+\\.exe$'\n"
+              "    lit:\n        Image|contains: ['y\\tool', aa1, aa2, aa3, aa4]\n"
+              "    par:\n        ParentImage|contains: ['\\pp', bb1, bb2, bb3, bb4]\n"
+              "    condition: re or lit or par\n");
+    vgt_write_file(dir, "r5.yml", text);
     for (k = 0; k < 4; k++) { /* MD5 of literal 5, 7, none, 19; then more hashes */
         size_t n;
         char *p = hashes[k] + sprintf(hashes[k], "SHA1=ffff,MD5=");
@@ -1281,15 +1300,19 @@ static void test_memo_replays_lookups(void **state)
         sprintf(p, "%02d,IMPHASH=00", lit);
     }
     rs = load_dir(dir, &sum);
-    assert_int_equal(sum.loaded, 5);
+    assert_int_equal(sum.loaded, 6);
     b = &rs->cat[VIGIL__OS__OS_WINDOWS][VG_CAT_PROCESS_CREATION];
     for (g = 0; g < b->ngroups; g++) { /* the sets were built, every field is kept */
         nexact += b->groups[g].exact.npat;
         ntail += b->groups[g].tail.npat;
         neq += b->groups[g].eq.npat;
+        nre += b->groups[g].re.db != NULL;
+        ncomb += b->in_comb && b->in_comb[g];
         assert_true(b->groups[g].memo);
     }
     assert_true(nexact >= 20 && ntail >= 21 && neq >= 20);
+    assert_int_equal(nre, 1);   /* Image's regex */
+    assert_int_equal(ncomb, 2); /* Image and ParentImage */
     on = cor_scratch_new(rs);
     off = cor_scratch_new(rs);
     assert_non_null(on);
@@ -1301,15 +1324,22 @@ static void test_memo_replays_lookups(void **state)
         set(&v, VG_F_IMAGE, img[(i + i / 7) % 5]);
         set(&v, VG_F_COMMAND_LINE, cmd[(i * 3 + i / 5) % 5]);
         set(&v, VG_F_HASHES, i % 17 == 16 ? NULL : hashes[(i + i / 3) % 4]);
+        set(&v, VG_F_PARENT_IMAGE, par[(i * 7 + i / 11) % 3]);
         int na = cor_rules_eval(rs, on, &v, vgt_on_match, &x);
         int nb = cor_rules_eval(rs, off, &v, vgt_on_match, &y);
         if (na != nb || x.h != y.h || x.n != y.n)
             fail_msg("event %zu (%s | %s): %d matches with the memo, %d without", i,
                      v.f[VG_F_IMAGE].p, v.f[VG_F_COMMAND_LINE].p, na, nb);
+        (void)cor_rules_eval(rs, on, &v, count_per_rule, per_on);
+        (void)cor_rules_eval(rs, off, &v, count_per_rule, per_off);
         total += na;
     }
+    for (k = 0; k < 6; k++) { /* every rule matched, as often with the memo as without */
+        if (per_on[k] == 0 || per_on[k] != per_off[k])
+            fail_msg("rule r%d: %d matches with the memo, %d without", k, per_on[k], per_off[k]);
+    }
     assert_true(total > 1000);
-    assert_true(on->memo_hits > 5000); /* the three fields of most events replayed */
+    assert_true(on->memo_hits > 8000); /* the four fields of most events replayed */
     assert_int_equal(off->memo_hits, 0);
     cor_scratch_destroy(on);
     cor_scratch_destroy(off);
