@@ -943,8 +943,8 @@ int cor_corrstate_export(const cor_corrstate *st, uint64_t mkey, vg_arena *a,
     out->have_watermark = m->have_wm;
     out->n_pending = m->npend - m->phead;
     /* A machine with groups but nothing pending has no buffer yet (NULL + 0 is UB). */
-    out->pending = cs_items_export(st, m->pend != NULL ? m->pend + m->phead : NULL,
-                                   out->n_pending, true, a);
+    out->pending =
+        cs_items_export(st, m->pend != NULL ? m->pend + m->phead : NULL, out->n_pending, true, a);
     for (const struct cs_group *g = m->groups; g; g = g->mnext)
         ng++;
     out->groups = vg_arena_alloc(a, (ng ? ng : 1) * sizeof(*out->groups));

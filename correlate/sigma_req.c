@@ -17,10 +17,10 @@
 
 #include "sigma_int.h"
 
-#define RQ_MAX_CLAUSES 8   /* kept per node: more are dropped (a weaker, still valid need) */
+#define RQ_MAX_CLAUSES 8 /* kept per node: more are dropped (a weaker, still valid need) */
 /* A rule's clauses are bits of a byte (sig_matcher.clmask, cor_ruleset.rneed). */
 _Static_assert(RQ_MAX_CLAUSES <= 8, "clause masks are 8 bits");
-#define RQ_MAX_WIDTH   512 /* matchers in one clause: a wider one is dropped */
+#define RQ_MAX_WIDTH 512 /* matchers in one clause: a wider one is dropped */
 
 /* A clause: at least one of m[0..n) hit. */
 struct rq_clause {
