@@ -101,8 +101,12 @@ cor_scratch *cor_scratch_new(const cor_ruleset *rs)
     s->gto = vg_calloc(s->maxgroups + 1, sizeof(*s->gto));
     s->gmemo = vg_calloc(s->maxgroups + 1, sizeof(*s->gmemo));
     s->memo = vg_calloc(SIG_MEMO_SLOTS, sizeof(*s->memo));
+    s->mtag = vg_calloc(SIG_MEMO_SLOTS, sizeof(*s->mtag));
+    s->mlast = vg_calloc(SIG_MEMO_SLOTS / 2, sizeof(*s->mlast));
+    s->gtag = vg_calloc(s->maxgroups + 1, sizeof(*s->gtag));
     s->mlog = vg_calloc(SIG_MEMO_LOG, sizeof(*s->mlog));
-    if (!s->gfrom || !s->gto || !s->gmemo || !s->memo || !s->mlog)
+    if (!s->gfrom || !s->gto || !s->gmemo || !s->memo || !s->mtag || !s->mlast || !s->gtag ||
+        !s->mlog)
         goto out_free;
     sig_touch(s->mstamp, (rs->nm + 1) * sizeof(*s->mstamp));
     sig_touch(s->mdone, (rs->nm + 1) * sizeof(*s->mdone));
@@ -131,6 +135,9 @@ void cor_scratch_destroy(cor_scratch *s)
     vg_free(s->gto);
     vg_free(s->gmemo);
     vg_free(s->memo);
+    vg_free(s->mtag);
+    vg_free(s->mlast);
+    vg_free(s->gtag);
     vg_free(s->mlog);
     vg_free(s->cand);
     vg_free(s->candsum);
@@ -666,31 +673,45 @@ static inline void sig_comb_run(cor_scratch *s, const struct sig_comb *c,
 
 /* ---- the memo of recent values (struct sig_memo) ----------------------------------- */
 
-/* The slot of group g's value str, or NULL when the value is too long to keep. */
-static struct sig_memo *sig_memo_slot(cor_scratch *s, const struct sig_group *g,
-                                      const struct vg_str *str)
-{
-    uint64_t h;
-
-    if (str->n > SIG_MEMO_MAXLEN || s->memo_off)
-        return NULL;
-    h = vg_hash64(str->n ? str->p : "", str->n, (uint64_t)(uintptr_t)g);
-    return &s->memo[h & (SIG_MEMO_SLOTS - 1)];
-}
-
 static bool sig_memo_has(const struct sig_memo *e, const struct sig_group *g,
                          const struct vg_str *str)
 {
     return e->g == g && e->n == str->n && (str->n == 0 || memcmp(e->v, str->p, str->n) == 0);
 }
 
-/* Keeps in e what the scans just done logged for group grp (g, value str). */
-static void sig_memo_put(cor_scratch *s, struct sig_memo *e, const struct sig_group *g,
-                         uint32_t grp, const struct vg_str *str)
+/* Group g's value str in the memo: its entry, or NULL with *put the entry a scan of it is to
+ * fill (the way of its set not hit last) and *tag its tag; *put NULL when the value is too
+ * long to keep. */
+static struct sig_memo *sig_memo_find(cor_scratch *s, const struct sig_group *g,
+                                      const struct vg_str *str, struct sig_memo **put,
+                                      uint16_t *tag)
+{
+    uint64_t h;
+    size_t set, w;
+
+    *put = NULL;
+    if (str->n > SIG_MEMO_MAXLEN || s->memo_off)
+        return NULL;
+    h = vg_hash64(str->n ? str->p : "", str->n, (uint64_t)(uintptr_t)g);
+    set = (size_t)(h & (SIG_MEMO_SLOTS / 2 - 1));
+    *tag = (uint16_t)(h >> 48 | 1);
+    for (w = 0; w < 2; w++)
+        if (s->mtag[2 * set + w] == *tag && sig_memo_has(&s->memo[2 * set + w], g, str)) {
+            s->mlast[set] = (uint8_t)w;
+            return &s->memo[2 * set + w];
+        }
+    *put = &s->memo[2 * set + 1 - s->mlast[set]];
+    return NULL;
+}
+
+/* Keeps in e (tag tag) what the scans just done logged for group grp (g, value str). */
+static void sig_memo_put(cor_scratch *s, struct sig_memo *e, uint16_t tag,
+                         const struct sig_group *g, uint32_t grp, const struct vg_str *str)
 {
     uint32_t i, k, n = 0;
 
     e->g = NULL;
+    s->mtag[e - s->memo] = 0;
     if (s->nmlog > SIG_MEMO_LOG)
         return; /* reports were dropped: what the entry would hold is not all */
     for (i = 0; i < s->nmlog; i++) {
@@ -709,6 +730,7 @@ static void sig_memo_put(cor_scratch *s, struct sig_memo *e, const struct sig_gr
     e->n = (uint16_t)str->n;
     e->nhit = (uint8_t)n;
     e->g = g;
+    s->mtag[e - s->memo] = tag;
     s->memo_miss++;
 }
 
@@ -937,8 +959,9 @@ static void sig_scan_bucket(cor_scratch *s, const struct sig_bucket *b, const st
     for (i = 0; i < b->ngroups; i++) {
         const struct sig_group *g = &b->groups[i];
         bool comb = b->in_comb && b->in_comb[i], ok = true;
-        struct sig_memo *e = NULL;
+        struct sig_memo *e = NULL, *hit;
         struct vg_str str;
+        uint16_t tag = 0;
         if (comb) {
             s->gfrom[i] = 1; /* no occurrence fits */
             s->gto[i] = 0;
@@ -946,14 +969,15 @@ static void sig_scan_bucket(cor_scratch *s, const struct sig_bucket *b, const st
         }
         if (!sig_get(s, v, &g->field, &str))
             continue;
-        if (g->memo && (e = sig_memo_slot(s, g, &str)) && sig_memo_has(e, g, &str)) {
-            sig_memo_replay(s, b, g, e);
+        if (g->memo && (hit = sig_memo_find(s, g, &str, &e, &tag))) {
+            sig_memo_replay(s, b, g, hit);
             continue;
         }
         sig_scan_sets(s, g, (uint32_t)i, e != NULL, &str);
         if (comb) {
             if (sig_comb_put(s, i, &total, &str)) {
                 s->gmemo[i] = e;
+                s->gtag[i] = tag;
                 pend |= e != NULL;
             }
         } else if (g->lit.direct) {
@@ -969,7 +993,7 @@ static void sig_scan_bucket(cor_scratch *s, const struct sig_bucket *b, const st
                 s->gmemo[i] = NULL;
         }
         if (e && !comb && ok)
-            sig_memo_put(s, e, g, (uint32_t)i, &str);
+            sig_memo_put(s, e, tag, g, (uint32_t)i, &str);
     }
     if (total > 0 &&
         hs_scan(b->comb.db, s->cbuf, (unsigned)total, 0, s->hs, sig_on_comb, &cc) == HS_SUCCESS &&
@@ -977,7 +1001,7 @@ static void sig_scan_bucket(cor_scratch *s, const struct sig_bucket *b, const st
         for (i = 0; i < b->ngroups; i++)
             if (b->in_comb[i] && s->gmemo[i]) {
                 struct vg_str str = {s->cbuf + s->gfrom[i], s->gto[i] - s->gfrom[i]};
-                sig_memo_put(s, s->gmemo[i], &b->groups[i], (uint32_t)i, &str);
+                sig_memo_put(s, s->gmemo[i], s->gtag[i], &b->groups[i], (uint32_t)i, &str);
             }
     for (i = 0; i < b->nalways; i++)
         sig_candidate(s, b->always[i]);

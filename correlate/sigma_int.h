@@ -347,9 +347,13 @@ struct sig_slotval {
  * each report tagged with where it came from (SIG_MK_*): the combined database's runs, the
  * literal and regex databases' patterns, the exact, tail and anchored sets' keys. What they
  * report is a function of the field's value alone, so a replay stamps what they would.
- * Direct-mapped by hash; a value longer than SIG_MEMO_MAXLEN, or one with more than
- * SIG_MEMO_HITS distinct reports, is scanned every time. */
-#define SIG_MEMO_SLOTS  1024
+ * Two-way set associative by hash: a probe compares the set's two tags (a compact array)
+ * before it reads an entry, and a value scanned and kept replaces the way not hit last, so
+ * values seen once evict one another rather than the values that recur (direct-mapped, a
+ * busy command line was scanned again after every few hundred new values). A value longer
+ * than SIG_MEMO_MAXLEN, or one with more than SIG_MEMO_HITS distinct reports, is scanned
+ * every time. */
+#define SIG_MEMO_SLOTS  1024 /* entries, two a set */
 #define SIG_MEMO_MAXLEN 160
 #define SIG_MEMO_HITS   11
 #define SIG_MEMO_LOG    512 /* reports logged for one bucket's fields; more: nothing is kept */
@@ -381,6 +385,9 @@ struct sig_rclauses {
 struct cor_scratch {
     hs_scratch_t *hs;
     struct sig_memo *memo;         /* SIG_MEMO_SLOTS */
+    uint16_t *mtag;                /* per memo entry: its value's hash tag, 0 when empty */
+    uint8_t *mlast;                /* per memo set: the way hit last */
+    uint16_t *gtag;                /* per group of the bucket: the tag of its gmemo entry */
     struct sig_memo **gmemo;       /* per group of the bucket: its slot to fill after the
                                     * combined scan, or NULL */
     struct sig_mlog *mlog;         /* SIG_MEMO_LOG: the reports of the scan in progress */
