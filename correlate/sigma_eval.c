@@ -248,9 +248,13 @@ static bool sig_hs_has(cor_scratch *s, const hs_database_t *db, const struct vg_
     return hit;
 }
 
+/* n bytes equal (ASCII case aside unless cased), as the scan's HS_FLAG_CASELESS compares:
+ * inline, not strncasecmp (a libc call through the locale, 4 % of evaluation in lazy
+ * endswith checks). */
 static bool sig_mem_eq(const char *a, const char *b, size_t n, bool cased)
 {
-    return cased ? memcmp(a, b, n) == 0 : strncasecmp(a, b, n) == 0;
+    return cased ? memcmp(a, b, n) == 0
+                 : sig_eq_caseless((const uint8_t *)a, (const uint8_t *)b, n);
 }
 
 /* A pure literal at its position. A caseless contains needs no check: the (caseless)
