@@ -1238,6 +1238,18 @@ static void test_memo_replays_lookups(void **state)
                                       "/usr/bin/tool-sh", "C:\\q\\tool-03.exe.bak"};
     static const char *const cmd[] = {"Run-04", "run-17", "tool-03 k12x", "Run-04 ", "k9x"};
     static const char *const par[] = {"C:\\pp\\x.exe", "C:\\y\\z.exe", "D:\\PP"};
+    static const char *const small[] = {
+        "    img:\n        Image|endswith: '\\tool-03.exe'\n"
+        "    cmd:\n        CommandLine: 'Run-04'\n    condition: img and not cmd\n",
+        "    re:\n        CommandLine|re: 'k[0-9]+x'\n"
+        "    img:\n        Image|endswith: '\\tool-11.exe'\n    condition: re or img\n",
+        "    cmd:\n        CommandLine|contains: 'tool-0'\n"
+        "    img:\n        Image|endswith: '.exe'\n    condition: cmd and img\n",
+        "    re:\n        Image|re: 'tool-[0-9]+\\.exe$'\n"
+        "    lit:\n        Image|contains: ['y\\tool', aa1, aa2, aa3, aa4]\n"
+        "    par:\n        ParentImage|contains: ['\\pp', bb1, bb2, bb3, bb4]\n"
+        "    condition: re or lit or par\n",
+    };
     int per_on[8] = {0}, per_off[8] = {0};
     char det[8192], text[10000], *at, *dir = vgt_tmpdir("sigma");
     char hashes[4][160];
@@ -1273,24 +1285,13 @@ static void test_memo_replays_lookups(void **state)
     sprintf(at, "    condition: sel\n");
     rule_text(text, sizeof(text), "77777777-7777-7777-7777-000000000001", WIN_PROC, det);
     vgt_write_file(dir, "r1.yml", text);
-    rule_text(text, sizeof(text), "77777777-7777-7777-7777-000000000002", WIN_PROC,
-              "    img:\n        Image|endswith: '\\tool-03.exe'\n"
-              "    cmd:\n        CommandLine: 'Run-04'\n    condition: img and not cmd\n");
-    vgt_write_file(dir, "r2.yml", text);
-    rule_text(text, sizeof(text), "77777777-7777-7777-7777-000000000003", WIN_PROC,
-              "    re:\n        CommandLine|re: 'k[0-9]+x'\n"
-              "    img:\n        Image|endswith: '\\tool-11.exe'\n    condition: re or img\n");
-    vgt_write_file(dir, "r3.yml", text);
-    rule_text(text, sizeof(text), "77777777-7777-7777-7777-000000000004", WIN_PROC,
-              "    cmd:\n        CommandLine|contains: 'tool-0'\n"
-              "    img:\n        Image|endswith: '.exe'\n    condition: cmd and img\n");
-    vgt_write_file(dir, "r4.yml", text);
-    rule_text(text, sizeof(text), "77777777-7777-7777-7777-000000000005", WIN_PROC,
-              "    re:\n        Image|re: 'tool-[0-9]+\\.exe$'\n"
-              "    lit:\n        Image|contains: ['y\\tool', aa1, aa2, aa3, aa4]\n"
-              "    par:\n        ParentImage|contains: ['\\pp', bb1, bb2, bb3, bb4]\n"
-              "    condition: re or lit or par\n");
-    vgt_write_file(dir, "r5.yml", text);
+    for (k = 2; k < 6; k++) {
+        char id[40], name[16];
+        snprintf(id, sizeof(id), "77777777-7777-7777-7777-%012d", k);
+        snprintf(name, sizeof(name), "r%d.yml", k);
+        rule_text(text, sizeof(text), id, WIN_PROC, small[k - 2]);
+        vgt_write_file(dir, name, text);
+    }
     for (k = 0; k < 4; k++) { /* MD5 of literal 5, 7, none, 19; then more hashes */
         size_t n;
         char *p = hashes[k] + sprintf(hashes[k], "SHA1=ffff,MD5=");
