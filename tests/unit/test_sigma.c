@@ -1387,6 +1387,51 @@ static void test_memo_keeps_recurring(void **state)
     free(dir);
 }
 
+/* The scratch's generation counter wraps after 2^32 events: stamps, lazy checks and clause
+ * words left from generation 1 must not count for the event that wraps to it. */
+static void test_generation_wrap(void **state)
+{
+    static const char *const ev[][2] = {
+        {"C:\\x\\tool-a.exe", "run zz-marker"},       /* generation 1: both clauses hit */
+        {"C:\\x\\other.exe", "nothing"},              /* the last before the wrap */
+        {"C:\\x\\tool-a.exe", "nothing of the kind"}, /* wraps to 1: the second misses */
+        {"C:\\y\\tool-a.exe", "a zz-marker"},
+    };
+    static const int want[] = {1, 0, 0, 1};
+    char text[4096], *dir = vgt_tmpdir("sigma");
+    struct cor_load_summary sum;
+    cor_ruleset *rs;
+    cor_scratch *s;
+    size_t i;
+
+    (void)state;
+    rule_text(text, sizeof(text), "55555555-5555-5555-5555-555555555555", WIN_PROC,
+              "    a:\n        Image|endswith: '\\tool-a.exe'\n"
+              "    b:\n        CommandLine|contains: 'zz-marker'\n    condition: a and b\n");
+    vgt_write_file(dir, "r.yml", text);
+    rs = load_dir(dir, &sum);
+    assert_int_equal(sum.loaded, 1);
+    s = cor_scratch_new(rs);
+    assert_non_null(s);
+    for (i = 0; i < VG_ARRAY_SIZE(ev); i++) {
+        struct vg_evview v = wproc();
+        int n;
+        if (i == 1)
+            s->gen = UINT32_MAX - 1; /* as after 2^32 - 2 events */
+        set(&v, VG_F_IMAGE, ev[i][0]);
+        set(&v, VG_F_COMMAND_LINE, ev[i][1]);
+        n = cor_rules_eval(rs, s, &v, NULL, NULL);
+        if (n != want[i])
+            fail_msg("event %zu (%s | %s, generation %u): %d matches, want %d", i, ev[i][0],
+                     ev[i][1], s->gen, n, want[i]);
+    }
+    assert_int_equal(s->gen, 2); /* wrapped */
+    cor_scratch_destroy(s);
+    cor_ruleset_unref(rs);
+    vgt_rmtree(dir);
+    free(dir);
+}
+
 struct hits {
     const char *ids[8];
     int n;
@@ -1460,6 +1505,7 @@ int main(void)
         cmocka_unit_test(test_memo_replay),
         cmocka_unit_test(test_memo_replays_lookups),
         cmocka_unit_test(test_memo_keeps_recurring),
+        cmocka_unit_test(test_generation_wrap),
         cmocka_unit_test(test_combined_fields),
         cmocka_unit_test(test_re_and_flags),
         cmocka_unit_test(test_base64_and_base64offset),
