@@ -63,27 +63,42 @@ static void rule_text(char *buf, size_t cap, const char *id, const char *logsour
 
 #define WIN_PROC "    product: windows\n    category: process_creation\n"
 
+/* Writes one rule (rule_text) as dir/name. */
+static void write_rule(const char *dir, const char *name, const char *id, const char *logsource,
+                       const char *detection)
+{
+    char text[16384];
+
+    rule_text(text, sizeof(text), id, logsource, detection);
+    vgt_write_file(dir, name, text);
+}
+
+/* Frees what a test made: its scratch (or NULL), its ruleset and its rule directory. */
+static void drop(cor_scratch *s, cor_ruleset *rs, char *dir)
+{
+    cor_scratch_destroy(s);
+    cor_ruleset_unref(rs);
+    vgt_rmtree(dir);
+    free(dir);
+}
+
 /* Loads one rule (expects it to load), evaluates each event, frees everything. */
 static int fire_ls(const char *logsource, const char *detection, const struct vg_evview *v)
 {
-    char text[8192], *dir = vgt_tmpdir("sigma");
+    char *dir = vgt_tmpdir("sigma");
     struct cor_load_summary sum;
     cor_ruleset *rs;
     cor_scratch *s;
     int n;
 
-    rule_text(text, sizeof(text), "11111111-1111-1111-1111-111111111111", logsource, detection);
-    vgt_write_file(dir, "r.yml", text);
+    write_rule(dir, "r.yml", "11111111-1111-1111-1111-111111111111", logsource, detection);
     rs = load_dir(dir, &sum);
     if (sum.loaded != 1)
-        fail_msg("rule did not load:\n%s", text);
+        fail_msg("rule did not load:\n%s", detection);
     s = cor_scratch_new(rs);
     assert_non_null(s);
     n = cor_rules_eval(rs, s, v, NULL, NULL);
-    cor_scratch_destroy(s);
-    cor_ruleset_unref(rs);
-    vgt_rmtree(dir);
-    free(dir);
+    drop(s, rs, dir);
     return n;
 }
 
@@ -303,14 +318,13 @@ static void test_boolean_not_trigger(void **state)
                     "        DestinationPort:\n            - 4444\n            - 5555\n"
                     "    condition: sel\n";
     struct vg_evview v = ev(VG_CAT_NETWORK_CONNECTION, VIGIL__OS__OS_WINDOWS);
-    char text[4096], *dir = vgt_tmpdir("sigma");
+    char *dir = vgt_tmpdir("sigma");
     struct cor_load_summary sum;
     size_t i, ntrig = 0, nbool_trig = 0;
     cor_ruleset *rs;
 
     (void)state;
-    rule_text(text, sizeof(text), "66666666-6666-6666-6666-666666666666", ls, d);
-    vgt_write_file(dir, "r.yml", text);
+    write_rule(dir, "r.yml", "66666666-6666-6666-6666-666666666666", ls, d);
     rs = load_dir(dir, &sum);
     assert_int_equal(sum.loaded, 1);
     for (i = 0; i < rs->nm; i++) {
@@ -322,9 +336,7 @@ static void test_boolean_not_trigger(void **state)
     }
     assert_int_equal(ntrig, 2); /* the two ports */
     assert_int_equal(nbool_trig, 0);
-    cor_ruleset_unref(rs);
-    vgt_rmtree(dir);
-    free(dir);
+    drop(NULL, rs, dir);
     set(&v, VG_F_INITIATED, "true");
     set(&v, VG_F_DESTINATION_PORT, "4444");
     assert_int_equal(fire_ls(ls, d, &v), 1);
@@ -345,16 +357,15 @@ static void test_cidr_reparsed_per_event(void **state)
     static const char *const vals[] = {"10.1.2.3", "11.1.2.3", "172.20.0.1", "172.32.0.1",
                                        "192.168.9.9"};
     static const int want[] = {1, 0, 1, 0, 1};
-    char text[4096], *dir = vgt_tmpdir("sigma"), buf[32];
+    char *dir = vgt_tmpdir("sigma"), buf[32];
     struct cor_load_summary sum;
     cor_ruleset *rs;
     cor_scratch *s;
     size_t i;
 
     (void)state;
-    rule_text(text, sizeof(text), "66666666-6666-6666-6666-666666666666",
-              "    product: windows\n    category: network_connection\n", d);
-    vgt_write_file(dir, "r.yml", text);
+    write_rule(dir, "r.yml", "66666666-6666-6666-6666-666666666666",
+               "    product: windows\n    category: network_connection\n", d);
     rs = load_dir(dir, &sum);
     s = cor_scratch_new(rs);
     assert_non_null(s);
@@ -369,10 +380,7 @@ static void test_cidr_reparsed_per_event(void **state)
         v.f[VG_F_DESTINATION_IP].n = strlen(vals[i]);
         assert_int_equal(cor_rules_eval(rs, s, &v, NULL, NULL), want[i]);
     }
-    cor_scratch_destroy(s);
-    cor_ruleset_unref(rs);
-    vgt_rmtree(dir);
-    free(dir);
+    drop(s, rs, dir);
 }
 
 static void test_exists(void **state)
@@ -404,17 +412,13 @@ static void test_numeric_compare(void **state)
     /* A value that is not a number: the rule is refused, not misread. */
     {
         char *dir = vgt_tmpdir("sigma");
-        char text[2048];
         struct cor_load_summary sum;
         cor_ruleset *rs;
-        rule_text(text, sizeof(text), "22222222-2222-2222-2222-222222222222", WIN_PROC, lt);
-        vgt_write_file(dir, "r.yml", text);
+        write_rule(dir, "r.yml", "22222222-2222-2222-2222-222222222222", WIN_PROC, lt);
         rs = load_dir(dir, &sum);
         assert_int_equal(sum.loaded, 0);
         assert_int_equal(sum.skipped, 1);
-        cor_ruleset_unref(rs);
-        vgt_rmtree(dir);
-        free(dir);
+        drop(NULL, rs, dir);
     }
     /* Event values in hex, as Windows renders some numbers, compare by value. */
     set(&v, VG_F_PROCESS_ID, "0x96");
@@ -622,10 +626,7 @@ static void test_broken_files_skipped(void **state)
     assert_int_equal(cor_rules_eval(rs, s, &v, NULL, NULL), 2);
     set(&v, VG_F_COMMAND_LINE, "bad");
     assert_int_equal(cor_rules_eval(rs, s, &v, NULL, NULL), 0);
-    cor_scratch_destroy(s);
-    cor_ruleset_unref(rs);
-    vgt_rmtree(dir);
-    free(dir);
+    drop(s, rs, dir);
 }
 
 static void test_metadata(void **state)
@@ -656,9 +657,7 @@ static void test_metadata(void **state)
     assert_string_equal(ri->tactics[1], "lateral-movement");
     assert_int_equal(ri->group, COR_GROUP_MACHINE);
     assert_null(cor_ruleset_rule(rs, 1));
-    cor_ruleset_unref(rs);
-    vgt_rmtree(dir);
-    free(dir);
+    drop(NULL, rs, dir);
 }
 
 /* ---- the built-in rules --------------------------------------------------------------- */
@@ -671,25 +670,24 @@ static void test_metadata(void **state)
 static void test_lazy_filters(void **state)
 {
     static const char *const marker[] = {"Harmless-Marker-Longer-Than-16", "ok", "Q"};
-    char text[8192], *dir = vgt_tmpdir("sigma");
+    char *dir = vgt_tmpdir("sigma");
     struct cor_load_summary sum;
     cor_ruleset *rs;
     cor_scratch *s;
     size_t i, lazy = 0, scanned = 0, checked = 0;
 
     (void)state;
-    rule_text(text, sizeof(text), "33333333-3333-3333-3333-333333333333", WIN_PROC,
-              "    selection:\n"
-              "        Image|endswith: 'x.exe'\n"
-              "    filter:\n"
-              "        CommandLine|contains:\n"
-              "            - 'Harmless-Marker-Longer-Than-16'\n"
-              "            - 'ok'\n"
-              "            - 'Q'\n"
-              "    filter_cased:\n"
-              "        CommandLine|contains|cased: 'CaseD'\n"
-              "    condition: selection and not 1 of filter*\n");
-    vgt_write_file(dir, "r.yml", text);
+    write_rule(dir, "r.yml", "33333333-3333-3333-3333-333333333333", WIN_PROC,
+               "    selection:\n"
+               "        Image|endswith: 'x.exe'\n"
+               "    filter:\n"
+               "        CommandLine|contains:\n"
+               "            - 'Harmless-Marker-Longer-Than-16'\n"
+               "            - 'ok'\n"
+               "            - 'Q'\n"
+               "    filter_cased:\n"
+               "        CommandLine|contains|cased: 'CaseD'\n"
+               "    condition: selection and not 1 of filter*\n");
     rs = load_dir(dir, &sum);
     assert_int_equal(sum.loaded, 1);
     for (i = 0; i < rs->nm; i++) {
@@ -751,10 +749,7 @@ static void test_lazy_filters(void **state)
         set(&v, VG_F_IMAGE, "D:\\dir\\x.exe.bak");
         assert_int_equal(cor_rules_eval(rs, s, &v, NULL, NULL), 0);
     }
-    cor_scratch_destroy(s);
-    cor_ruleset_unref(rs);
-    vgt_rmtree(dir);
-    free(dir);
+    drop(s, rs, dir);
 }
 
 /* ---- required hits (sigma_req.c) ---------------------------------------------------- */
@@ -771,8 +766,7 @@ static uint32_t fire_pairs(const char *detection, const char *const (*pairs)[2],
     uint32_t nreq;
     size_t i;
 
-    rule_text(text, sizeof(text), "22222222-2222-2222-2222-222222222222", WIN_PROC, detection);
-    vgt_write_file(dir, "r.yml", text);
+    write_rule(dir, "r.yml", "22222222-2222-2222-2222-222222222222", WIN_PROC, detection);
     rs = load_dir(dir, &sum);
     if (sum.loaded != 1)
         fail_msg("rule did not load:\n%s", text);
@@ -785,10 +779,7 @@ static uint32_t fire_pairs(const char *detection, const char *const (*pairs)[2],
         out[i] = cor_rules_eval(rs, s, &v, NULL, NULL);
     }
     nreq = rs->rules[0]->nreq;
-    cor_scratch_destroy(s);
-    cor_ruleset_unref(rs);
-    vgt_rmtree(dir);
-    free(dir);
+    drop(s, rs, dir);
     return nreq;
 }
 
@@ -882,15 +873,14 @@ struct set_counts {
 
 static void count_sets(const char *detection, struct set_counts *c)
 {
-    char text[8192], *dir = vgt_tmpdir("sigma");
+    char *dir = vgt_tmpdir("sigma");
     struct cor_load_summary sum;
     const struct sig_bucket *b;
     cor_ruleset *rs;
     size_t g;
 
     memset(c, 0, sizeof(*c));
-    rule_text(text, sizeof(text), "33333333-3333-3333-3333-333333333333", WIN_PROC, detection);
-    vgt_write_file(dir, "r.yml", text);
+    write_rule(dir, "r.yml", "33333333-3333-3333-3333-333333333333", WIN_PROC, detection);
     rs = load_dir(dir, &sum);
     assert_int_equal(sum.loaded, 1);
     b = &rs->cat[VIGIL__OS__OS_WINDOWS][VG_CAT_PROCESS_CREATION];
@@ -902,9 +892,7 @@ static void count_sets(const char *detection, struct set_counts *c)
         c->lit_npat += b->groups[g].lit.db ? b->groups[g].lit.npat : 0;
         c->re_dbs += b->groups[g].re.db != NULL;
     }
-    cor_ruleset_unref(rs);
-    vgt_rmtree(dir);
-    free(dir);
+    drop(NULL, rs, dir);
 }
 
 /* Whole-value literals of a field with many of them are found by one hash lookup of the
@@ -1025,7 +1013,7 @@ static void test_tail_values(void **state)
 static void test_anchored_values(void **state)
 {
     static const char h32[] = "0123456789abcdef0123456789abcdef";
-    char det[8192], *at = det, val[12][200], text[10000], *dir = vgt_tmpdir("sigma");
+    char det[8192], *at = det, val[12][200], *dir = vgt_tmpdir("sigma");
     const char *algo[] = {"MD5", "SHA1", "SHA256", "IMPHASH"};
     static const int want[] = {1, 1, 1, 1, 0, 1, 1, 0, 0, 1, 0, 0};
     struct cor_load_summary sum;
@@ -1066,8 +1054,7 @@ static void test_anchored_values(void **state)
     sprintf(val[9], "AAA=%s", h32);                         /* the other name of a shape */
     sprintf(val[10], "AAB=%s", h32);
     val[11][0] = 0;
-    rule_text(text, sizeof(text), "88888888-8888-8888-8888-888888888888", WIN_PROC, det);
-    vgt_write_file(dir, "r.yml", text);
+    write_rule(dir, "r.yml", "88888888-8888-8888-8888-888888888888", WIN_PROC, det);
     rs = load_dir(dir, &sum);
     assert_int_equal(sum.loaded, 1);
     count_sets(det, &c); /* 21 literals in the lookup, none scanned */
@@ -1083,10 +1070,7 @@ static void test_anchored_values(void **state)
         if (n != want[i])
             fail_msg("event %d ('%s'): %d matches, want %d", i, val[i], n, want[i]);
     }
-    cor_scratch_destroy(s);
-    cor_ruleset_unref(rs);
-    vgt_rmtree(dir);
-    free(dir);
+    drop(s, rs, dir);
 }
 
 /* Short fields (here Image and ParentImage) are scanned as one buffer (sig_bucket.comb):
@@ -1107,17 +1091,15 @@ static void test_combined_fields(void **state)
                               "    condition: a\n";
     static const char det2[] = "    b:\n        ParentImage|contains: [pp1, pp2, pp3, pp4, pp5]\n"
                                "    condition: b\n";
-    char text[4096], *dir = vgt_tmpdir("sigma");
+    char *dir = vgt_tmpdir("sigma");
     struct cor_load_summary sum;
     cor_ruleset *rs;
     cor_scratch *s;
     size_t i;
 
     (void)state;
-    rule_text(text, sizeof(text), "44444444-4444-4444-4444-444444444444", WIN_PROC, det);
-    vgt_write_file(dir, "a.yml", text);
-    rule_text(text, sizeof(text), "55555555-5555-5555-5555-555555555555", WIN_PROC, det2);
-    vgt_write_file(dir, "b.yml", text);
+    write_rule(dir, "a.yml", "44444444-4444-4444-4444-444444444444", WIN_PROC, det);
+    write_rule(dir, "b.yml", "55555555-5555-5555-5555-555555555555", WIN_PROC, det2);
     rs = load_dir(dir, &sum);
     assert_int_equal(sum.loaded, 2);
     assert_non_null(rs->cat[VIGIL__OS__OS_WINDOWS][VG_CAT_PROCESS_CREATION].comb.db);
@@ -1132,10 +1114,7 @@ static void test_combined_fields(void **state)
         if (n != want[i])
             fail_msg("event %zu (%s | %s): %d matches, want %d", i, p[i][0], p[i][1], n, want[i]);
     }
-    cor_scratch_destroy(s);
-    cor_ruleset_unref(rs);
-    vgt_rmtree(dir);
-    free(dir);
+    drop(s, rs, dir);
 }
 
 /* The memo of recent values (sigma_int.h) replays what the scans of a value reported:
@@ -1160,7 +1139,7 @@ static void test_memo_replay(void **state)
         "C:\\QQ3\\a.exe", ""};
     static const char *const par[] = {"C:\\pp1", "D:\\pp2", "C:\\y", "C:\\qq1", "yy\\x"};
     static const char *const cmd[] = {"alpha", "alpha beta", "k12x gamma", "nothing", "zeta k1x"};
-    char text[4096], name[32], *dir = vgt_tmpdir("sigma"), longv[300], uniq[64];
+    char name[32], *dir = vgt_tmpdir("sigma"), longv[300], uniq[64];
     struct cor_load_summary sum;
     cor_ruleset *rs;
     cor_scratch *on, *off;
@@ -1171,9 +1150,8 @@ static void test_memo_replay(void **state)
     for (i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
         char id[40];
         snprintf(id, sizeof(id), "99999999-9999-9999-9999-%012zu", i);
-        rule_text(text, sizeof(text), id, WIN_PROC, rules[i]);
         snprintf(name, sizeof(name), "r%zu.yml", i);
-        vgt_write_file(dir, name, text);
+        write_rule(dir, name, id, WIN_PROC, rules[i]);
     }
     rs = load_dir(dir, &sum);
     assert_int_equal(sum.loaded, 6);
@@ -1212,10 +1190,7 @@ static void test_memo_replay(void **state)
     assert_true(on->memo_hits > 3000); /* and the memo answered most values */
     assert_int_equal(off->memo_hits, 0);
     cor_scratch_destroy(on);
-    cor_scratch_destroy(off);
-    cor_ruleset_unref(rs);
-    vgt_rmtree(dir);
-    free(dir);
+    drop(off, rs, dir);
 }
 
 /* Counts matches per rule (index below 8). */
@@ -1251,7 +1226,7 @@ static void test_memo_replays_lookups(void **state)
         "    condition: re or lit or par\n",
     };
     int per_on[8] = {0}, per_off[8] = {0};
-    char det[8192], text[10000], *at, *dir = vgt_tmpdir("sigma");
+    char det[8192], *at, *dir = vgt_tmpdir("sigma");
     char hashes[4][160];
     struct cor_load_summary sum;
     const struct sig_bucket *b;
@@ -1272,8 +1247,7 @@ static void test_memo_replays_lookups(void **state)
     for (k = 0; k < 20; k++)
         at += sprintf(at, "            - 'Run-%02d'\n", k);
     sprintf(at, "    condition: img and cmd\n");
-    rule_text(text, sizeof(text), "77777777-7777-7777-7777-000000000000", WIN_PROC, det);
-    vgt_write_file(dir, "r0.yml", text);
+    write_rule(dir, "r0.yml", "77777777-7777-7777-7777-000000000000", WIN_PROC, det);
     at = det + sprintf(det, "    sel:\n        Hashes|contains:\n");
     for (k = 0; k < 20; k++) {
         size_t n;
@@ -1283,14 +1257,12 @@ static void test_memo_replays_lookups(void **state)
         at += sprintf(at, "%02d'\n", k);
     }
     sprintf(at, "    condition: sel\n");
-    rule_text(text, sizeof(text), "77777777-7777-7777-7777-000000000001", WIN_PROC, det);
-    vgt_write_file(dir, "r1.yml", text);
+    write_rule(dir, "r1.yml", "77777777-7777-7777-7777-000000000001", WIN_PROC, det);
     for (k = 2; k < 6; k++) {
         char id[40], name[16];
         snprintf(id, sizeof(id), "77777777-7777-7777-7777-%012d", k);
         snprintf(name, sizeof(name), "r%d.yml", k);
-        rule_text(text, sizeof(text), id, WIN_PROC, small[k - 2]);
-        vgt_write_file(dir, name, text);
+        write_rule(dir, name, id, WIN_PROC, small[k - 2]);
     }
     for (k = 0; k < 4; k++) { /* MD5 of literal 5, 7, none, 19; then more hashes */
         size_t n;
@@ -1343,10 +1315,7 @@ static void test_memo_replays_lookups(void **state)
     assert_true(on->memo_hits > 8000); /* the four fields of most events replayed */
     assert_int_equal(off->memo_hits, 0);
     cor_scratch_destroy(on);
-    cor_scratch_destroy(off);
-    cor_ruleset_unref(rs);
-    vgt_rmtree(dir);
-    free(dir);
+    drop(off, rs, dir);
 }
 
 /* A value that recurs stays in the memo however many values seen once pass between its
@@ -1354,7 +1323,7 @@ static void test_memo_replays_lookups(void **state)
  * values seen once evicted it about ten times (each lands in its slot with odds 1/1,024). */
 static void test_memo_keeps_recurring(void **state)
 {
-    char text[4096], *dir = vgt_tmpdir("sigma"), uniq[64];
+    char *dir = vgt_tmpdir("sigma"), uniq[64];
     struct cor_load_summary sum;
     cor_ruleset *rs;
     cor_scratch *s;
@@ -1362,10 +1331,9 @@ static void test_memo_keeps_recurring(void **state)
     int matches = 0;
 
     (void)state;
-    rule_text(text, sizeof(text), "66666666-6666-6666-6666-666666666666", WIN_PROC,
-              "    sel:\n        Image|endswith: ['\\keep.exe', '\\other.exe']\n"
-              "    condition: sel\n");
-    vgt_write_file(dir, "r.yml", text);
+    write_rule(dir, "r.yml", "66666666-6666-6666-6666-666666666666", WIN_PROC,
+               "    sel:\n        Image|endswith: ['\\keep.exe', '\\other.exe']\n"
+               "    condition: sel\n");
     rs = load_dir(dir, &sum);
     assert_int_equal(sum.loaded, 1);
     s = cor_scratch_new(rs);
@@ -1381,10 +1349,7 @@ static void test_memo_keeps_recurring(void **state)
      * set before its first replay could evict it (odds 1/512 each time). */
     assert_true(s->memo_hits >= n - 3);
     assert_true(s->memo_hits <= n - 1);
-    cor_scratch_destroy(s);
-    cor_ruleset_unref(rs);
-    vgt_rmtree(dir);
-    free(dir);
+    drop(s, rs, dir);
 }
 
 /* The scratch's generation counter wraps after 2^32 events: stamps, lazy checks and clause
@@ -1398,17 +1363,16 @@ static void test_generation_wrap(void **state)
         {"C:\\y\\tool-a.exe", "a zz-marker"},
     };
     static const int want[] = {1, 0, 0, 1};
-    char text[4096], *dir = vgt_tmpdir("sigma");
+    char *dir = vgt_tmpdir("sigma");
     struct cor_load_summary sum;
     cor_ruleset *rs;
     cor_scratch *s;
     size_t i;
 
     (void)state;
-    rule_text(text, sizeof(text), "55555555-5555-5555-5555-555555555555", WIN_PROC,
-              "    a:\n        Image|endswith: '\\tool-a.exe'\n"
-              "    b:\n        CommandLine|contains: 'zz-marker'\n    condition: a and b\n");
-    vgt_write_file(dir, "r.yml", text);
+    write_rule(dir, "r.yml", "55555555-5555-5555-5555-555555555555", WIN_PROC,
+               "    a:\n        Image|endswith: '\\tool-a.exe'\n"
+               "    b:\n        CommandLine|contains: 'zz-marker'\n    condition: a and b\n");
     rs = load_dir(dir, &sum);
     assert_int_equal(sum.loaded, 1);
     s = cor_scratch_new(rs);
@@ -1426,10 +1390,7 @@ static void test_generation_wrap(void **state)
                      ev[i][1], s->gen, n, want[i]);
     }
     assert_int_equal(s->gen, 2); /* wrapped */
-    cor_scratch_destroy(s);
-    cor_ruleset_unref(rs);
-    vgt_rmtree(dir);
-    free(dir);
+    drop(s, rs, dir);
 }
 
 struct hits {
