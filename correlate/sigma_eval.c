@@ -600,10 +600,12 @@ static inline uint32_t sig_rule_got(const cor_scratch *s, size_t ri)
 
 /* The rule's required hits (sigma_req.c) all present, once those only a scan satisfies
  * are (rneed: checked by the caller without reading the rule; most candidates end
- * there)? The lazy matchers of the clauses a scan did not hit are looked for now. */
-static bool sig_req_met(cor_scratch *s, const struct sig_rule *r, const struct vg_evview *v)
+ * there)? got: the clauses a scan hit (sig_rule_got). The lazy matchers of the others are
+ * looked for now. */
+static bool sig_req_met(cor_scratch *s, const struct sig_rule *r, uint32_t got,
+                        const struct vg_evview *v)
 {
-    uint32_t got = sig_rule_got(s, r->info.index), k, i;
+    uint32_t k, i;
 
     for (k = 0; k < r->nreq; k++) {
         if (got >> k & 1)
@@ -966,6 +968,7 @@ static void sig_scan_bucket(cor_scratch *s, const struct sig_bucket *b, const st
         struct sig_memo *e = NULL, *hit;
         struct vg_str str;
         uint16_t tag = 0;
+        bool keep;
         if (comb) {
             s->gfrom[i] = 1; /* no occurrence fits */
             s->gto[i] = 0;
@@ -977,26 +980,27 @@ static void sig_scan_bucket(cor_scratch *s, const struct sig_bucket *b, const st
             sig_memo_replay(s, b, g, hit);
             continue;
         }
-        sig_scan_sets(s, g, (uint32_t)i, e != NULL, &str);
+        keep = e != NULL; /* the memo is to keep the value: its scans log their reports */
+        sig_scan_sets(s, g, (uint32_t)i, keep, &str);
         if (comb) {
             if (sig_comb_put(s, i, &total, &str)) {
                 s->gmemo[i] = e;
                 s->gtag[i] = tag;
-                pend |= e != NULL;
+                pend |= keep;
             }
         } else if (g->lit.direct) {
             struct sig_scan_ctx sc = {s, &g->lit, (uint32_t)i, (uint32_t)SIG_MK_LIT << SIG_MK_SHIFT,
-                                      e != NULL};
+                                      keep};
             sig_scan_direct(&sc, &str);
         } else if (g->lit.db) {
-            ok = sig_scan_db(s, &g->lit, SIG_MK_LIT, (uint32_t)i, e != NULL, &str);
+            ok = sig_scan_db(s, &g->lit, SIG_MK_LIT, (uint32_t)i, keep, &str);
         }
-        if (g->re.db && !sig_scan_db(s, &g->re, SIG_MK_RE, (uint32_t)i, e != NULL, &str)) {
+        if (g->re.db && !sig_scan_db(s, &g->re, SIG_MK_RE, (uint32_t)i, keep, &str)) {
             ok = false;
             if (comb)
                 s->gmemo[i] = NULL;
         }
-        if (e && !comb && ok)
+        if (keep && !comb && ok)
             sig_memo_put(s, e, tag, g, (uint32_t)i, &str);
     }
     if (total > 0 &&
@@ -1034,12 +1038,13 @@ static int sig_eval_word(cor_scratch *s, size_t w, const struct vg_evview *v, bo
     s->cand[w] = 0;
     while (bits) {
         size_t ri = w * 64 + (size_t)__builtin_ctzll(bits);
+        uint32_t got = sig_rule_got(s, ri);
         bits &= bits - 1;
-        if ((sig_rule_got(s, ri) & rs->rneed[ri]) != rs->rneed[ri])
+        if ((got & rs->rneed[ri]) != rs->rneed[ri])
             continue; /* a clause only a scan satisfies did not hit */
         const struct sig_rule *r = rs->rules[ri];
         uint64_t t0 = timed ? vg_mono_ns() : 0;
-        bool hit = sig_req_met(s, r, v) && sig_cond_eval(s, r, r->cond, v);
+        bool hit = sig_req_met(s, r, got, v) && sig_cond_eval(s, r, r->cond, v);
 
         if (timed)
             __atomic_store_n(&s->rule_ns[ri],
